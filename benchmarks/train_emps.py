@@ -1,0 +1,142 @@
+"""Train the pretrained EMPS particle model that ships with particleseg.
+
+Reproduces ``src/particleseg/models/emps.safetensors``. Training is resumable:
+the full training state is written to ``--checkpoint`` after every epoch, and
+running the same command again continues from it, so a long run can span
+several working sessions. ``--export`` writes the model file from the latest
+checkpoint without training.
+
+Exact command of the shipped model (see docs/model_card.rst)::
+
+    python benchmarks/train_emps.py --border-width 1 --checkpoint runs/emps.ckpt \
+        --out src/particleseg/models/emps.safetensors
+
+The validation split (20 %, seed 0, see ``_emps.split_indices``) is never
+trained on; ``benchmarks/emps_accuracy.py`` evaluates on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _emps import DEFAULT_DATA, SPLIT_SEED, VALID_FRACTION, split_indices  # noqa: E402
+
+from particleseg.annotation import BorderAnnotator  # noqa: E402
+from particleseg.datasets import load_emps  # noqa: E402
+from particleseg.segmenter import ParticleSegmenter  # noqa: E402
+
+
+def make_augmenter(invert: bool):
+    """The recipe's nine augmentations, plus contrast inversion (polarity)."""
+    from particleseg.augmentation import Augmenter, InvertContrast, default_augmenter
+
+    aug = default_augmenter()
+    steps = list(aug.steps)
+    if invert:
+        steps.append(("invert", InvertContrast(p=0.5)))
+    return Augmenter(steps)
+
+
+def build_segmenter(args):
+    return ParticleSegmenter(
+        backbone=args.backbone,
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        crop_size=args.crop_size,
+        crops_per_image=args.crops_per_image,
+        augment=make_augmenter(args.invert),
+        annotator=BorderAnnotator(width=args.border_width),
+        intensity_range=args.intensity_range,
+        checkpoint=args.checkpoint,
+        n_threads=args.threads,
+        device=args.device,
+        random_state=args.seed,
+        verbose=1,
+    )
+
+
+def export_from_checkpoint(seg, args, train_images, train_targets, seconds):
+    """Turn the latest checkpoint into a fitted segmenter and save it."""
+    import torch
+
+    from particleseg import _training as T
+    from particleseg._models import build_model
+    from particleseg.normalization import scale_intensity  # noqa: F401
+
+    ckpt = T.load_checkpoint(args.checkpoint, "cpu")
+    model = build_model(args.backbone)
+    model.load_state_dict(ckpt["model"])
+    seg.model_ = model.eval().to(memory_format=torch.channels_last)
+    seg.device_ = torch.device("cpu")
+    seg.classes_ = np.array([0, 1, 2])
+    annot = BorderAnnotator(width=args.border_width)
+    seg.class_weight_ = T.balanced_class_weight([annot.transform(t) for t in train_targets])
+    seg.normalization_ = (seg.mean, seg.std)
+    seg.history_ = ckpt["history"]
+    seg.n_iter_ = ckpt["epoch"]
+    seg.border_width_ = args.border_width
+    seg.model_info_ = {
+        "training_data": f"EMPS training split, {len(train_images)} of 366 images "
+                         f"(validation: {VALID_FRACTION:.0%} held out, seed {SPLIT_SEED})",
+        "seed": args.seed,
+        "command": " ".join(sys.argv),
+        "epochs_trained": ckpt["epoch"],
+        "training_seconds": float(sum(r.get("seconds", 0.0) for r in ckpt["history"])),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
+    }
+    path = seg.save(args.out, half_precision=True)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {ckpt['epoch']} epochs")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="EMPS-style folder (images/, segmaps/)")
+    p.add_argument("--backbone", default="mobilenet_v3_large")
+    p.add_argument("--border-width", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--crop-size", type=int, default=256)
+    p.add_argument("--crops-per-image", type=int, default=4)
+    p.add_argument("--intensity-range", default="image", choices=["dtype", "image"])
+    p.add_argument("--no-invert", dest="invert", action="store_false",
+                   help="do not add contrast inversion to the augmentations")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", required=True, help="training-state file (resumed if present)")
+    p.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--all-images", action="store_true",
+                   help="train on all images (no validation hold-out)")
+    p.add_argument("--export", action="store_true", help="only write --out from the checkpoint")
+    args = p.parse_args(argv)
+
+    X, y, names = load_emps(args.data)
+    if args.all_images:
+        train = np.arange(len(X))
+    else:
+        train, _ = split_indices(len(X))
+    train_images = [X[i] for i in train]
+    train_targets = [y[i] for i in train]
+    print(json.dumps({k: v for k, v in vars(args).items()}), flush=True)
+    seg = build_segmenter(args)
+    start = time.perf_counter()
+    if not args.export:
+        seg.fit(train_images, train_targets)
+    export_from_checkpoint(seg, args, train_images, train_targets, time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()

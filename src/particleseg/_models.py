@@ -1,0 +1,57 @@
+"""Building torchvision DeepLabV3 variants for three particle classes.
+
+torchvision's builders download ImageNet backbone weights by default; here
+nothing is downloaded unless the user asks for ``weights="imagenet"``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["BACKBONES", "build_model", "forward_logits", "output_stride"]
+
+#: Backbones the estimator accepts, with their torchvision builders.
+BACKBONES = ("resnet50", "resnet101", "mobilenet_v3_large")
+
+N_CLASSES = 3
+
+
+def build_model(backbone: str = "resnet50", imagenet: bool = False) -> nn.Module:
+    """DeepLabV3 with ``backbone`` and a 3-class head (no auxiliary head).
+
+    Parameters
+    ----------
+    backbone : {"resnet50", "resnet101", "mobilenet_v3_large"}
+    imagenet : bool
+        Start the backbone from torchvision's ImageNet weights (downloaded by
+        torchvision on first use; needs a network).
+    """
+    from torchvision.models import segmentation as seg
+
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {BACKBONES}; got {backbone!r}.")
+    builder = getattr(seg, f"deeplabv3_{backbone}")
+    weights_backbone = "DEFAULT" if imagenet else None
+    model = builder(
+        weights=None,
+        weights_backbone=weights_backbone,
+        num_classes=N_CLASSES,
+        aux_loss=False,
+    )
+    return model
+
+
+def output_stride(backbone: str) -> int:
+    """The factor by which the backbone's features are coarser than the image."""
+    return 16 if backbone == "mobilenet_v3_large" else 8
+
+
+def forward_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Run the model on a (N, 1, H, W) batch; return (N, 3, H, W) logits.
+
+    The micrograph's one channel is repeated to the three channels the
+    backbone expects. This is the one place where torchvision's
+    ``{"out": ...}`` dictionary is unwrapped.
+    """
+    return model(batch.expand(-1, 3, -1, -1))["out"]
