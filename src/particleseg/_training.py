@@ -121,6 +121,8 @@ def train_epoch(model, optimizer, images, targets, *, crop_size, crops_per_image
     """One pass: ``crops_per_image`` random crops of every image, shuffled."""
     model.train()
     order = np.repeat(np.arange(len(images)), crops_per_image)
+    if len(order) == 1:
+        order = np.repeat(order, 2)  # BatchNorm cannot train on one sample: take two crops
     rng.shuffle(order)
     weight = torch.as_tensor(class_weight, device=device)
     total, n_seen = 0.0, 0

@@ -1,0 +1,165 @@
+"""Accuracy on the EMPS validation split: classical baseline vs the models.
+
+Evaluates on the 20 % of the 366 EMPS images held out with seed 0
+(``_emps.split_indices``); the models evaluated here never trained on them.
+Prints one markdown table row per method:
+
+* mean / median / min / max foreground IoU and Dice, pixel accuracy (as in
+  the published recipe);
+* instance F1 at IoU 0.5 (one-to-one Hungarian matching, pooled over images);
+* median and mean count error ``|n_pred - n_true| / n_true``;
+* median relative error of the mean equivalent diameter per image.
+
+Usage::
+
+    python benchmarks/emps_accuracy.py                       # the shipped model
+    python benchmarks/emps_accuracy.py --model a.safetensors --model b.safetensors
+    python benchmarks/emps_accuracy.py --variants             # postprocessing options too
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import numpy as np
+from skimage import filters, measure, transform
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _emps import DEFAULT_DATA, split_indices  # noqa: E402
+
+from particleseg import ParticleSegmenter, label_particles, pretrained  # noqa: E402
+from particleseg.datasets import load_emps  # noqa: E402
+from particleseg.metrics import count_error, dice_score, iou_score, match_particles, pixel_accuracy  # noqa: E402
+
+
+def otsu_baseline(image):
+    """Otsu threshold + connected components; the particle side is the one
+    that covers less of the image's outer frame (particles rarely fill it)."""
+    t = filters.threshold_otsu(image)
+    dark = image <= t
+    frame = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
+    mask = dark if frame.mean() < 0.5 else ~dark
+    labels = measure.label(mask, connectivity=1)
+    areas = np.bincount(labels.ravel())
+    small = areas < 4
+    small[0] = False
+    labels[small[labels]] = 0
+    return measure.label(labels > 0, connectivity=1)
+
+
+def mean_diameter(labels):
+    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[areas > 0]
+    return float(np.mean(2 * np.sqrt(areas / np.pi))) if len(areas) else 0.0
+
+
+def flip_proba(seg, image):
+    """Mean class probabilities over the 8 flips/rotations of the image."""
+    acc = None
+    for k in range(4):
+        for flip in (False, True):
+            im = np.rot90(image, k)
+            im = im[:, ::-1] if flip else im
+            p = seg.predict_proba(np.ascontiguousarray(im))
+            p = p[:, :, ::-1] if flip else p
+            p = np.rot90(p, -k, axes=(1, 2))
+            acc = p if acc is None else acc + p
+    return acc / 8
+
+
+def scaled_proba(seg, image, scale):
+    """Predict on the image resized by ``scale``; probabilities back at full size."""
+    big = transform.rescale(image.astype(np.float32), scale, order=1, preserve_range=True,
+                            anti_aliasing=False).astype(np.float32)
+    p = seg.predict_proba(big)
+    return np.stack([transform.resize(c, image.shape, order=1, anti_aliasing=True) for c in p]).astype(np.float32)
+
+
+def scores(rows_true, rows_pred, images):
+    ious, dices, accs, count_errs, diam_errs = [], [], [], [], []
+    tp = fp = fn = 0
+    for y, pred in zip(rows_true, rows_pred):
+        ious.append(iou_score(y > 0, pred > 0))
+        dices.append(dice_score(y > 0, pred > 0))
+        accs.append(pixel_accuracy(y > 0, pred > 0))
+        m = match_particles(y, pred, iou_threshold=0.5)
+        tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
+        count_errs.append(count_error(int(len(np.unique(y)) - 1), int(pred.max())))
+        d_true, d_pred = mean_diameter(y), mean_diameter(pred)
+        diam_errs.append(abs(d_pred - d_true) / d_true if d_true else np.nan)
+    f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+    return {
+        "IoU mean": np.mean(ious), "IoU median": np.median(ious), "IoU min": np.min(ious),
+        "IoU max": np.max(ious), "Dice mean": np.mean(dices), "Dice median": np.median(dices),
+        "Dice min": np.min(dices), "Dice max": np.max(dices), "pixel acc.": np.mean(accs),
+        "F1@0.5": f1, "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1),
+        "count err. median": np.median(count_errs), "count err. mean": np.mean(count_errs),
+        "diam. err. median": np.nanmedian(diam_errs),
+    }
+
+
+def print_table(results):
+    cols = list(next(iter(results.values())).keys())
+    print("| method | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for name, r in results.items():
+        print(f"| {name} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--model", action="append",
+                   help="model file(s) to evaluate (default: the bundled 'emps' model)")
+    p.add_argument("--variants", action="store_true",
+                   help="also evaluate postprocessing options: watershed, flips, 2x scale")
+    p.add_argument("--limit", type=int, default=None, help="only the first N validation images")
+    args = p.parse_args(argv)
+
+    X, y, names = load_emps(args.data)
+    _, valid = split_indices(len(X))
+    if args.limit:
+        valid = valid[: args.limit]
+    images = [X[i] for i in valid]
+    truth = [y[i] for i in valid]
+    print(f"{len(images)} validation images of {len(X)} (seed 0); data {args.data}")
+
+    results = {}
+    results["Otsu + connected components"] = scores(truth, [otsu_baseline(im) for im in images], images)
+
+    models = args.model or [None]
+    for path in models:
+        seg = pretrained("emps", device="cpu") if path is None else ParticleSegmenter.load(path, device="cpu")
+        label = "emps (bundled)" if path is None else Path(path).stem
+        width = seg.border_width_ or 1
+        t0 = time.perf_counter()
+        probas = [seg.predict_proba(im) for im in images]
+        seconds = (time.perf_counter() - t0) / len(images)
+        print(f"{label}: {seconds:.2f} s per image (median size {np.median([im.size for im in images]) ** 0.5:.0f} px)")
+        results[f"{label}: 3-class, components"] = scores(
+            truth, [label_particles(pr.argmax(0).astype(np.uint8)) for pr in probas], images)
+        results[f"{label}: proba, components"] = scores(
+            truth, [label_particles(pr) for pr in probas], images)
+        if args.variants:
+            results[f"{label}: proba, watershed"] = scores(
+                truth, [label_particles(pr, method="watershed", min_distance=width) for pr in probas], images)
+            flipped = [flip_proba(seg, im) for im in images]
+            results[f"{label}: 8 flips, components"] = scores(
+                truth, [label_particles(pr) for pr in flipped], images)
+            results[f"{label}: 8 flips, watershed"] = scores(
+                truth, [label_particles(pr, method="watershed", min_distance=width) for pr in flipped], images)
+            up = [scaled_proba(seg, im, 2.0) for im in images]
+            results[f"{label}: 2x scale, components"] = scores(
+                truth, [label_particles(pr) for pr in up], images)
+    print()
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()
