@@ -22,7 +22,7 @@ FORMAT_VERSION = 1
 _PARAMS_SAVED = (
     "backbone", "max_epochs", "batch_size", "learning_rate", "crop_size", "crops_per_image",
     "normalize", "mean", "std", "intensity_range", "validation_fraction", "tile_size",
-    "tile_overlap", "random_state",
+    "tile_overlap", "inference_precision", "random_state",
 )
 
 
@@ -139,7 +139,8 @@ def load_segmenter(cls, path, device="auto"):
 
     config, state = read_model_file(path)
     params = dict(config["params"])
-    seg = cls(**params, device=device)
+    known = set(cls().get_params(deep=False))
+    seg = cls(**{k: v for k, v in params.items() if k in known}, device=device)
     dev = resolve_device(device)
     model = build_model(params["backbone"])
     try:

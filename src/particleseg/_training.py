@@ -175,17 +175,52 @@ def _pad_to(x, multiple):
     return x
 
 
+def bf16_supported() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision, device) -> torch.dtype | None:
+    """The autocast dtype for inference, or None for plain float32."""
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if precision == "float16":
+        return torch.float16
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if bf16_supported() else None
+    raise ValueError(
+        'inference_precision must be "auto", "float32", "bfloat16" or "float16"; '
+        f"got {precision!r}."
+    )
+
+
+def _run(model, x, autocast_dtype):
+    """Logits of a batch, under autocast when a reduced precision is asked for."""
+    if autocast_dtype is None:
+        return forward_logits(model, x).float()
+    with torch.autocast(device_type=x.device.type, dtype=autocast_dtype):
+        return forward_logits(model, x).float()
+
+
 @torch.inference_mode()
-def predict_logits_whole(model, image, stride, device):
+def predict_logits_whole(model, image, stride, device, autocast_dtype=None):
     """Logits (3, H, W) of one standardised image in one piece."""
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
     h, w = image.shape
     x = _pad_to(x, stride).contiguous(memory_format=torch.channels_last)
-    return forward_logits(model, x)[0, :, :h, :w].float()
+    return _run(model, x, autocast_dtype)[0, :, :h, :w]
 
 
 @torch.inference_mode()
-def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap, tile_batch):
+def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap, tile_batch,
+                        autocast_dtype=None):
     """Class probabilities (3, H, W) float32 of one standardised image.
 
     Images no larger than ``tile_size`` go through in one piece. Larger ones
@@ -195,7 +230,8 @@ def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap
     """
     h, w = image.shape
     if tile_size is None or (h <= tile_size and w <= tile_size):
-        return torch.softmax(predict_logits_whole(model, image, stride, device), 0).cpu().numpy()
+        logits = predict_logits_whole(model, image, stride, device, autocast_dtype)
+        return torch.softmax(logits, 0).cpu().numpy()
     tile = tile_size
     step = tile - tile_overlap
     padded = image
@@ -217,7 +253,7 @@ def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap
         batch = np.stack([padded[t : t + tile, l : l + tile] for t, l in chunk])[:, None]
         x = _pad_to(torch.from_numpy(batch).to(device), stride)
         x = x.contiguous(memory_format=torch.channels_last)
-        proba = torch.softmax(forward_logits(model, x)[:, :, :tile, :tile].float(), 1).cpu().numpy()
+        proba = torch.softmax(_run(model, x, autocast_dtype)[:, :, :tile, :tile], 1).cpu().numpy()
         for (t, l), p in zip(chunk, proba):
             acc[:, t : t + tile, l : l + tile] += p * weights
             norm[t : t + tile, l : l + tile] += weights
