@@ -396,7 +396,7 @@ def test_areas_of_rectangles_are_recovered(example):
     """Rectangles come back exactly for border width 1 and 2.
 
     Growing labels back over the border assigns each border pixel to the
-    nearest core (Euclidean). For width >= 3 the outermost corner pixels of a
+    core it reaches first through the foreground. For width >= 3 the outermost corner pixels of a
     rectangle are nearer to a touching neighbour's core than to their own, so
     at most ``_corner_pixels(width)`` pixels per corner change hands (one for
     width 3); nothing else may move.
