@@ -117,8 +117,9 @@ def main(argv=None):
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--model", action="append",
                    help="model file(s) to evaluate (default: the bundled 'emps' model)")
-    p.add_argument("--variants", action="store_true",
-                   help="also evaluate postprocessing options: watershed, flips, 2x scale")
+    p.add_argument("--variants", default="",
+                   help="comma-separated options to evaluate too: watershed, flips, scale2, float32 "
+                        "(e.g. --variants watershed,flips)")
     p.add_argument("--limit", type=int, default=None, help="only the first N validation images")
     args = p.parse_args(argv)
 
@@ -146,14 +147,28 @@ def main(argv=None):
             truth, [label_particles(pr.argmax(0).astype(np.uint8)) for pr in probas], images)
         results[f"{label}: proba, components"] = scores(
             truth, [label_particles(pr) for pr in probas], images)
-        if args.variants:
+        variants = set(filter(None, args.variants.split(",")))
+        unknown = variants - {"watershed", "flips", "scale2", "float32"}
+        if unknown:
+            p.error(f"unknown variants {sorted(unknown)}")
+        if "watershed" in variants:
             results[f"{label}: proba, watershed"] = scores(
                 truth, [label_particles(pr, method="watershed", min_distance=width) for pr in probas], images)
+        if "float32" in variants:
+            seg.set_params(inference_precision="float32")
+            p32 = [seg.predict_proba(im) for im in images]
+            seg.set_params(inference_precision="auto")
+            differ = np.mean([(a.argmax(0) != b.argmax(0)).mean() for a, b in zip(p32, probas)])
+            print(f"{label}: float32 vs auto precision: {differ:.4%} of pixels change class")
+            results[f"{label}: float32, components"] = scores(
+                truth, [label_particles(pr) for pr in p32], images)
+        if "flips" in variants:
             flipped = [flip_proba(seg, im) for im in images]
             results[f"{label}: 8 flips, components"] = scores(
                 truth, [label_particles(pr) for pr in flipped], images)
             results[f"{label}: 8 flips, watershed"] = scores(
                 truth, [label_particles(pr, method="watershed", min_distance=width) for pr in flipped], images)
+        if "scale2" in variants:
             up = [scaled_proba(seg, im, 2.0) for im in images]
             results[f"{label}: 2x scale, components"] = scores(
                 truth, [label_particles(pr) for pr in up], images)

@@ -38,3 +38,8 @@ def emps(emps_dir):
     from particleseg.datasets import load_emps
 
     return load_emps(emps_dir)
+
+# No test may wait on the network: albumentations asks for updates on import
+# unless told not to, and matplotlib must not look for a display.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")

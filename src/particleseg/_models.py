@@ -39,6 +39,15 @@ def build_model(backbone: str = "resnet50", imagenet: bool = False) -> nn.Module
         num_classes=N_CLASSES,
         aux_loss=False,
     )
+    if backbone == "mobilenet_v3_large":
+        # torchvision's MobileNetV3 uses BatchNorm momentum 0.01 (tuned for long
+        # ImageNet runs): its running statistics then lag ~100 steps behind the
+        # weights, and after a short training the model predicts from stale
+        # statistics (often all background). Use PyTorch's 0.1, like the ResNet
+        # backbones and the DeepLab head.
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = 0.1
     return model
 
 

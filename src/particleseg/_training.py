@@ -275,6 +275,7 @@ def save_checkpoint(path, model, optimizer, scheduler, state: TrainState, params
             "epoch": state.epoch,
             "history": json.dumps(state.history),
             "rng_state": json.dumps(state.rng_state),
+            "torch_rng_state": torch.get_rng_state(),
             "params": json.dumps(params),
         },
         str(path) + ".tmp",

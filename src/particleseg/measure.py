@@ -421,6 +421,11 @@ class SizeDistribution:
     def to_dict(self) -> dict:
         """The fields as a plain dict, in declaration order.
 
+        Returns
+        -------
+        fields : dict
+            Field name to value.
+
         Examples
         --------
         >>> import pandas as pd
@@ -433,6 +438,11 @@ class SizeDistribution:
 
     def to_series(self) -> pd.Series:
         """The fields as a pandas Series (object dtype), e.g. to make a table.
+
+        Returns
+        -------
+        fields : pandas.Series
+            Indexed by field name.
 
         Examples
         --------

@@ -176,6 +176,16 @@ class ParticleMatch:
         The IoU of each matched pair.
     iou_threshold : float
         The threshold used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.metrics import match_particles
+    >>> truth = np.array([[1, 1, 0, 2, 2]])
+    >>> found = np.array([[5, 5, 0, 0, 0]])
+    >>> m = match_particles(truth, found)
+    >>> m.tp, m.fn, m.fp, m.recall
+    (1, 1, 0, 0.5)
     """
 
     tp: int

@@ -33,7 +33,27 @@ class NormalizedImage(np.ndarray):
 
     A plain numpy array that remembers the ``(mean, std)`` it was standardised
     with, in the attribute ``normalization``; ``image * std + mean`` gives the
-    [0, 1] image back.
+    [0, 1] image back. :class:`ParticleSegmenter` recognises such images and
+    does not normalise them again.
+
+    Parameters
+    ----------
+    array : array-like
+        The standardised image.
+    mean : float
+        The mean that was subtracted.
+    std : float
+        The standard deviation that was divided by.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.normalization import NormalizedImage
+    >>> image = NormalizedImage(np.zeros((2, 2)), mean=0.5, std=0.25)
+    >>> image.normalization
+    (0.5, 0.25)
+    >>> float(np.asarray(image * 0.25 + 0.5)[0, 0])
+    0.5
     """
 
     def __new__(cls, array, mean, std):
@@ -143,8 +163,8 @@ class Normalizer(TransformerMixin, BaseEstimator):
     >>> from particleseg import Normalizer
     >>> image = np.array([[0, 128, 255]], dtype=np.uint8)
     >>> out = Normalizer(mean=0.5, std=0.25).fit_transform(image)
-    >>> np.round(out, 3)
-    NormalizedImage([[-2.   ,  0.008,  2.   ]], dtype=float32)
+    >>> np.round(np.asarray(out), 3)
+    array([[-2.   ,  0.008,  2.   ]], dtype=float32)
     >>> out.normalization
     (0.5, 0.25)
     """

@@ -458,9 +458,13 @@ class ParticleSegmenter(BaseEstimator):
                     model.load_state_dict(ckpt["model"])
                     optimizer.load_state_dict(ckpt["optimizer"])
                     scheduler.load_state_dict(ckpt["scheduler"])
-                    state = T.TrainState(epoch=ckpt["epoch"], history=ckpt["history"])
+                    history = list(ckpt["history"])  # continue the stored history
+                    state = T.TrainState(epoch=ckpt["epoch"], history=history)
                     rng.bit_generator.state = ckpt["rng_state"]
-                    torch.manual_seed(seed + state.epoch)
+                    if "torch_rng_state" in ckpt:
+                        torch.set_rng_state(ckpt["torch_rng_state"].cpu())
+                    else:  # checkpoints of particleseg 0.1.0.dev0 before this field
+                        torch.manual_seed(seed + state.epoch)
             standardise = _Standardised(augmenter, mean, std) if augmenter is not None else None
             if augmenter is None:
                 train_images = [(im - np.float32(mean)) / np.float32(std) for im in train_images]
