@@ -257,8 +257,16 @@ def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap
         for (t, l), p in zip(chunk, proba):
             acc[:, t : t + tile, l : l + tile] += p * weights
             norm[t : t + tile, l : l + tile] += weights
-    out = acc / norm
-    return out[:, :h, :w]
+    acc /= norm  # in place: the probabilities are the largest array here
+    return acc[:, :h, :w]
+
+
+def class_map(proba, rows_per_chunk=1024):
+    """``proba.argmax(0)`` as uint8, in row chunks (argmax makes int64)."""
+    out = np.empty(proba.shape[1:], dtype=np.uint8)
+    for start in range(0, proba.shape[1], rows_per_chunk):
+        out[start : start + rows_per_chunk] = proba[:, start : start + rows_per_chunk].argmax(0)
+    return out
 
 
 # ----------------------------------------------------------------------------

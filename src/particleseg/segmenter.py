@@ -615,7 +615,7 @@ class ParticleSegmenter(BaseEstimator):
             self.model_.eval()
             for image in images:
                 out.append(T.predict_proba_image(
-                    self.model_, (image - mean) / std, stride=stride, device=self.device_,
+                    self.model_, _standardise(image, mean, std), stride=stride, device=self.device_,
                     tile_size=self.tile_size, tile_overlap=self.tile_overlap, tile_batch=4,
                     autocast_dtype=autocast_dtype,
                 ))
@@ -634,10 +634,12 @@ class ParticleSegmenter(BaseEstimator):
         classes : ndarray of uint8, shape (H, W), or a list of them
             The most probable class of each pixel, at full resolution.
         """
+        from ._training import class_map
+
         proba = self.predict_proba(X)
         if isinstance(proba, list):
-            return [p.argmax(0).astype(np.uint8) for p in proba]
-        return proba.argmax(0).astype(np.uint8)
+            return [class_map(p) for p in proba]
+        return class_map(proba)
 
     def score(self, X, y):
         """Mean per-image particle IoU (intersection over union of the foreground).
@@ -727,6 +729,14 @@ def _stride(backbone):
     from ._models import output_stride
 
     return output_stride(backbone)
+
+
+def _standardise(image, mean, std):
+    """(image - mean) / std in float32, in place when the image is already a copy."""
+    out = image if image.dtype == np.float32 else image.astype(np.float32)
+    out -= np.float32(mean)
+    out /= np.float32(std)
+    return out
 
 
 class _Standardised:
