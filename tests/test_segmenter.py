@@ -695,3 +695,27 @@ def test_tags():
     assert tags.non_deterministic is True
     assert ParticleSegmenter(random_state=0).__sklearn_tags__().non_deterministic is False
 
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (37, 53)])
+def test_inference_scale_returns_full_resolution_and_changes_the_input(data, fitted, shape):
+    """inference_scale enlarges the input; results come back at the image's size."""
+    seg = clone(fitted).set_params(inference_scale=2.0)
+    for name in ("model_", "device_", "classes_", "normalization_", "history_", "n_iter_",
+                 "border_width_", "class_weight_"):
+        setattr(seg, name, getattr(fitted, name))
+    image = data[0][0][: shape[0], : shape[1]]
+    scaled = seg.predict_proba(image)
+    plain = fitted.predict_proba(image)
+    assert scaled.shape == plain.shape == (3, *shape)
+    np.testing.assert_allclose(scaled.sum(axis=0), 1.0, atol=1e-5)
+    # The network saw another input: the probabilities are not those at scale 1.
+    assert np.abs(scaled - plain).max() > 1e-4
+
+
+@pytest.mark.parametrize("scale", [0.1, 5, "2", True])
+def test_bad_inference_scale_is_refused_at_predict(data, fitted, scale):
+    seg = clone(fitted).set_params(inference_scale=scale)
+    seg.model_, seg.device_, seg.normalization_ = fitted.model_, fitted.device_, fitted.normalization_
+    with pytest.raises(ValueError, match="inference_scale must be a number between 0.25 and 4"):
+        seg.predict_proba(data[0][0])

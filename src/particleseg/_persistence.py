@@ -22,7 +22,8 @@ FORMAT_VERSION = 1
 _PARAMS_SAVED = (
     "backbone", "max_epochs", "batch_size", "learning_rate", "crop_size", "crops_per_image",
     "normalize", "mean", "std", "intensity_range", "validation_fraction", "tile_size",
-    "tile_overlap", "inference_precision", "random_state",
+    "tile_overlap", "inference_precision", "inference_scale",
+    "random_state",
 )
 
 

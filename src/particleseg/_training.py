@@ -201,26 +201,39 @@ def resolve_precision(precision, device) -> torch.dtype | None:
     )
 
 
-def _run(model, x, autocast_dtype):
-    """Logits of a batch, under autocast when a reduced precision is asked for."""
+def _run(model, x, stride, autocast_dtype=None, scale=1.0):
+    """Logits (N, 3, h, w) of a (N, 1, h, w) batch of standardised images.
+
+    The batch is enlarged by ``scale`` (bilinear) when it is not 1, padded to
+    a multiple of the network's stride, run under autocast when a reduced
+    precision is asked for, and the logits are brought back to (h, w).
+    """
+    h, w = x.shape[-2:]
+    if scale != 1.0:
+        x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    sh, sw = x.shape[-2:]
+    x = _pad_to(x, stride).contiguous(memory_format=torch.channels_last)
     if autocast_dtype is None:
-        return forward_logits(model, x).float()
-    with torch.autocast(device_type=x.device.type, dtype=autocast_dtype):
-        return forward_logits(model, x).float()
+        logits = forward_logits(model, x)
+    else:
+        with torch.autocast(device_type=x.device.type, dtype=autocast_dtype):
+            logits = forward_logits(model, x)
+    logits = logits[:, :, :sh, :sw].float()
+    if scale != 1.0:
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return logits
 
 
 @torch.inference_mode()
-def predict_logits_whole(model, image, stride, device, autocast_dtype=None):
+def predict_logits_whole(model, image, stride, device, autocast_dtype=None, scale=1.0):
     """Logits (3, H, W) of one standardised image in one piece."""
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
-    h, w = image.shape
-    x = _pad_to(x, stride).contiguous(memory_format=torch.channels_last)
-    return _run(model, x, autocast_dtype)[0, :, :h, :w]
+    return _run(model, x, stride, autocast_dtype, scale)[0]
 
 
 @torch.inference_mode()
 def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap, tile_batch,
-                        autocast_dtype=None):
+                        autocast_dtype=None, scale=1.0):
     """Class probabilities (3, H, W) float32 of one standardised image.
 
     Images no larger than ``tile_size`` go through in one piece. Larger ones
@@ -230,7 +243,7 @@ def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap
     """
     h, w = image.shape
     if tile_size is None or (h <= tile_size and w <= tile_size):
-        logits = predict_logits_whole(model, image, stride, device, autocast_dtype)
+        logits = predict_logits_whole(model, image, stride, device, autocast_dtype, scale)
         return torch.softmax(logits, 0).cpu().numpy()
     tile = tile_size
     step = tile - tile_overlap
@@ -251,9 +264,8 @@ def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap
     for start in range(0, len(corners), tile_batch):
         chunk = corners[start : start + tile_batch]
         batch = np.stack([padded[t : t + tile, l : l + tile] for t, l in chunk])[:, None]
-        x = _pad_to(torch.from_numpy(batch).to(device), stride)
-        x = x.contiguous(memory_format=torch.channels_last)
-        proba = torch.softmax(_run(model, x, autocast_dtype)[:, :, :tile, :tile], 1).cpu().numpy()
+        x = torch.from_numpy(batch).to(device)
+        proba = torch.softmax(_run(model, x, stride, autocast_dtype, scale), 1).cpu().numpy()
         for (t, l), p in zip(chunk, proba):
             acc[:, t : t + tile, l : l + tile] += p * weights
             norm[t : t + tile, l : l + tile] += weights

@@ -141,6 +141,13 @@ class ParticleSegmenter(BaseEstimator):
         by a few hundredths and the predicted class of very few pixels (see
         ``benchmarks/inference.py``); use ``"float32"`` for bit-for-bit
         comparisons across machines.
+    inference_scale : float, default=1.0
+        At prediction, each image (or tile) is enlarged by this factor before
+        the network and its class probabilities are brought back to the
+        image's own size. Values above 1 help the network resolve the borders
+        of small or tightly packed particles (its features are 8 or 16 times
+        coarser than the image) at the cost of ``inference_scale**2`` more
+        computation. Training is unaffected.
     device : str, default="auto"
         ``"auto"`` uses a CUDA GPU when present, else the CPU; or ``"cpu"``,
         ``"cuda"``, ``"cuda:1"``...
@@ -212,6 +219,7 @@ class ParticleSegmenter(BaseEstimator):
         tile_size=1024,
         tile_overlap=128,
         inference_precision="auto",
+        inference_scale=1.0,
         device="auto",
         n_threads=None,
         random_state=None,
@@ -237,6 +245,7 @@ class ParticleSegmenter(BaseEstimator):
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
         self.inference_precision = inference_precision
+        self.inference_scale = inference_scale
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
@@ -262,6 +271,11 @@ class ParticleSegmenter(BaseEstimator):
         positive_int("tile_size", 64, allow_none=True)
         positive_int("tile_overlap", 0)
         positive_int("n_threads", 1, allow_none=True)
+        if (not isinstance(self.inference_scale, numbers.Real) or isinstance(self.inference_scale, bool)
+                or not 0.25 <= self.inference_scale <= 4):
+            raise ValueError(
+                f"inference_scale must be a number between 0.25 and 4; got {self.inference_scale!r}."
+            )
         if self.tile_size is not None and self.tile_overlap * 2 >= self.tile_size:
             raise ValueError(
                 f"tile_overlap ({self.tile_overlap}) must be less than half of tile_size "
@@ -603,6 +617,8 @@ class ParticleSegmenter(BaseEstimator):
         check_is_fitted(self, "model_")
         from . import _training as T
 
+        self._check_params()
+
         images, norm, single = _scaled_images(
             X, "X", self.normalization_ is not None, self.intensity_range,
             *(self.normalization_ or (0.0, 1.0)),
@@ -617,7 +633,7 @@ class ParticleSegmenter(BaseEstimator):
                 out.append(T.predict_proba_image(
                     self.model_, _standardise(image, mean, std), stride=stride, device=self.device_,
                     tile_size=self.tile_size, tile_overlap=self.tile_overlap, tile_batch=4,
-                    autocast_dtype=autocast_dtype,
+                    autocast_dtype=autocast_dtype, scale=float(self.inference_scale),
                 ))
         return out[0] if single else out
 
