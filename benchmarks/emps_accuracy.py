@@ -121,6 +121,10 @@ def main(argv=None):
                    help="comma-separated options to evaluate too: watershed, flips, scale2, float32 "
                         "(e.g. --variants watershed,flips)")
     p.add_argument("--limit", type=int, default=None, help="only the first N validation images")
+    p.add_argument("--inference-scale", type=float, default=None,
+                   help="override the models' inference_scale")
+    p.add_argument("--json", default=None,
+                   help="write the rows as JSON to this file (method -> metrics)")
     args = p.parse_args(argv)
 
     X, y, names = load_emps(args.data)
@@ -138,6 +142,10 @@ def main(argv=None):
     for path in models:
         seg = pretrained("emps", device="cpu") if path is None else ParticleSegmenter.load(path, device="cpu")
         label = "emps (bundled)" if path is None else Path(path).stem
+        if args.inference_scale is not None:
+            seg.set_params(inference_scale=args.inference_scale)
+        if seg.inference_scale != 1.0:
+            label += f" @{seg.inference_scale:g}x"
         width = seg.border_width_ or 1
         t0 = time.perf_counter()
         probas = [seg.predict_proba(im) for im in images]
@@ -174,6 +182,13 @@ def main(argv=None):
                 truth, [label_particles(pr) for pr in up], images)
     print()
     print_table(results)
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump({"split": f"EMPS validation: {len(images)} images held out (seed 0)",
+                       "rows": {k: {c: round(float(v), 4) for c, v in r.items()} for k, r in results.items()}},
+                      f, indent=1)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ def export_from_checkpoint(seg, args, train_images, train_targets, seconds):
         "training_seconds": float(sum(r.get("seconds", 0.0) for r in ckpt["history"])),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
     }
+    seg.set_params(inference_scale=args.inference_scale)
+    if args.validation_json:
+        with open(args.validation_json) as f:
+            seg.model_info_["validation"] = json.load(f)
     path = seg.save(args.out, half_precision=True)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {ckpt['epoch']} epochs")
 
@@ -121,6 +125,11 @@ def main(argv=None):
     p.add_argument("--all-images", action="store_true",
                    help="train on all images (no validation hold-out)")
     p.add_argument("--export", action="store_true", help="only write --out from the checkpoint")
+    p.add_argument("--inference-scale", type=float, default=1.0,
+                   help="inference_scale stored in the exported model (chosen by validation F1)")
+    p.add_argument("--validation-json", default=None,
+                   help="JSON file of validation metrics (from emps_accuracy.py --json) to store "
+                        "in the exported model's description")
     args = p.parse_args(argv)
 
     X, y, names = load_emps(args.data)
