@@ -230,8 +230,13 @@ def test_annotator_transforms_like_the_function():
 
 def test_annotator_fit_returns_self_and_learns_nothing():
     annotator = BorderAnnotator()
-    assert annotator.fit(None) is annotator
+    assert annotator.fit([_two_touching_squares()]) is annotator
     assert [k for k in vars(annotator) if k.endswith("_")] == []
+
+
+def test_annotator_fit_checks_the_instance_maps():
+    with pytest.raises(ValueError, match=r"X\[0\] contains negative labels"):
+        BorderAnnotator().fit([-_two_touching_squares()])
 
 
 def test_annotator_checks_width_in_fit_not_init():

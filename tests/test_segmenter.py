@@ -719,3 +719,17 @@ def test_bad_inference_scale_is_refused_at_predict(data, fitted, scale):
     seg.model_, seg.device_, seg.normalization_ = fitted.model_, fitted.device_, fitted.normalization_
     with pytest.raises(ValueError, match="inference_scale must be a number between 0.25 and 4"):
         seg.predict_proba(data[0][0])
+
+
+def test_mixing_normalized_and_raw_images_is_refused(data):
+    from particleseg import Normalizer
+
+    X, y = data
+    mixed = [Normalizer().fit_transform(X[0]), X[1]]
+    with pytest.raises(ValueError, match="mixes images normalised by a Normalizer with raw images"):
+        ParticleSegmenter(**FAST).fit(mixed, y[:2])
+
+
+def test_fit_without_y_says_what_to_pass(data):
+    with pytest.raises(ValueError, match="y is required"):
+        ParticleSegmenter(**FAST).fit(data[0])

@@ -144,8 +144,8 @@ class BorderAnnotator(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : list of ndarray
-            Instance maps (ignored apart from validation).
+        X : ndarray (H, W) or list of ndarray
+            Instance maps; only checked, nothing is learned from them.
         y : None
             Ignored.
 
@@ -154,6 +154,9 @@ class BorderAnnotator(TransformerMixin, BaseEstimator):
         self : BorderAnnotator
         """
         _check_width(self.width)
+        maps = [X] if isinstance(X, np.ndarray) and X.ndim == 2 else X
+        for i, labels in enumerate(maps):
+            check_instance_map(labels, f"X[{i}]")
         return self
 
     def transform(self, X):

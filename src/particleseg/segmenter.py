@@ -38,7 +38,13 @@ def _scaled_images(X, name, normalize, intensity_range, mean, std):
     else:
         single = None
     items = X if isinstance(X, (list, tuple)) else None
-    if items is not None and len(items) and all(isinstance(x, NormalizedImage) for x in items):
+    marked = [isinstance(x, NormalizedImage) for x in items] if items is not None else []
+    if any(marked) and not all(marked):
+        raise ValueError(
+            f"{name} mixes images normalised by a Normalizer with raw images; pass all of "
+            "them through the same Normalizer, or none."
+        )
+    if items is not None and len(items) and all(marked):
         stats = {x.normalization for x in items}
         if len(stats) != 1:
             raise ValueError(
@@ -377,7 +383,7 @@ class ParticleSegmenter(BaseEstimator):
     # ------------------------------------------------------------------
     # Fitting
 
-    def fit(self, X, y):
+    def fit(self, X, y=None):
         """Train the network on micrographs and their label maps.
 
         Parameters
@@ -394,7 +400,7 @@ class ParticleSegmenter(BaseEstimator):
         """
         return self._fit(X, y, continue_training=self.warm_start)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y=None):
         """Continue training the current model for ``max_epochs`` more epochs.
 
         The learning-rate schedule starts again (a warm restart). Before the
