@@ -10,11 +10,18 @@ Prints one markdown table row per method:
 * median and mean count error ``|n_pred - n_true| / n_true``;
 * median relative error of the mean equivalent diameter per image.
 
+Rows per model: "argmax classes" is the plain 3-class recipe (each pixel
+its most probable class, border -> background, connected components, cores
+grown back); "predict (calibrated outlines)" is ``ParticleSegmenter.predict``
+with its default decision rule. ``--variants`` adds watershed splitting,
+8-fold flip/rotation averaging, the other inference scale and float32
+inference.
+
 Usage::
 
     python benchmarks/emps_accuracy.py                       # the shipped model
     python benchmarks/emps_accuracy.py --model a.safetensors --model b.safetensors
-    python benchmarks/emps_accuracy.py --variants             # postprocessing options too
+    python benchmarks/emps_accuracy.py --variants watershed,flips,scale,float32
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np
-from skimage import filters, measure, transform
+from skimage import filters, measure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _emps import DEFAULT_DATA, split_indices  # noqa: E402
@@ -71,14 +78,6 @@ def flip_proba(seg, image):
             p = np.rot90(p, -k, axes=(1, 2))
             acc = p if acc is None else acc + p
     return acc / 8
-
-
-def scaled_proba(seg, image, scale):
-    """Predict on the image resized by ``scale``; probabilities back at full size."""
-    big = transform.rescale(image.astype(np.float32), scale, order=1, preserve_range=True,
-                            anti_aliasing=False).astype(np.float32)
-    p = seg.predict_proba(big)
-    return np.stack([transform.resize(c, image.shape, order=1, anti_aliasing=True) for c in p]).astype(np.float32)
 
 
 def scores(rows_true, rows_pred, images):
@@ -151,35 +150,40 @@ def main(argv=None):
         probas = [seg.predict_proba(im) for im in images]
         seconds = (time.perf_counter() - t0) / len(images)
         print(f"{label}: {seconds:.2f} s per image (median size {np.median([im.size for im in images]) ** 0.5:.0f} px)")
-        results[f"{label}: 3-class, components"] = scores(
-            truth, [label_particles(pr.argmax(0).astype(np.uint8)) for pr in probas], images)
-        results[f"{label}: proba, components"] = scores(
-            truth, [label_particles(pr) for pr in probas], images)
+        argmax = [seg.set_params(calibrate_outlines=False)._decide(pr) for pr in probas]
+        decided = [seg.set_params(calibrate_outlines=True)._decide(pr) for pr in probas]
+        results[f"{label}: argmax classes, components"] = scores(
+            truth, [label_particles(c) for c in argmax], images)
+        results[f"{label}: predict (calibrated outlines), components"] = scores(
+            truth, [label_particles(c) for c in decided], images)
         variants = set(filter(None, args.variants.split(",")))
-        unknown = variants - {"watershed", "flips", "scale2", "float32"}
+        unknown = variants - {"watershed", "flips", "scale", "float32"}
         if unknown:
             p.error(f"unknown variants {sorted(unknown)}")
         if "watershed" in variants:
-            results[f"{label}: proba, watershed"] = scores(
-                truth, [label_particles(pr, method="watershed", min_distance=width) for pr in probas], images)
+            results[f"{label}: predict (calibrated outlines), watershed"] = scores(
+                truth, [label_particles(c, method="watershed", min_distance=width) for c in decided], images)
         if "float32" in variants:
             seg.set_params(inference_precision="float32")
             p32 = [seg.predict_proba(im) for im in images]
             seg.set_params(inference_precision="auto")
             differ = np.mean([(a.argmax(0) != b.argmax(0)).mean() for a, b in zip(p32, probas)])
             print(f"{label}: float32 vs auto precision: {differ:.4%} of pixels change class")
-            results[f"{label}: float32, components"] = scores(
-                truth, [label_particles(pr) for pr in p32], images)
+            results[f"{label}: float32, predict, components"] = scores(
+                truth, [label_particles(seg._decide(pr)) for pr in p32], images)
         if "flips" in variants:
             flipped = [flip_proba(seg, im) for im in images]
-            results[f"{label}: 8 flips, components"] = scores(
-                truth, [label_particles(pr) for pr in flipped], images)
-            results[f"{label}: 8 flips, watershed"] = scores(
-                truth, [label_particles(pr, method="watershed", min_distance=width) for pr in flipped], images)
-        if "scale2" in variants:
-            up = [scaled_proba(seg, im, 2.0) for im in images]
-            results[f"{label}: 2x scale, components"] = scores(
-                truth, [label_particles(pr) for pr in up], images)
+            results[f"{label}: 8 flips, predict, components"] = scores(
+                truth, [label_particles(seg._decide(pr)) for pr in flipped], images)
+        if "scale" in variants:
+            # The other inference scale (1 <-> 2), to choose it by F1.
+            other = 1.0 if seg.inference_scale != 1.0 else 2.0
+            seg.set_params(inference_scale=other)
+            alt = [seg.predict_proba(im) for im in images]
+            results[f"{label} at {other:g}x: argmax classes, components"] = scores(
+                truth, [label_particles(seg.set_params(calibrate_outlines=False)._decide(pr)) for pr in alt], images)
+            results[f"{label} at {other:g}x: predict (calibrated outlines), components"] = scores(
+                truth, [label_particles(seg.set_params(calibrate_outlines=True)._decide(pr)) for pr in alt], images)
     print()
     print_table(results)
     if args.json:

@@ -324,7 +324,16 @@ def test_predict_proba_is_a_distribution_and_predict_its_argmax(data, fitted):
     assert proba.shape == (3, 64, 64) and proba.dtype == np.float32
     assert proba.min() >= 0
     np.testing.assert_allclose(proba.sum(axis=0), 1.0, atol=1e-5)
-    np.testing.assert_array_equal(fitted.predict(X[1]), proba.argmax(axis=0))
+    # The plain rule: each pixel its most probable class.
+    argmax_seg = copy.deepcopy(fitted).set_params(calibrate_outlines=False)
+    np.testing.assert_array_equal(argmax_seg.predict(X[1]), proba.argmax(axis=0))
+    # The default rule: cores where p(particle) >= 0.5; outlines where
+    # particle-or-border wins once the class weights are divided out.
+    w = fitted.class_weight_
+    outline = proba[1] / w[1] + proba[2] / w[2] >= proba[0] / w[0]
+    expected = np.where(outline, 2, 0)
+    expected[proba[1] >= 0.5] = 1
+    np.testing.assert_array_equal(fitted.predict(X[1]), expected)
     probas = fitted.predict_proba(X)
     assert isinstance(probas, list) and len(probas) == 4
     np.testing.assert_array_equal(probas[1], proba)

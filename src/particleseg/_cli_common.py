@@ -155,6 +155,7 @@ def segment(seg, image, args):
     """Predict one image and label its particles with the command's options."""
     from .postprocessing import label_particles
 
-    proba = seg.predict_proba(image)
-    return label_particles(proba, threshold=args.threshold, min_size=args.min_size,
-                           method=args.method)
+    # The segmenter's own decision rule (cores, then calibrated outlines), with
+    # the command's core threshold.
+    classes = seg._decide(seg.predict_proba(image), threshold=args.threshold)
+    return label_particles(classes, min_size=args.min_size, method=args.method)

@@ -273,6 +273,24 @@ def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap
     return acc[:, :h, :w]
 
 
+def outline_class_map(proba, class_weight, core_threshold=0.5, rows_per_chunk=1024):
+    """Class map with cores from ``proba`` and outlines from re-weighted ``proba``.
+
+    Core (1): particle probability >= ``core_threshold``. Foreground (core or border, 2):
+    ``p1/w1 + p2/w2 >= p0/w0``, i.e. particle-or-border wins once the class
+    weights ``w`` of the loss are divided out. Background (0) elsewhere.
+    Computed in row chunks to bound memory.
+    """
+    w = np.asarray(class_weight, dtype=np.float32)
+    out = np.empty(proba.shape[1:], dtype=np.uint8)
+    for start in range(0, proba.shape[1], rows_per_chunk):
+        p = proba[:, start : start + rows_per_chunk]
+        chunk = np.where(p[1] / w[1] + p[2] / w[2] >= p[0] / w[0], 2, 0).astype(np.uint8)
+        chunk[p[1] >= core_threshold] = 1
+        out[start : start + rows_per_chunk] = chunk
+    return out
+
+
 def class_map(proba, rows_per_chunk=1024):
     """``proba.argmax(0)`` as uint8, in row chunks (argmax makes int64)."""
     out = np.empty(proba.shape[1:], dtype=np.uint8)

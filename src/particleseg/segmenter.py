@@ -154,6 +154,17 @@ class ParticleSegmenter(BaseEstimator):
         of small or tightly packed particles (its features are 8 or 16 times
         coarser than the image) at the cost of ``inference_scale**2`` more
         computation. Training is unaffected.
+    calibrate_outlines : bool, default=True
+        How :meth:`predict` decides the classes. The class weights of the
+        loss (``class_weight``) make the network favour the rare border
+        class, which keeps the cores of touching particles apart but makes
+        particles look larger than they are. With True, cores are taken from
+        the network's probabilities as they are, and outlines (particle or
+        border versus background) from the probabilities with the weighting
+        undone (each class's probability divided by its weight, renormalised),
+        so particles are separated *and* not inflated. With False, every
+        pixel gets its most probable class. :meth:`predict_proba` always
+        returns the network's probabilities as they are.
     device : str, default="auto"
         ``"auto"`` uses a CUDA GPU when present, else the CPU; or ``"cpu"``,
         ``"cuda"``, ``"cuda:1"``...
@@ -226,6 +237,7 @@ class ParticleSegmenter(BaseEstimator):
         tile_overlap=128,
         inference_precision="auto",
         inference_scale=1.0,
+        calibrate_outlines=True,
         device="auto",
         n_threads=None,
         random_state=None,
@@ -252,6 +264,7 @@ class ParticleSegmenter(BaseEstimator):
         self.tile_overlap = tile_overlap
         self.inference_precision = inference_precision
         self.inference_scale = inference_scale
+        self.calibrate_outlines = calibrate_outlines
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
@@ -646,6 +659,13 @@ class ParticleSegmenter(BaseEstimator):
     def predict(self, X):
         """Class map per pixel: 0 background, 1 particle, 2 border.
 
+        With ``calibrate_outlines=True`` (the default) the decision is made in
+        two steps: particle cores are the pixels whose particle probability is
+        at least 0.5 as the network predicts it; the particle's outline (core
+        or border versus background) is decided with the class weighting of
+        the loss undone (see ``calibrate_outlines``). With False, each pixel
+        gets its most probable class.
+
         Parameters
         ----------
         X : ndarray (H, W) or list of ndarray
@@ -654,13 +674,25 @@ class ParticleSegmenter(BaseEstimator):
         Returns
         -------
         classes : ndarray of uint8, shape (H, W), or a list of them
-            The most probable class of each pixel, at full resolution.
+            One class map per image, at full resolution.
         """
-        from ._training import class_map
-
         proba = self.predict_proba(X)
         if isinstance(proba, list):
-            return [class_map(p) for p in proba]
+            return [self._decide(p) for p in proba]
+        return self._decide(proba)
+
+    def _decide(self, proba, threshold=0.5):
+        """The class map of one image's probabilities (see :meth:`predict`)."""
+        from ._training import class_map, outline_class_map
+
+        if self.calibrate_outlines:
+            return outline_class_map(proba, self.class_weight_, core_threshold=threshold)
+        if threshold != 0.5:
+            from .postprocessing import foreground_mask, particle_mask
+
+            classes = np.where(foreground_mask(proba, threshold), 2, 0).astype(np.uint8)
+            classes[particle_mask(proba, threshold)] = 1
+            return classes
         return class_map(proba)
 
     def score(self, X, y):
