@@ -142,7 +142,7 @@ class ParticleSegmenter(BaseEstimator):
     inference_precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Arithmetic precision of prediction (training is always float32).
         ``"auto"`` computes in bfloat16 on CPUs that support it natively
-        (AVX512-BF16 or AMX; about 3x faster than float32) and in float16 on a
+        (AVX512-BF16 or AMX; see ``benchmarks/inference.py`` for the speed-up) and in float16 on a
         GPU, else in float32. Reduced precision changes class probabilities
         by a few hundredths and the predicted class of very few pixels (see
         ``benchmarks/inference.py``); use ``"float32"`` for bit-for-bit
