@@ -62,6 +62,7 @@ images, instance_maps = make_particles(
 )
 image, truth = images[0], instance_maps[0]
 
+proba = seg.predict_proba(image)  # (3, H, W): background, particle, border
 classes = seg.predict(image)  # 0 background, 1 particle core, 2 border
 labels = label_particles(classes)
 match = match_particles(truth, labels)

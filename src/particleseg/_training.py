@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -318,8 +319,6 @@ def save_checkpoint(path, model, optimizer, scheduler, state: TrainState, params
         },
         str(path) + ".tmp",
     )
-    import os
-
     os.replace(str(path) + ".tmp", path)
 
 

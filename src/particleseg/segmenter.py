@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import numbers
+import os
 import time
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
-from sklearn.exceptions import NotFittedError
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import (
@@ -482,22 +481,9 @@ class ParticleSegmenter(BaseEstimator):
                 optimizer, T_max=max(self.max_epochs, 1)
             )
             state = T.TrainState(epoch=0, history=history)
-            if self.checkpoint is not None:
-                import os
-
-                if os.path.exists(self.checkpoint):
-                    ckpt = T.load_checkpoint(self.checkpoint, device)
-                    self._check_checkpoint_params(ckpt["params"])
-                    model.load_state_dict(ckpt["model"])
-                    optimizer.load_state_dict(ckpt["optimizer"])
-                    scheduler.load_state_dict(ckpt["scheduler"])
-                    history = list(ckpt["history"])  # continue the stored history
-                    state = T.TrainState(epoch=ckpt["epoch"], history=history)
-                    rng.bit_generator.state = ckpt["rng_state"]
-                    if "torch_rng_state" in ckpt:
-                        torch.set_rng_state(ckpt["torch_rng_state"].cpu())
-                    else:  # checkpoints of particleseg 0.1.0.dev0 before this field
-                        torch.manual_seed(seed + state.epoch)
+            if self.checkpoint is not None and os.path.exists(self.checkpoint):
+                state = self._resume(model, optimizer, scheduler, rng, seed, device)
+                history = state.history
             standardise = _Standardised(augmenter, mean, std) if augmenter is not None else None
             if augmenter is None:
                 train_images = [(im - np.float32(mean)) / np.float32(std) for im in train_images]
@@ -549,6 +535,24 @@ class ParticleSegmenter(BaseEstimator):
         self.n_iter_ = len(history)
         self.border_width_ = width
         return self
+
+    def _resume(self, model, optimizer, scheduler, rng, seed, device):
+        """Load the training state stored in ``self.checkpoint``; return it."""
+        import torch
+
+        from . import _training as T
+
+        ckpt = T.load_checkpoint(self.checkpoint, device)
+        self._check_checkpoint_params(ckpt["params"])
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        rng.bit_generator.state = ckpt["rng_state"]
+        if "torch_rng_state" in ckpt:
+            torch.set_rng_state(ckpt["torch_rng_state"].cpu())
+        else:  # checkpoints written before the torch random state was stored
+            torch.manual_seed(seed + ckpt["epoch"])
+        return T.TrainState(epoch=ckpt["epoch"], history=list(ckpt["history"]))
 
     def _seed(self):
         if self.random_state is None:
