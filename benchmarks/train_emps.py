@@ -67,6 +67,21 @@ def build_segmenter(args):
     )
 
 
+def training_command(args):
+    """The command that trains this model (export-only options left out)."""
+    parts = ["python benchmarks/train_emps.py",
+             f"--backbone {args.backbone}", f"--border-width {args.border_width}",
+             f"--epochs {args.epochs}", f"--batch-size {args.batch_size}",
+             f"--learning-rate {args.learning_rate:g}", f"--crop-size {args.crop_size}",
+             f"--crops-per-image {args.crops_per_image}",
+             f"--intensity-range {args.intensity_range}", f"--seed {args.seed}"]
+    if not args.invert:
+        parts.append("--no-invert")
+    if args.all_images:
+        parts.append("--all-images")
+    return " ".join(parts) + " --checkpoint CHECKPOINT --out MODEL"
+
+
 def export_from_checkpoint(seg, args, train_images, train_targets, seconds):
     """Turn the latest checkpoint into a fitted segmenter and save it."""
     import torch
@@ -91,7 +106,7 @@ def export_from_checkpoint(seg, args, train_images, train_targets, seconds):
         "training_data": f"EMPS training split, {len(train_images)} of 366 images "
                          f"(validation: {VALID_FRACTION:.0%} held out, seed {SPLIT_SEED})",
         "seed": args.seed,
-        "command": " ".join(sys.argv),
+        "command": training_command(args),
         "epochs_trained": ckpt["epoch"],
         "training_seconds": float(sum(r.get("seconds", 0.0) for r in ckpt["history"])),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
