@@ -66,20 +66,6 @@ def mean_diameter(labels):
     return float(np.mean(2 * np.sqrt(areas / np.pi))) if len(areas) else 0.0
 
 
-def flip_proba(seg, image):
-    """Mean class probabilities over the 8 flips/rotations of the image."""
-    acc = None
-    for k in range(4):
-        for flip in (False, True):
-            im = np.rot90(image, k)
-            im = im[:, ::-1] if flip else im
-            p = seg.predict_proba(np.ascontiguousarray(im))
-            p = p[:, :, ::-1] if flip else p
-            p = np.rot90(p, -k, axes=(1, 2))
-            acc = p if acc is None else acc + p
-    return acc / 8
-
-
 def scores(rows_true, rows_pred, images):
     ious, dices, accs, count_errs, diam_errs = [], [], [], [], []
     tp = fp = fn = 0
@@ -117,7 +103,7 @@ def main(argv=None):
     p.add_argument("--model", action="append",
                    help="model file(s) to evaluate (default: the bundled 'emps' model)")
     p.add_argument("--variants", default="",
-                   help="comma-separated options to evaluate too: watershed, flips, scale2, float32 "
+                   help="comma-separated options to evaluate too: watershed, flips, scale, float32 "
                         "(e.g. --variants watershed,flips)")
     p.add_argument("--limit", type=int, default=None, help="only the first N validation images")
     p.add_argument("--inference-scale", type=float, default=None,
@@ -172,7 +158,9 @@ def main(argv=None):
             results[f"{label}: float32, predict, components"] = scores(
                 truth, [label_particles(seg._decide(pr)) for pr in p32], images)
         if "flips" in variants:
-            flipped = [flip_proba(seg, im) for im in images]
+            seg.set_params(test_time_flips=True)
+            flipped = [seg.predict_proba(im) for im in images]
+            seg.set_params(test_time_flips=False)
             results[f"{label}: 8 flips, predict, components"] = scores(
                 truth, [label_particles(seg._decide(pr)) for pr in flipped], images)
         if "scale" in variants:

@@ -24,7 +24,7 @@ about 10,000 particles.
 
 Usage::
 
-    python benchmarks/inference.py                 # the full table (about 20 min on 2 cores)
+    python benchmarks/inference.py                 # the full table (about 12 min on 2 cores)
     python benchmarks/inference.py --sizes 512 2048 --repeats 3
 """
 
@@ -196,7 +196,7 @@ def main(argv=None):
                 pa = np.load(os.path.join(tmp, "plain.npy"))
                 pb = np.load(os.path.join(tmp, "predict.npy"))
                 differ = float((pa.argmax(0) != pb.argmax(0)).mean())
-                agree = f"{differ:.4%} px differ, max |dp| {np.abs(pa - pb).max():.3f}"
+                agree = f"{differ:.4%} px differ, max Δp {np.abs(pa - pb).max():.3f}"
             if "failed" not in b:
                 model_seconds[(backbone, size)] = b["seconds"]
             rows.append((backbone, size, a, b, agree))
@@ -218,7 +218,7 @@ def main(argv=None):
             ref, size = model_seconds[(backbone, 8192)] / 4, 4096  # per 4096² area
         else:
             continue
-        print(f"  = {post / ref:.1%} of {backbone}'s predict time for a {size}² image ({ref:.1f} s)")
+        print(f"- {post / ref:.1%} of {backbone}'s predict time for a {size}² image ({ref:.1f} s)")
 
 
 def _ips(r):

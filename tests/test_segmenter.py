@@ -742,3 +742,22 @@ def test_mixing_normalized_and_raw_images_is_refused(data):
 def test_fit_without_y_says_what_to_pass(data):
     with pytest.raises(ValueError, match="y is required"):
         ParticleSegmenter(**FAST).fit(data[0])
+
+
+def test_test_time_flips_average_the_eight_orientations(data, fitted):
+    """With test_time_flips, predict_proba is the mean over the 8 orientations."""
+    image = data[0][1][:48, :40]  # not square: rotations change the shape
+    seg = copy.deepcopy(fitted).set_params(inference_precision="float32")
+    expected = np.zeros((3, 48, 40), dtype=np.float64)
+    for k in range(4):
+        for flip in (False, True):
+            view = np.rot90(image, k)
+            view = view[:, ::-1] if flip else view
+            p = seg.predict_proba(np.ascontiguousarray(view))
+            p = p[:, :, ::-1] if flip else p
+            expected += np.rot90(p, -k, axes=(1, 2))
+    averaged = seg.set_params(test_time_flips=True).predict_proba(image)
+    assert averaged.shape == (3, 48, 40) and averaged.dtype == np.float32
+    np.testing.assert_allclose(averaged, expected / 8, atol=1e-5)
+    plain = seg.set_params(test_time_flips=False).predict_proba(image)
+    assert np.abs(averaged - plain).max() > 1e-4

@@ -22,7 +22,7 @@ FORMAT_VERSION = 1
 _PARAMS_SAVED = (
     "backbone", "max_epochs", "batch_size", "learning_rate", "crop_size", "crops_per_image",
     "normalize", "mean", "std", "intensity_range", "validation_fraction", "tile_size",
-    "tile_overlap", "inference_precision", "inference_scale", "calibrate_outlines",
+    "tile_overlap", "inference_precision", "inference_scale", "calibrate_outlines", "test_time_flips",
     "random_state",
 )
 

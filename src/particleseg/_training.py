@@ -274,6 +274,28 @@ def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap
     return acc[:, :h, :w]
 
 
+def predict_proba_flips(image, predict_one):
+    """Mean of ``predict_one`` over the 8 flips and rotations of ``image``.
+
+    Each prediction is turned back to the image's orientation before it is
+    added; the result is (3, H, W) float32 like ``predict_one``'s.
+    """
+    acc = None
+    for k in range(4):
+        for flip in (False, True):
+            view = np.rot90(image, k)
+            view = view[:, ::-1] if flip else view
+            p = predict_one(np.ascontiguousarray(view))
+            p = p[:, :, ::-1] if flip else p
+            p = np.rot90(p, -k, axes=(1, 2))
+            if acc is None:
+                acc = np.ascontiguousarray(p)
+            else:
+                acc += p
+    acc /= 8
+    return acc
+
+
 def outline_class_map(proba, class_weight, core_threshold=0.5, rows_per_chunk=1024):
     """Class map with cores from ``proba`` and outlines from re-weighted ``proba``.
 
