@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -82,13 +81,12 @@ def training_command(args):
     return " ".join(parts) + " --checkpoint CHECKPOINT --out MODEL"
 
 
-def export_from_checkpoint(seg, args, train_images, train_targets, seconds):
+def export_from_checkpoint(seg, args, train_images, train_targets):
     """Turn the latest checkpoint into a fitted segmenter and save it."""
     import torch
 
     from particleseg import _training as T
     from particleseg._models import build_model
-    from particleseg.normalization import scale_intensity  # noqa: F401
 
     ckpt = T.load_checkpoint(args.checkpoint, "cpu")
     model = build_model(args.backbone)
@@ -156,10 +154,9 @@ def main(argv=None):
     train_targets = [y[i] for i in train]
     print(json.dumps({k: v for k, v in vars(args).items()}), flush=True)
     seg = build_segmenter(args)
-    start = time.perf_counter()
     if not args.export:
         seg.fit(train_images, train_targets)
-    export_from_checkpoint(seg, args, train_images, train_targets, time.perf_counter() - start)
+    export_from_checkpoint(seg, args, train_images, train_targets)
 
 
 if __name__ == "__main__":
