@@ -36,15 +36,25 @@ from particleseg.datasets import load_emps  # noqa: E402
 from particleseg.segmenter import ParticleSegmenter  # noqa: E402
 
 
-def make_augmenter(invert: bool):
-    """The recipe's nine augmentations, plus contrast inversion (polarity)."""
+def make_augmenter(invert: bool, scale_robust: bool = False, crop_size: int = 256):
+    """The recipe's nine augmentations, plus contrast inversion (polarity).
+
+    With ``scale_robust``, the recipe's mild resize is replaced by a
+    log-uniform rescale over 0.5-2x, and figure annotations (labelled
+    background) and particle-free backgrounds are mixed in
+    (:class:`particleseg._figures.ScaleRobustAugmenter`).
+    """
+    from particleseg._figures import ScaleRobustAugmenter
     from particleseg.augmentation import Augmenter, InvertContrast, default_augmenter
 
     aug = default_augmenter()
     steps = list(aug.steps)
     if invert:
         steps.append(("invert", InvertContrast(p=0.5)))
-    return Augmenter(steps)
+    if not scale_robust:
+        return Augmenter(steps)
+    steps = [(name, "passthrough" if name == "resize" else step) for name, step in steps]
+    return ScaleRobustAugmenter(Augmenter(steps), crop_size=crop_size)
 
 
 def build_segmenter(args):
@@ -55,7 +65,8 @@ def build_segmenter(args):
         learning_rate=args.learning_rate,
         crop_size=args.crop_size,
         crops_per_image=args.crops_per_image,
-        augment=make_augmenter(args.invert),
+        augment=make_augmenter(args.invert, args.scale_robust, args.crop_size),
+        weights=args.weights,
         annotator=BorderAnnotator(width=args.border_width),
         intensity_range=args.intensity_range,
         checkpoint=args.checkpoint,
@@ -78,6 +89,10 @@ def training_command(args):
         parts.append("--no-invert")
     if args.all_images:
         parts.append("--all-images")
+    if args.scale_robust:
+        parts.append("--scale-robust")
+    if args.weights:
+        parts.append(f"--weights {args.weights}")
     return " ".join(parts) + " --checkpoint CHECKPOINT --out MODEL"
 
 
@@ -130,6 +145,10 @@ def main(argv=None):
     p.add_argument("--intensity-range", default="image", choices=["dtype", "image"])
     p.add_argument("--no-invert", dest="invert", action="store_false",
                    help="do not add contrast inversion to the augmentations")
+    p.add_argument("--scale-robust", action="store_true",
+                   help="rescale 0.5-2x, paste figure annotations, add particle-free backgrounds")
+    p.add_argument("--weights", default=None,
+                   help="start from this model file (e.g. the previous bundled model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="auto")

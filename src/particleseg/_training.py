@@ -77,7 +77,9 @@ def make_sample(image, target, *, crop_size, augmenter, border_width, rng):
     if augmenter is not None:
         # Augment a window somewhat larger than the crop (rotation, elastic
         # and resizing need context), not the whole micrograph.
-        window = min(max(image.shape), int(math.ceil(crop_size * 1.5)))
+        # An augmenter that rescales asks for a larger window (``window_factor``).
+        factor = getattr(augmenter, "window_factor", 1.5)
+        window = min(max(image.shape), int(math.ceil(crop_size * factor)))
         if image.shape[0] > window or image.shape[1] > window:
             image, target = _window(image, target, window, rng)
         seed = int(rng.integers(0, 2**31 - 1))

@@ -815,6 +815,7 @@ class _Standardised:
 
     def __init__(self, augmenter, mean, std):
         self.augmenter, self.mean, self.std = augmenter, mean, std
+        self.window_factor = getattr(augmenter, "window_factor", 1.5)
 
     def __call__(self, image, target, random_state=None):
         image, target = self.augmenter(image, target, random_state=random_state)
