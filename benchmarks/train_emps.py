@@ -115,6 +115,11 @@ def export_from_checkpoint(seg, args, train_images, train_targets):
     seg.history_ = ckpt["history"]
     seg.n_iter_ = ckpt["epoch"]
     seg.border_width_ = args.border_width
+    from particleseg.segmenter import _training_diameter
+
+    seg.particle_diameter_ = _training_diameter([None] * len(train_targets), train_targets, annot)
+    seg.confidence_calibration_ = None
+    seg.min_confidence_ = None
     seg.model_info_ = {
         "training_data": f"EMPS training split, {len(train_images)} of 366 images "
                          f"(validation: {VALID_FRACTION:.0%} held out, seed {SPLIT_SEED})",

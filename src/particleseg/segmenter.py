@@ -146,8 +146,14 @@ class ParticleSegmenter(BaseEstimator):
         by a few hundredths and the predicted class of very few pixels (see
         ``benchmarks/inference.py``); use ``"float32"`` for bit-for-bit
         comparisons across machines.
-    inference_scale : float, default=1.0
-        At prediction, each image (or tile) is enlarged by this factor before
+    inference_scale : float or "auto", default=1.0
+        ``"auto"`` (the bundled model's setting) chooses the scale per image:
+        a first pass at half size measures the typical particle diameter,
+        and the image is rescaled so that its particles reach the network at
+        the diameter it knows best (``particle_diameter_``); the scale used
+        for each image is recorded in ``last_scales_``. This costs at most
+        1.5 times a prediction at the chosen scale.
+        A number fixes the scale: each image (or tile) is enlarged by this factor before
         the network and its class probabilities are brought back to the
         image's own size. Values above 1 help the network resolve the borders
         of small or tightly packed particles (its features are 8 or 16 times
@@ -168,6 +174,11 @@ class ParticleSegmenter(BaseEstimator):
         Average the predictions over the 8 flips and rotations of each image
         (test-time augmentation): 8 times the cost, slightly better
         segmentations (see the model card for the bundled model).
+    min_confidence : "auto", None or float in [0, 1], default="auto"
+        :meth:`predict_particles` drops particles whose confidence is below
+        this. ``"auto"`` uses the model's own threshold (``min_confidence_``,
+        chosen on validation images for the bundled model), or keeps every
+        particle when the model has none; None keeps every particle.
     device : str, default="auto"
         ``"auto"`` uses a CUDA GPU when present, else the CPU; or ``"cpu"``,
         ``"cuda"``, ``"cuda:1"``...
@@ -198,6 +209,17 @@ class ParticleSegmenter(BaseEstimator):
         Number of epochs trained.
     device_ : torch.device
         Where the model lives.
+    particle_diameter_ : float or None
+        Typical (median) equivalent diameter of the training particles, in
+        pixels: the size ``inference_scale="auto"`` brings particles to.
+    confidence_calibration_ : dict or None
+        Map from raw to calibrated particle confidence (see
+        :func:`particleseg.postprocessing.particle_confidence`), measured on
+        held-out images; None when the model was not calibrated.
+    min_confidence_ : float or None
+        The model's own confidence threshold, used by ``min_confidence="auto"``.
+    last_scales_ : list of float
+        The inference scale used for each image of the last prediction.
 
     See Also
     --------
@@ -242,6 +264,7 @@ class ParticleSegmenter(BaseEstimator):
         inference_scale=1.0,
         calibrate_outlines=True,
         test_time_flips=False,
+        min_confidence="auto",
         device="auto",
         n_threads=None,
         random_state=None,
@@ -270,6 +293,7 @@ class ParticleSegmenter(BaseEstimator):
         self.inference_scale = inference_scale
         self.calibrate_outlines = calibrate_outlines
         self.test_time_flips = test_time_flips
+        self.min_confidence = min_confidence
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
@@ -295,10 +319,19 @@ class ParticleSegmenter(BaseEstimator):
         positive_int("tile_size", 64, allow_none=True)
         positive_int("tile_overlap", 0)
         positive_int("n_threads", 1, allow_none=True)
-        if (not isinstance(self.inference_scale, numbers.Real) or isinstance(self.inference_scale, bool)
-                or not 0.25 <= self.inference_scale <= 4):
+        if self.inference_scale != "auto" and (
+                not isinstance(self.inference_scale, numbers.Real)
+                or isinstance(self.inference_scale, bool) or not 0.25 <= self.inference_scale <= 4):
             raise ValueError(
-                f"inference_scale must be a number between 0.25 and 4; got {self.inference_scale!r}."
+                'inference_scale must be "auto" or a number between 0.25 and 4; got '
+                f"{self.inference_scale!r}."
+            )
+        if self.min_confidence != "auto" and self.min_confidence is not None and (
+                not isinstance(self.min_confidence, numbers.Real)
+                or isinstance(self.min_confidence, bool) or not 0 <= self.min_confidence <= 1):
+            raise ValueError(
+                f'min_confidence must be "auto", None or a number in [0, 1]; got '
+                f"{self.min_confidence!r}."
             )
         if self.tile_size is not None and self.tile_overlap * 2 >= self.tile_size:
             raise ValueError(
@@ -540,6 +573,9 @@ class ParticleSegmenter(BaseEstimator):
         self.history_ = history
         self.n_iter_ = len(history)
         self.border_width_ = width
+        self.particle_diameter_ = _training_diameter(full_class_maps, train_targets, annotator)
+        self.confidence_calibration_ = None
+        self.min_confidence_ = None
         return self
 
     def _resume(self, model, optimizer, scheduler, rng, seed, device):
@@ -655,23 +691,114 @@ class ParticleSegmenter(BaseEstimator):
         mean, std = norm if norm is not None else (0.0, 1.0)
         stride = _stride(self.backbone)
         autocast_dtype = T.resolve_precision(self.inference_precision, self.device_)
-        out = []
+        auto = self.inference_scale == "auto"
+        if auto and not getattr(self, "particle_diameter_", None):
+            raise ValueError(
+                'inference_scale="auto" needs the typical particle diameter of the training '
+                "data (particle_diameter_), which this model does not record (saved by an "
+                "older particleseg?). Set inference_scale to a number, e.g. 1.0."
+            )
+        out, scales = [], []
         with _ThreadSetting(self.n_threads):
             self.model_.eval()
-            def predict_one(standardised):
-                return T.predict_proba_image(
-                    self.model_, standardised, stride=stride, device=self.device_,
-                    tile_size=self.tile_size, tile_overlap=self.tile_overlap, tile_batch=4,
-                    autocast_dtype=autocast_dtype, scale=float(self.inference_scale),
-                )
+
+            def predict_at(standardised, scale):
+                def predict_one(view):
+                    return T.predict_proba_image(
+                        self.model_, view, stride=stride, device=self.device_,
+                        tile_size=self.tile_size, tile_overlap=self.tile_overlap, tile_batch=4,
+                        autocast_dtype=autocast_dtype, scale=float(scale),
+                    )
+
+                if self.test_time_flips:
+                    return T.predict_proba_flips(standardised, predict_one)
+                return predict_one(standardised)
 
             for image in images:
                 standardised = _standardise(image, mean, std)
-                if self.test_time_flips:
-                    out.append(T.predict_proba_flips(standardised, predict_one))
+                if auto:
+                    from ._autoscale import predict_proba_auto
+
+                    proba, scale = predict_proba_auto(
+                        standardised, predict_at, self._label_for_size, self.particle_diameter_)
                 else:
-                    out.append(predict_one(standardised))
+                    scale = float(self.inference_scale)
+                    proba = predict_at(standardised, scale)
+                out.append(proba)
+                scales.append(scale)
+        self.last_scales_ = scales
         return out[0] if single else out
+
+    def _label_for_size(self, proba):
+        """Particles of a probe prediction, for the automatic scale."""
+        from .postprocessing import label_particles
+
+        return label_particles(self._decide(proba), proba=proba,
+                               min_confidence=self._min_confidence(),
+                               calibration=getattr(self, "confidence_calibration_", None))
+
+    def _min_confidence(self):
+        if self.min_confidence == "auto":
+            return getattr(self, "min_confidence_", None)
+        return self.min_confidence
+
+    def predict_particles(self, X, return_confidence=False, threshold=0.5, min_size=4,
+                          method="components"):
+        """Labelled particles of each image, with the network's confidence in each.
+
+        :meth:`predict`, then :func:`~particleseg.label_particles`, then the
+        particles whose confidence is below ``min_confidence`` are dropped.
+
+        Parameters
+        ----------
+        X : ndarray (H, W) or list of ndarray
+            One micrograph or a list of them.
+        return_confidence : bool, default=False
+            Also return each particle's confidence in [0, 1] (calibrated on
+            held-out images when the model carries a calibration): among
+            particles of confidence near ``c``, about a fraction ``c`` are
+            true particles.
+        threshold : float, default=0.5
+            Core probability threshold of the decision rule.
+        min_size : int, default=4
+            Smallest particle area kept, in pixels.
+        method : {"components", "watershed"}, default="components"
+            See :func:`~particleseg.label_particles`.
+
+        Returns
+        -------
+        labels : ndarray of int32 (H, W), or a list of them
+            Instance maps, 0 background, 1..n particles.
+        confidence : ndarray of float (n,), or a list of them
+            Only with ``return_confidence``: ``confidence[k - 1]`` belongs to
+            particle ``k``.
+
+        Examples
+        --------
+        >>> from particleseg import pretrained
+        >>> from particleseg.datasets import load_sample
+        >>> image, _ = load_sample()
+        >>> labels, confidence = pretrained("emps").predict_particles(
+        ...     image, return_confidence=True)
+        >>> len(confidence) == labels.max()
+        True
+        """
+        from .postprocessing import label_particles, particle_confidence
+
+        proba = self.predict_proba(X)
+        single = not isinstance(proba, list)
+        calibration = getattr(self, "confidence_calibration_", None)
+        labels, confidences = [], []
+        for p in ([proba] if single else proba):
+            lab = label_particles(self._decide(p, threshold), min_size=min_size, method=method,
+                                  proba=p, min_confidence=self._min_confidence(),
+                                  calibration=calibration)
+            labels.append(lab)
+            if return_confidence:
+                confidences.append(particle_confidence(lab, p, calibration))
+        if single:
+            labels, confidences = labels[0], (confidences[0] if confidences else None)
+        return (labels, confidences) if return_confidence else labels
 
     def predict(self, X):
         """Class map per pixel: 0 background, 1 particle, 2 border.
@@ -794,6 +921,20 @@ class ParticleSegmenter(BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _training_diameter(class_maps, targets, annotator):
+    """Median over images of the typical particle diameter of the training labels."""
+    from ._autoscale import typical_diameter
+    from .postprocessing import label_particles
+
+    diameters = []
+    for class_map, target in zip(class_maps, targets):
+        labels = target if annotator is not None else label_particles(class_map)
+        d = typical_diameter(np.asarray(labels))
+        if d is not None:
+            diameters.append(d)
+    return float(np.median(diameters)) if diameters else None
 
 
 def _stride(backbone):
