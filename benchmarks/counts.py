@@ -54,6 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SEM_DATA = ROOT / ".." / "shared" / "data" / "sem-silica"
 #: The commit whose bundled model was shipped before the scale-robust one.
 PREVIOUS = "e4fd14d"
+COLUMNS = ("F1 mean", "F1 pooled", "precision", "recall", "count err. median",
+           "diam. err. median", "n true", "n pred", "median scale", "s / image")
 VARIANTS = ("plain", "0.5x", "2x", "inverted", "annotations", "noise")
 
 
@@ -144,7 +146,7 @@ def load_method(name, previous):
     if base == "auto":
         scale = "auto"
     if scale:
-        seg.set_params(inference_scale=scale if scale == "auto" else float(scale))
+        seg.set_params(inference_scale="auto" if scale == "auto" else float(scale))
     return seg, f"{label} @{seg.inference_scale if isinstance(seg.inference_scale, str) else f'{seg.inference_scale:g}x'}"
 
 
@@ -215,17 +217,29 @@ def main(argv=None):
     p.add_argument("--sem", default=str(SEM_DATA))
     p.add_argument("--sets", default="emps,sem,robust")
     p.add_argument("--methods", default="previous@1,previous@2,emps@1,emps@2,auto,otsu",
-                   help="comma-separated: previous@S, emps@S, auto, otsu, or a model path[@S]")
+                   help="comma-separated: previous@S, emps@S, auto, otsu, or a model path[@S]; "
+                        "S is a number or auto")
     p.add_argument("--previous", default=None,
                    help=f"previous model file (default: the one bundled at git {PREVIOUS})")
     p.add_argument("--limit", type=int, default=None, help="first N images of each set")
-    p.add_argument("--robust-limit", type=int, default=30,
-                   help="EMPS validation images in the robustness suite (default 30)")
+    p.add_argument("--robust-limit", type=int, default=20,
+                   help="EMPS validation images in the robustness suite (default 20)")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--json", default=None, help="write all rows to this JSON file")
     p.add_argument("--reliability", default=None, help="write a reliability plot (PNG) here")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--merge", nargs="+", default=None,
+                   help="only print the tables of these JSON files (from --json), merged")
     args = p.parse_args(argv)
+    if args.merge:
+        merged = {}
+        for path in args.merge:
+            for set_name, rows in json.loads(Path(path).read_text()).items():
+                merged.setdefault(set_name, {}).update(rows)
+        for set_name, rows in merged.items():
+            print(f"\n### {set_name}\n")
+            print(format_table(rows, COLUMNS))
+        return
     if args.threads:
         import torch
 
@@ -265,12 +279,10 @@ def main(argv=None):
                 for lo, hi, n, mc, fm in rows:
                     print(f"    [{lo:.1f}, {hi:.1f}): n={n:5d}  confidence {mc:.3f}  matched {fm:.3f}")
 
-    columns = ("F1 mean", "F1 pooled", "precision", "recall", "count err. median",
-               "diam. err. median", "n true", "n pred", "median scale", "s / image")
     for set_name, rows in results.items():
         n = len(sets[set_name][0])
         print(f"\n### {set_name} ({n} images)\n")
-        print(format_table(rows, columns))
+        print(format_table(rows, COLUMNS))
     if args.json:
         keep = {s: {m: {k: v for k, v in r.items() if k not in ("matches", "per-image F1")}
                     for m, r in rows.items()} for s, rows in results.items()}
