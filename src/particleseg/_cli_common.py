@@ -105,7 +105,7 @@ def resolve_model(spec):
 
 def check_device(device):
     """Raise CommandError (exit 2) when ``device`` is not usable here."""
-    from ._training import resolve_device
+    from ._models import resolve_device
 
     try:
         resolve_device(device)
