@@ -433,7 +433,7 @@ def build_parser():
 
 def _run_models(args):
     from ._cli_common import format_table
-    from .pretrained import pretrained_models
+    from ._pretrained import pretrained_models
 
     models = pretrained_models()
     if not models:
