@@ -115,9 +115,9 @@ def export_from_checkpoint(seg, args, train_images, train_targets):
     seg.history_ = ckpt["history"]
     seg.n_iter_ = ckpt["epoch"]
     seg.border_width_ = args.border_width
-    from particleseg.segmenter import _training_diameter
+    from particleseg._autoscale import training_diameter
 
-    seg.particle_diameter_ = _training_diameter([None] * len(train_targets), train_targets, annot)
+    seg.particle_diameter_ = training_diameter(train_targets, annot)
     seg.confidence_calibration_ = None
     seg.min_confidence_ = None
     seg.model_info_ = {

@@ -69,6 +69,23 @@ def typical_diameter(labels):
     return float(np.median(2.0 * np.sqrt(areas[keep] / np.pi)))
 
 
+def training_diameter(targets, annotator):
+    """Median over training images of their typical particle diameter (px).
+
+    ``targets`` are instance maps, or class maps when ``annotator`` is None
+    (their particles are labelled first). None when no image has a particle.
+    """
+    from .postprocessing import label_particles
+
+    diameters = []
+    for target in targets:
+        labels = np.asarray(target) if annotator is not None else label_particles(target)
+        d = typical_diameter(labels)
+        if d is not None:
+            diameters.append(d)
+    return float(np.median(diameters)) if diameters else None
+
+
 def choose_scale(diameter, target_diameter, probe_scale=PROBE_SCALE, max_scale=MAX_SCALE):
     """The scale that brings particles of ``diameter`` px to ``target_diameter`` px.
 

@@ -62,7 +62,7 @@ def format_table(header, rows):
 
 def bundled_model_names():
     """Names of the pretrained models bundled with the package (no torch import)."""
-    from .pretrained import pretrained_models
+    from ._pretrained import pretrained_models
 
     return [model["name"] for model in pretrained_models()]
 
@@ -105,7 +105,7 @@ def resolve_model(spec):
 
 def check_device(device):
     """Raise CommandError (exit 2) when ``device`` is not usable here."""
-    from ._training import resolve_device
+    from ._models import resolve_device
 
     try:
         resolve_device(device)
@@ -128,7 +128,7 @@ def load_model(spec, device):
             seg = ParticleSegmenter.load(where, device=device)
             described = f"model file {where}"
         else:
-            from .pretrained import pretrained
+            from ._pretrained import pretrained
 
             seg = pretrained(where, device=device)
             described = f"bundled model {where!r}"

@@ -71,7 +71,7 @@ def _starting_weights(spec):
         return "imagenet", None
     kind, where = resolve_model(spec)
     if kind == "bundled":
-        from .pretrained import pretrained_models
+        from ._pretrained import pretrained_models
 
         where = Path(next(m["path"] for m in pretrained_models() if m["name"] == where))
     return str(where), _saved_backbone(where)

@@ -139,7 +139,7 @@ def read_model_file(path):
 def load_segmenter(cls, path, device="auto"):
     """Build a fitted ``cls`` (ParticleSegmenter) from a model file."""
     from ._models import build_model
-    from ._training import resolve_device
+    from ._models import resolve_device
 
     config, state = read_model_file(path)
     params = dict(config["params"])

@@ -176,6 +176,18 @@ def _add_model_options(parser, default_model="emps"):
     )
 
 
+def _subparser(subparsers, name, **kwargs):
+    """A sub-command's parser, formatted like the others."""
+    return subparsers.add_parser(name, formatter_class=_Formatter, **kwargs)
+
+
+def _add_annotated_folder(parser):
+    parser.add_argument(
+        "folder", metavar="FOLDER",
+        help="annotated folder with images/ and segmaps/ sub-folders of PNG files",
+    )
+
+
 def _add_quiet(parser):
     parser.add_argument(
         "-q", "--quiet", action="store_true",
@@ -184,10 +196,9 @@ def _add_quiet(parser):
 
 
 def _analyze_parser(subparsers):
-    p = subparsers.add_parser(
-        "analyze",
+    p = _subparser(
+        subparsers, "analyze",
         help="count and size the particles in micrographs",
-        formatter_class=_Formatter,
         description=(
             "Count and size the particles in micrographs. For every image the model\n"
             "predicts particles and their borders; the particles are labelled and\n"
@@ -265,10 +276,9 @@ def _analyze_parser(subparsers):
 
 
 def _train_parser(subparsers):
-    p = subparsers.add_parser(
-        "train",
+    p = _subparser(
+        subparsers, "train",
         help="train a model on an annotated folder",
-        formatter_class=_Formatter,
         description=(
             "Train a particle segmentation model (DeepLabV3) on an annotated folder\n"
             "laid out like the EMPS data set:\n"
@@ -285,8 +295,7 @@ def _train_parser(subparsers):
             "  particleseg train my_data/ --weights emps --epochs 10 --out tuned.safetensors"
         ),
     )
-    p.add_argument("folder", metavar="FOLDER",
-                   help="annotated folder with images/ and segmaps/ sub-folders of PNG files")
+    _add_annotated_folder(p)
     p.add_argument("-o", "--out", metavar="FILE", required=True,
                    help="where to save the trained model, e.g. model.safetensors (required)")
     net = p.add_argument_group("network")
@@ -340,10 +349,9 @@ def _train_parser(subparsers):
 
 
 def _evaluate_parser(subparsers):
-    p = subparsers.add_parser(
-        "evaluate",
+    p = _subparser(
+        subparsers, "evaluate",
         help="score a model against an annotated folder",
-        formatter_class=_Formatter,
         description=(
             "Score a model against an annotated folder laid out like the EMPS data set\n"
             "(images/ and segmaps/, as for `particleseg train`). For every image:\n"
@@ -360,8 +368,7 @@ def _evaluate_parser(subparsers):
             "  particleseg evaluate emps-test/ --model emps --method watershed --out scores.csv"
         ),
     )
-    p.add_argument("folder", metavar="FOLDER",
-                   help="annotated folder with images/ and segmaps/ sub-folders of PNG files")
+    _add_annotated_folder(p)
     p.add_argument("-o", "--out", metavar="CSV", default=None,
                    help="also write the per-image scores to this CSV file (one row per image)")
     p.add_argument("--iou-threshold", type=_iou_fraction, metavar="IOU", default=0.5,
@@ -373,10 +380,9 @@ def _evaluate_parser(subparsers):
 
 
 def _models_parser(subparsers):
-    return subparsers.add_parser(
-        "models",
+    return _subparser(
+        subparsers, "models",
         help="list the bundled pretrained models",
-        formatter_class=_Formatter,
         description=(
             "List the pretrained models bundled with particleseg: their names (for\n"
             "--model), backbones, training data and validation scores. They work\n"
@@ -395,7 +401,6 @@ def build_parser():
     """
     parser = argparse.ArgumentParser(
         prog="particleseg",
-        formatter_class=_Formatter,
         description=(
             "Count and size nanoparticles in electron micrographs (TEM, SEM) with a\n"
             "DeepLabV3 segmentation model."
@@ -433,7 +438,7 @@ def build_parser():
 
 def _run_models(args):
     from ._cli_common import format_table
-    from .pretrained import pretrained_models
+    from ._pretrained import pretrained_models
 
     models = pretrained_models()
     if not models:

@@ -465,11 +465,18 @@ class SizeDistribution:
 
         Examples
         --------
+        One column per sample:
+
         >>> import pandas as pd
         >>> from particleseg.measure import size_distribution
-        >>> table = pd.DataFrame({"equivalent_diameter_nm": [1.0, 2.0, 3.0]})
-        >>> size_distribution(table, exclude_edge=False).to_series()["count"]
-        3
+        >>> samples = {"a": [1.0, 2.0, 3.0], "b": [2.0, 4.0]}
+        >>> summary = pd.DataFrame({
+        ...     name: size_distribution(pd.DataFrame({"equivalent_diameter_nm": sizes}),
+        ...                             exclude_edge=False).to_series()
+        ...     for name, sizes in samples.items()
+        ... })
+        >>> summary.loc["count"].tolist()
+        [3, 2]
         """
         return pd.Series(self.to_dict(), name=self.column, dtype=object)
 

@@ -55,6 +55,7 @@ def particle_mask(pred, threshold: float = 0.5) -> np.ndarray:
     Returns
     -------
     mask : ndarray of bool, shape (H, W)
+        True on particle cores, False on borders and background.
 
     Examples
     --------
@@ -85,6 +86,7 @@ def foreground_mask(pred, threshold: float = 0.5) -> np.ndarray:
     Returns
     -------
     mask : ndarray of bool, shape (H, W)
+        True on particle cores and borders, False on background.
 
     Examples
     --------
