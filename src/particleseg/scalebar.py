@@ -173,7 +173,7 @@ def parse_scale_label(text):
     if not isinstance(text, str):
         return None
     cleaned = text.strip().replace("\N{GREEK SMALL LETTER MU}", "\N{MICRO SIGN}")
-    cleaned = cleaned.rstrip(".,:;'\"`²")
+    cleaned = cleaned.strip(".,:;'\"`²\u2018\u2019\u201c\u201d ")
     match = _LABEL.match(cleaned)
     if match is None:
         return None
@@ -278,6 +278,8 @@ class _Bar:
     ground: float  # intensity around it
     quality: float  # 0..1 geometric checks
     polarity: str
+    core_top: int = 0  # rows of the bar itself, without its end ticks
+    core_bottom: int = 0
 
 
 def _bar_candidates(p, min_length):
@@ -296,7 +298,7 @@ def _bar_candidates(p, min_length):
         top, bottom = sl[0].start, sl[0].stop
         left, right = sl[1].start, sl[1].stop
         length, thick = right - left, bottom - top
-        if length < min_length or length > 0.85 * w or length < 3 * thick:
+        if length < min_length or length > 0.85 * w or length < 2.5 * thick:
             continue
         if left == 0 or right == w or top == 0 or bottom == h:
             continue
@@ -339,8 +341,14 @@ def _measure_bar(p, box, factor, polarity):
         if above.size + below.size else 0.0
     if level - ground < 0.1:
         return None
+    if above.size and below.size:
+        # A bar has the same ground on both sides; a strip of a box between a
+        # bar and the box's edge does not.
+        up, down = float(np.median(above)), float(np.median(below))
+        if abs(up - down) > 0.5 * (level - min(up, down)):
+            return None
     thr = (level + ground) / 2
-    pad_v, pad_h = 3 + 2 * factor, 3 + 2 * factor
+    pad_v, pad_h = 3 + 2 * factor, 3 + 2 * factor + (right - left) // 2
     r0, r1 = max(top - pad_v, 0), min(bottom + pad_v, H)
     c0, c1 = max(left - pad_h, 0), min(right + pad_h, W)
     win = p[r0:r1, c0:c1]
@@ -371,7 +379,7 @@ def _measure_bar(p, box, factor, polarity):
     lefts = np.array([np.nonzero(comp[r])[0][0] for r in bar_rows])
     rights = np.array([np.nonzero(comp[r])[0][-1] for r in bar_rows])
     run = int(np.median(rights - lefts + 1))
-    if run < 8 or run < 3 * thickness:
+    if run < 8 or run < 2.5 * thickness:
         return None
     # The bar's rows run on past the window: part of something wider.
     if (lefts.min() == 0 and c0 > 0) or (rights.max() == win.shape[1] - 1 and c1 < W):
@@ -398,6 +406,7 @@ def _measure_bar(p, box, factor, polarity):
         bottom=r0 + int(rows_any[-1]) + 1, right=c0 + int(cols_any[-1]) + 1,
         length=length, thickness=thickness, level=level, ground=ground,
         quality=quality, polarity=polarity,
+        core_top=r0 + int(bar_rows[0]), core_bottom=r0 + int(bar_rows[-1]) + 1,
     )
 
 
@@ -422,7 +431,7 @@ def _components(binary):
     return labels, comps
 
 
-def _grow_line(seed, comps, used):
+def _grow_line(seed, comps, used, blobs=frozenset()):
     group = [seed]
     t, l, b, r = seed[1:]
     changed = True
@@ -437,8 +446,10 @@ def _grow_line(seed, comps, used):
             overlap = min(b, cb) - max(t, ct)
             if overlap < 0.4 * min(ch, h) or ch > 1.8 * h:
                 continue
+            if c[0] in blobs and ch > 0.45 * h:  # a particle, not a glyph (dots may join)
+                continue
             gap = max(cl - r, l - cr)
-            if gap > 1.3 * h:
+            if gap > 1.3 * max(h, ch):
                 continue
             group.append(c)
             if ch >= 0.5 * h:  # a dot or a hyphen does not widen the line
@@ -459,11 +470,24 @@ def _label_groups(p, bar):
     win = p[r0:r1, c0:c1]
     thr = (bar.level + bar.ground) / 2
     binary = win >= thr
-    labels, comps = _components(binary)
     bt, bl, bb, br = bar.top - r0, bar.left - c0, bar.bottom - r0, bar.right - c0
-    cy = (bt + bb) / 2
-    bar_ids = {int(i) for i in np.unique(labels[bt:bb, bl:br]) if i}
+    ct_, cb_ = bar.core_top - r0, bar.core_bottom - r0
+    # Remove the bar's own rows (and a pixel around them), so that glyphs that
+    # touch the bar (the tail of a "µ") stay glyphs; what is left of the end
+    # ticks is dropped below as thin pieces at the bar's ends.
+    binary[max(ct_ - 1, 0):cb_ + 1, max(bl - 1, 0):br + 1] = False
+    labels, comps = _components(binary)
+    cy = (ct_ + cb_) / 2
+    bar_ids = set()
+    for i, t_, l_, b_, r_ in comps:
+        near_end = min(abs(l_ - bl), abs(r_ - br)) <= 2 * t + 2
+        touches = b_ >= ct_ - 2 and t_ <= cb_ + 2
+        if touches and near_end and r_ - l_ <= 2 * t + 2:
+            bar_ids.add(i)
     wh, ww = win.shape
+    dist = ndi.distance_transform_edt(binary)
+    stroke = ndi.maximum(dist, labels, index=np.arange(1, labels.max() + 1)) if comps else []
+    blobs = {c[0] for c in comps if 2 * stroke[c[0] - 1] > 0.5 * (c[3] - c[1]) and c[3] - c[1] >= 6}
     keep = []
     for c in comps:
         i, ct, cl, cb, cr = c
@@ -483,6 +507,8 @@ def _label_groups(p, bar):
         for c in keep:
             i, ct, cl, cb, cr = c
             ch = cb - ct
+            if i in blobs:
+                continue
             if side in ("above", "below"):
                 gap = bt - cb if side == "above" else ct - bb
                 if gap < 0 or gap > max(1.5 * ch, 3 * t, 6):
@@ -499,7 +525,7 @@ def _label_groups(p, bar):
                 best, best_gap = c, gap
         if best is None:
             continue
-        members, (gt, gl, gb, gr) = _grow_line(best, keep, used)
+        members, (gt, gl, gb, gr) = _grow_line(best, keep, used, blobs)
         gh, gw = gb - gt, gr - gl
         if gw < 1.2 * gh or gh < 4:
             continue
@@ -514,8 +540,8 @@ def _label_groups(p, bar):
     return unique
 
 
-def _ocr_crop(p, group):
-    """The label as dark text on white, padded and scaled for the recogniser."""
+def _ocr_crop(p, group, height=40):
+    """The label as dark text on white, padded and scaled to ``height`` px text."""
     top, left, bottom, right = group.box
     h = bottom - top
     pad = max(2, int(round(0.35 * h)))
@@ -531,7 +557,7 @@ def _ocr_crop(p, group):
     crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
     crop[~keep] = 0
     out = (255 * (1 - crop)).astype(np.uint8)
-    scale = 40.0 / max(h, 1)
+    scale = float(height) / max(h, 1)
     if abs(scale - 1) > 0.1:
         from PIL import Image
 
@@ -541,14 +567,75 @@ def _ocr_crop(p, group):
     return out
 
 
+def _has_descender(group):
+    """Whether one glyph of the line reaches well below the others (a "µ")."""
+    labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
+    if n < 2:
+        return False
+    boxes = [sl for sl in ndi.find_objects(labels) if sl is not None]
+    h = group.mask.shape[0]
+    tall = [sl for sl in boxes if sl[0].stop - sl[0].start >= 0.4 * h]
+    if not tall:
+        return False
+    baseline = float(np.median([sl[0].stop for sl in tall]))
+    return sum(sl[0].stop > baseline + 0.12 * h for sl in tall) == 1
+
+
+def _glyph_widths(group):
+    """Widths of the full-height glyphs of a label line, left to right."""
+    labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
+    h = group.mask.shape[0]
+    boxes = sorted((sl for sl in ndi.find_objects(labels) if sl is not None),
+                   key=lambda sl: sl[1].start)
+    return [sl[1].stop - sl[1].start for sl in boxes if sl[0].stop - sl[0].start >= 0.35 * h]
+
+
+def _unit_plausibility(unit, group):
+    """A factor <= 1 for units that OCR confuses with "nm".
+
+    "mm" labels are rare on micrographs and "nm" is often misread as "mm" in
+    small text: "mm" is believed only when its two letters are as wide as
+    each other (an "n" is about two thirds of an "m").
+    """
+    if unit != "mm":
+        return 1.0
+    if group is not None:
+        widths = _glyph_widths(group)
+        if len(widths) >= 2 and widths[-2] >= 0.85 * widths[-1]:
+            return 1.0
+    return 0.6
+
+
+def _parse_with_glyphs(text, group):
+    """:func:`parse_scale_label`, reading a lone "m" after a descending glyph as "µm".
+
+    OCR engines often drop the "µ" of a serif font ("1.0 m"); metres never
+    label a micrograph's bar, and the glyph with a tail below the line is the µ.
+    """
+    parsed = parse_scale_label(text)
+    if parsed is None and isinstance(text, str):
+        match = re.match(r"^\s*([0-9.,]+)\s*m\s*$", text)
+        if match and _has_descender(group):
+            parsed = parse_scale_label(match.group(1) + " um")
+    return parsed
+
+
 def _read_groups(p, bar, groups, engine):
-    """The best (group, text, value, unit, score) among the groups, or None."""
+    """The best (group, text, value, unit, score) among the groups, or None.
+
+    A label is read at two sizes; when the readings disagree, the score is
+    halved (small text is where "nm" becomes "mm").
+    """
     best = None
     for group in groups:
-        text, score = _recognise(engine, _ocr_crop(p, group))
-        parsed = parse_scale_label(text)
+        text, score = _recognise(engine, _ocr_crop(p, group, 40))
+        parsed = _parse_with_glyphs(text, group)
         if parsed is None:
             continue
+        again, _ = _recognise(engine, _ocr_crop(p, group, 28))
+        if _parse_with_glyphs(again, group) != parsed:
+            score *= 0.5
+        score *= _unit_plausibility(parsed[1], group)
         if best is None or score > best[4]:
             best = (group, text, *parsed, score)
         if score > 0.9:
@@ -576,6 +663,7 @@ def _read_detected(p, bar, engine):
             if distance > 1.0:
                 continue
             box = (t + r0, l + c0, b + r0, r + c0)
+            score *= 0.8 * _unit_plausibility(parsed[1], None)  # no glyph check here
             key = score - 0.2 * distance
             if best is None or key > best[-1]:
                 best = (box, text, *parsed, score, key)
@@ -691,6 +779,8 @@ def find_scale_bar(image, *, read=True):
     for bar, p in _candidates(img):
         groups = _label_groups(p, bar)
         found.append((bar, p, groups))
+    # Long, clean bars first.
+    found.sort(key=lambda f: f[0].length * (0.3 + f[0].quality), reverse=True)
     if not found:
         return None
     labelled = [f for f in found if f[2]]
@@ -721,7 +811,7 @@ def find_scale_bar(image, *, read=True):
                             text=text, value=value, unit=unit, confidence=float(confidence),
                             polarity=bar.polarity, box=box, message=message)
     if labelled:
-        bar, p, groups = max(labelled, key=lambda f: (f[0].quality, f[0].length))
+        bar, p, groups = labelled[0]
         label_box = groups[0].box
         if engine is None and read:
             message = (f"a scale bar of {bar.length:.0f} px was found, but reading its label "
