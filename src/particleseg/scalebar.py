@@ -38,8 +38,10 @@ from scipy import ndimage as ndi
 from ._validation import check_image, check_instance_map, check_mask, check_same_shape
 
 __all__ = [
+    "Calibration",
     "ScaleBar",
     "annotation_mask",
+    "calibrate",
     "find_scale_bar",
     "parse_scale_label",
     "remove_annotated_particles",
@@ -92,6 +94,16 @@ class ScaleBar:
         when there is one.
     message : str
         Why there is no calibration, when there is none; else ``""``.
+
+    Examples
+    --------
+    >>> from particleseg.scalebar import ScaleBar
+    >>> bar = ScaleBar(length_px=200.0, bar_box=(480, 300, 486, 500), text="1 µm",
+    ...                value=1.0, unit="µm", confidence=0.97)
+    >>> bar.pixel_size, bar.pixel_size_nm, bar.calibrated
+    (0.005, 5.0, True)
+    >>> bar.describe()
+    '"1 µm" = 200.0 px'
     """
 
     length_px: float
@@ -125,7 +137,13 @@ class ScaleBar:
         return self.pixel_size_nm is not None and self.confidence >= MIN_CONFIDENCE
 
     def describe(self) -> str:
-        """A one-line account: ``'"100 nm" = 212.0 px'``."""
+        """A one-line account of the reading.
+
+        Returns
+        -------
+        str
+            Such as ``'"100 nm" = 212.0 px'``.
+        """
         label = f'"{self.text}"' if self.text is not None else "an unread label"
         return f"{label} = {self.length_px:.1f} px"
 
@@ -803,11 +821,11 @@ def find_scale_bar(image, *, read=True):
             bar, p, label_box, text, value, unit, score = max(
                 readings, key=lambda r: r[-1] * (0.5 + 0.5 * r[0].quality))
             confidence = score * (0.6 + 0.4 * bar.quality) * (1.0 if _nice(value) else 0.8)
-            box = _background_box(p, _union(bar_box(bar), label_box), bar.ground)
+            box = _background_box(p, _union(_bar_box(bar), label_box), bar.ground)
             message = "" if confidence >= MIN_CONFIDENCE else (
                 f'read the scale bar as "{text}" with a low confidence ({confidence:.2f} < '
                 f"{MIN_CONFIDENCE}); not used. Pass the pixel size instead.")
-            return ScaleBar(length_px=bar.length, bar_box=bar_box(bar), label_box=label_box,
+            return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), label_box=label_box,
                             text=text, value=value, unit=unit, confidence=float(confidence),
                             polarity=bar.polarity, box=box, message=message)
     if labelled:
@@ -821,20 +839,20 @@ def find_scale_bar(image, *, read=True):
         else:
             message = (f"a scale bar of {bar.length:.0f} px was found, but its label could not "
                        "be read as a length (such as 100 nm). Pass the pixel size instead.")
-        box = _background_box(p, _union(bar_box(bar), label_box), bar.ground)
-        return ScaleBar(length_px=bar.length, bar_box=bar_box(bar), label_box=label_box,
+        box = _background_box(p, _union(_bar_box(bar), label_box), bar.ground)
+        return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), label_box=label_box,
                         polarity=bar.polarity, box=box, message=message)
     # A clean bar with no text next to it: report it, but it calibrates nothing.
     clean = [f for f in found if f[0].quality > 0.8 and f[0].level - f[0].ground > 0.5]
     if not clean:
         return None
     bar, p, _ = max(clean, key=lambda f: f[0].length)
-    return ScaleBar(length_px=bar.length, bar_box=bar_box(bar), polarity=bar.polarity,
-                    box=bar_box(bar),
+    return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), polarity=bar.polarity,
+                    box=_bar_box(bar),
                     message=f"a bar of {bar.length:.0f} px was found with no label next to it.")
 
 
-def bar_box(bar):
+def _bar_box(bar):
     return (bar.top, bar.left, bar.bottom, bar.right)
 
 
@@ -909,6 +927,17 @@ def annotation_mask(image, *, scale_bar=None, margin=None):
     See Also
     --------
     remove_annotated_particles : drop the particles inside the mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.scalebar import annotation_mask
+    >>> image = np.full((128, 128), 0.4)
+    >>> image[100:104, 60:120] = 1.0          # a bar ...
+    >>> image[86:96, 70:72] = image[86:96, 80:82] = image[86:88, 70:82] = 1.0  # ... and a glyph
+    >>> mask = annotation_mask(image)
+    >>> bool(mask[102, 90]), bool(mask[20, 20])
+    (True, False)
     """
     img = _normalise(image)
     if img is None:
@@ -981,3 +1010,104 @@ def remove_annotated_particles(labels, mask, *, overlap=0.5):
     drop[0] = False
     out = np.where(drop[labels], 0, labels)
     return out, int(drop.sum())
+
+
+# --------------------------------------------------------------------------
+# Choosing the calibration of an image
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The pixel size chosen for an image by :func:`calibrate`.
+
+    Attributes
+    ----------
+    pixel_size : float or None
+        Size of one pixel in ``unit``; None when the image stays in pixels.
+    unit : str
+        ``"nm"`` (or the unit given with the pixel size), ``"px"`` when
+        uncalibrated.
+    source : {"option", "metadata", "scale bar", "none"}
+        Where the pixel size came from.
+    scale_bar : ScaleBar or None
+        The bar found in the image, whether or not it was used.
+    messages : tuple of str
+        What a user should know: a bar that could not be read, a bar that
+        disagrees with the metadata.
+
+    Examples
+    --------
+    >>> from particleseg.scalebar import Calibration
+    >>> Calibration(0.5, "nm", "metadata")
+    Calibration(pixel_size=0.5, unit='nm', source='metadata', scale_bar=None, messages=())
+    """
+
+    pixel_size: float | None
+    unit: str
+    source: str
+    scale_bar: ScaleBar | None = None
+    messages: tuple = ()
+
+
+def calibrate(image, *, pixel_size=None, unit="nm", metadata=None, scale_bar=True,
+              tolerance=0.05):
+    """Choose the pixel size of an image: given, from its metadata, or from its scale bar.
+
+    The order is: ``pixel_size`` when given; else the file's own
+    calibration (``metadata``, e.g. from :func:`particleseg.io.imread`);
+    else the scale bar burnt into the image, when it is read with enough
+    confidence (:data:`MIN_CONFIDENCE`). A bar that cannot be read, or is
+    read with a low confidence, leaves the image in pixels, with a message:
+    never a guessed unit.
+
+    Parameters
+    ----------
+    image : array-like, shape (H, W) or (H, W, 3)
+    pixel_size : float, optional
+        A pixel size given by the user, in ``unit``; it wins.
+    unit : str, default="nm"
+        Unit of ``pixel_size``.
+    metadata : (float or None, str), optional
+        ``(pixel_size, unit)`` recorded in the file (``imread(...)[1:3]``).
+    scale_bar : bool, default=True
+        Look for a scale bar. When the metadata also gives a pixel size, the
+        bar is still read and compared, and a message is added when they
+        differ by more than ``tolerance``.
+    tolerance : float, default=0.05
+        Relative difference between bar and metadata that earns a message.
+
+    Returns
+    -------
+    Calibration
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.scalebar import calibrate
+    >>> calibrate(np.zeros((64, 64)), pixel_size=0.8).source
+    'option'
+    >>> calibrate(np.zeros((64, 64)), metadata=(0.5, "nm"), scale_bar=False).pixel_size
+    0.5
+    >>> calibrate(np.zeros((64, 64))).unit
+    'px'
+    """
+    if pixel_size is not None:
+        return Calibration(float(pixel_size), unit, "option")
+    meta_size, meta_unit = metadata if metadata is not None else (None, "px")
+    bar = find_scale_bar(image) if scale_bar else None
+    messages = []
+    if meta_size is not None:
+        if bar is not None and bar.calibrated and meta_unit == "nm":
+            difference = bar.pixel_size_nm / meta_size - 1
+            if abs(difference) > tolerance:
+                messages.append(
+                    f"the scale bar ({bar.describe()}, {bar.pixel_size_nm:.4g} nm per pixel) "
+                    f"and the file's metadata ({meta_size:.4g} nm per pixel) differ by "
+                    f"{abs(difference):.0%}; the metadata is used. Check the image, or pass "
+                    "the pixel size.")
+        return Calibration(float(meta_size), meta_unit, "metadata", bar, tuple(messages))
+    if bar is not None and bar.calibrated:
+        return Calibration(float(bar.pixel_size_nm), "nm", "scale bar", bar)
+    if bar is not None and bar.message:
+        messages.append(bar.message)
+    return Calibration(None, "px", "none", bar, tuple(messages))
