@@ -206,9 +206,9 @@ def test_analyze_measures_in_the_files_calibration_unless_overridden(
     from_file = pd.read_csv(tmp_path / "file" / "summary.csv").iloc[0]
     overridden = pd.read_csv(tmp_path / "option" / "summary.csv").iloc[0]
     assert from_file["pixel_size"] == pytest.approx(0.5)
-    assert (from_file["unit"], from_file["pixel_size_from"]) == ("nm", "file")
+    assert (from_file["unit"], from_file["pixel_size_from"]) == ("nm", "metadata")
     assert overridden["pixel_size"] == 2.0
-    assert (overridden["unit"], overridden["pixel_size_from"]) == ("um", "--pixel-size")
+    assert (overridden["unit"], overridden["pixel_size_from"]) == ("um", "option")
     assert from_file["count"] == overridden["count"] == int(dark_particles(X[0]).max()) > 0
     assert overridden["d50_equivalent_diameter_um"] == pytest.approx(
         4 * from_file["d50_equivalent_diameter_nm"])

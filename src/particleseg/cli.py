@@ -210,9 +210,12 @@ def _analyze_parser(subparsers):
             "  <stem>_overlay.png   particle outlines and numbers over the image\n"
             "  <stem>_sizes.png     histogram of the equivalent diameters\n"
             "and prints a short table. The pixel size is --pixel-size when given, else\n"
-            "the one the file records (calibrated TIFF, DM3/DM4); without either, sizes\n"
-            "are in pixels (px). Files that cannot be read are reported and skipped;\n"
-            "the exit status is then 1."
+            "the one the file records (calibrated TIFF, DM3/DM4), else the scale bar\n"
+            "burnt into the image when it is read with confidence (needs\n"
+            "pip install \"particleseg[scalebar]\"); without any, sizes are in pixels\n"
+            "(px). summary.csv says which was used (pixel_size_from). Particles inside\n"
+            "figure annotations (scale bar, labels, panel letters) are dropped.\n"
+            "Files that cannot be read are reported and skipped; the exit status is then 1."
         ),
         epilog=(
             "examples:\n"
@@ -252,6 +255,17 @@ def _analyze_parser(subparsers):
         "--unit", type=_unit, default=None,
         help="unit of --pixel-size, used in the column names (e.g. nm, um); "
              "default: nm. Needs --pixel-size",
+    )
+    cal.add_argument(
+        "--no-scale-bar", dest="scale_bar", action="store_false",
+        help="do not read the scale bar of images without a pixel size in their file "
+             "(their sizes are then in px unless --pixel-size is given)",
+    )
+    cal.add_argument(
+        "--keep-annotations", dest="drop_annotations", action="store_false",
+        help="keep particles that lie mostly inside figure annotations (scale bar, text "
+             "labels, panel letters and their boxes); by default they are dropped and "
+             "counted in summary.csv (annotations_removed)",
     )
     _add_model_options(p)
     stats = p.add_argument_group("statistics and output")
