@@ -137,8 +137,23 @@ def load_model(spec, device):
     return seg, described
 
 
-def configure_prediction(seg, tile_size, threads):
-    """Apply ``--tile-size`` and ``--threads`` to a loaded segmenter."""
+def configure_prediction(seg, tile_size, threads, inference_scale=None, min_confidence="auto"):
+    """Apply ``--tile-size``, ``--threads``, ``--inference-scale`` and ``--min-confidence``.
+
+    Without ``--inference-scale``, a model that records its typical particle
+    diameter predicts at ``"auto"`` scale; other models keep their own scale.
+    """
+    if inference_scale is None and getattr(seg, "particle_diameter_", None):
+        inference_scale = "auto"
+    if inference_scale == "auto" and not getattr(seg, "particle_diameter_", None):
+        raise CommandError(
+            "--inference-scale auto needs a model that records the typical size of its "
+            "training particles (models saved by this version of particleseg do); give a "
+            "number instead, e.g. --inference-scale 1."
+        )
+    if inference_scale is not None:
+        seg.inference_scale = inference_scale
+    seg.min_confidence = min_confidence
     if tile_size is not None:
         if tile_size == 0:
             seg.tile_size = None
@@ -152,10 +167,8 @@ def configure_prediction(seg, tile_size, threads):
 
 
 def segment(seg, image, args):
-    """Predict one image and label its particles with the command's options."""
-    from .postprocessing import label_particles
-
-    # The segmenter's own decision rule (cores, then calibrated outlines), with
-    # the command's core threshold.
-    classes = seg._decide(seg.predict_proba(image), threshold=args.threshold)
-    return label_particles(classes, min_size=args.min_size, method=args.method)
+    """Predict one image; return its particles' labels, their confidences and the scale used."""
+    labels, confidence = seg.predict_particles(
+        image, return_confidence=True, threshold=args.threshold, min_size=args.min_size,
+        method=args.method)
+    return labels, confidence, seg.last_scales_[0]

@@ -110,6 +110,36 @@ def _integer(minimum):
     return parse
 
 
+def _inference_scale(text):
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected "auto" or a number between 0.25 and 4, got {text!r}') from None
+    if not 0.25 <= value <= 4:
+        raise argparse.ArgumentTypeError(f"expected a number between 0.25 and 4, got {text!r}")
+    return value
+
+
+def _min_confidence(text):
+    if text.strip().lower() in ("auto", "none"):
+        return text.strip().lower() if text.strip().lower() == "auto" else None
+    return _fraction_or_zero(text)
+
+
+def _fraction_or_zero(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected "auto", "none" or a number between 0 and 1, got {text!r}') from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
 def _tile_size(text):
     """A tile side of 64 pixels or more, or "none" (0) to predict whole images."""
     if text.strip().lower() in ("none", "0"):
@@ -158,11 +188,24 @@ def _add_model_options(parser, default_model="emps"):
         "--threads", type=_integer(1), metavar="N", default=None,
         help="CPU threads for the network; default: torch's choice (all cores)",
     )
+    group.add_argument(
+        "--inference-scale", type=_inference_scale, metavar="SCALE", default=None,
+        help='"auto" chooses, per image, the scale that brings its particles to the size '
+             "the model knows best; a number (0.25 to 4) enlarges every image by it; "
+             'default: "auto" for models that support it (the bundled ones), else the '
+             "model's setting",
+    )
     seg = parser.add_argument_group("particles")
     seg.add_argument(
         "--threshold", type=_fraction, default=0.5,
         help="a pixel belongs to a particle when its predicted particle probability is "
              "at least this (between 0 and 1); default: %(default)s",
+    )
+    seg.add_argument(
+        "--min-confidence", type=_min_confidence, metavar="C", default="auto",
+        help="drop particles whose confidence (0 to 1, the column 'confidence' of "
+             "particles.csv) is below C; \"auto\" uses the model's own threshold, \"none\" "
+             "keeps every particle; default: %(default)s",
     )
     seg.add_argument(
         "--min-size", type=_integer(0), metavar="PIXELS", default=4,
