@@ -211,6 +211,12 @@ def plot_reliability(curves, path):
 # ----------------------------------------------------------------------------
 
 
+def _write_json(path, results):
+    keep = {s: {m: {k: v for k, v in r.items() if k not in ("matches", "per-image F1")}
+                for m, r in rows.items()} for s, rows in results.items()}
+    Path(path).write_text(json.dumps(keep, indent=1))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--emps", default=str(DEFAULT_DATA))
@@ -270,6 +276,8 @@ def main(argv=None):
             if scales[0] is not None:
                 r["median scale"] = float(np.median(scales))
             results.setdefault(set_name, {})[label] = r
+            if args.json:  # after every row, so that an interrupted run keeps what it did
+                _write_json(args.json, results)
             print(f"[{set_name}] {label}: F1 mean {r['F1 mean']:.3f}, count err. "
                   f"{r['count err. median']:.3f}, {r['s / image']:.2f} s/image", flush=True)
             if confs[0] is not None and label.endswith("auto") and not set_name.startswith("robust"):
@@ -284,9 +292,7 @@ def main(argv=None):
         print(f"\n### {set_name} ({n} images)\n")
         print(format_table(rows, COLUMNS))
     if args.json:
-        keep = {s: {m: {k: v for k, v in r.items() if k not in ("matches", "per-image F1")}
-                    for m, r in rows.items()} for s, rows in results.items()}
-        Path(args.json).write_text(json.dumps(keep, indent=1))
+        _write_json(args.json, results)
     if args.reliability and curves:
         plot_reliability(curves, args.reliability)
 

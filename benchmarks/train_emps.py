@@ -92,7 +92,7 @@ def training_command(args):
     if args.scale_robust:
         parts.append("--scale-robust")
     if args.weights:
-        parts.append(f"--weights {args.weights}")
+        parts.append("--weights PREVIOUS_MODEL")
     return " ".join(parts) + " --checkpoint CHECKPOINT --out MODEL"
 
 
@@ -162,7 +162,7 @@ def main(argv=None):
     p.add_argument("--all-images", action="store_true",
                    help="train on all images (no validation hold-out)")
     p.add_argument("--export", action="store_true", help="only write --out from the checkpoint")
-    p.add_argument("--inference-scale", type=float, default=1.0,
+    p.add_argument("--inference-scale", type=lambda s: s if s == "auto" else float(s), default=1.0,
                    help="inference_scale stored in the exported model (chosen by validation F1)")
     p.add_argument("--validation-json", default=None,
                    help="JSON file of validation metrics (from emps_accuracy.py --json) to store "

@@ -54,6 +54,7 @@ def fake_prediction(monkeypatch):
     def install(segment):
         def predict_proba(self, X):
             classes = annotate_borders(segment(np.asarray(X)))
+            self.last_scales_ = [1.0]
             return np.eye(3, dtype=np.float32)[classes].transpose(2, 0, 1)
 
         monkeypatch.setattr(ParticleSegmenter, "predict_proba", predict_proba)

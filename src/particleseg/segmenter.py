@@ -246,10 +246,9 @@ class ParticleSegmenter(BaseEstimator):
     The border class separates touching particles; turn predictions into
     particles with :func:`label_particles` or :func:`count_particles`.
 
-    The defaults follow the published recipe: DeepLabV3 with a ResNet-50
-    backbone, weighted cross-entropy, Adam at a learning rate of 1e-3 with
-    cosine annealing, 50 epochs of batches of 8, the recipe's augmentations
-    and normalisation (mean 0.4773, std 0.1719). On a CPU, prefer
+    The defaults follow the published recipe (ResNet-50, weighted
+    cross-entropy, Adam at 1e-3 with cosine annealing, 50 epochs of batches of
+    8, its augmentations and normalisation). On a CPU, prefer
     ``backbone="mobilenet_v3_large"`` (about 8x cheaper per training step).
 
     Parameters
@@ -304,10 +303,8 @@ class ParticleSegmenter(BaseEstimator):
         When True, a new call to :meth:`fit` continues training the current
         model instead of starting again.
     checkpoint : str or path-like, optional
-        File where the full training state (weights, optimiser, schedule,
-        epoch, random state) is written after every epoch. If the file exists
-        when :meth:`fit` starts, training resumes from it, so a long run can
-        span several sessions.
+        File where the full training state is written after every epoch; if it
+        exists when :meth:`fit` starts, training resumes from it.
     tile_size : int or None, default=1024
         At prediction, images larger than this are predicted in overlapping
         tiles of this size, so memory stays bounded. None: always whole.
@@ -561,12 +558,25 @@ class ParticleSegmenter(BaseEstimator):
                           method="components"):
         """Labelled particles of each image, and the network's confidence in each.
 
-        :meth:`predict`, then :func:`~particleseg.label_particles` (with
-        ``threshold``, ``min_size`` and ``method``), then particles below
-        ``min_confidence`` are dropped. With ``return_confidence``, also
-        returns per image an array whose ``k - 1``-th value is the calibrated
-        confidence in [0, 1] of particle ``k``: among particles of confidence
-        near ``c``, about a fraction ``c`` are true particles.
+        :meth:`predict`, then :func:`~particleseg.label_particles`; particles
+        below ``min_confidence`` are dropped.
+
+        Parameters
+        ----------
+        X : ndarray (H, W) or list of ndarray
+            Micrographs, as for :meth:`predict_proba`.
+        return_confidence : bool, default=False
+            Also return each particle's calibrated confidence in [0, 1]: among
+            particles of confidence near ``c``, about a fraction ``c`` are true.
+        threshold, min_size, method
+            As for :func:`~particleseg.label_particles`.
+
+        Returns
+        -------
+        labels : ndarray of int32 (H, W), or a list of them
+            0 background, 1..n particles.
+        confidence : ndarray (n,), or a list of them
+            With ``return_confidence``: ``confidence[k - 1]`` is particle k's.
 
         Examples
         --------
