@@ -188,11 +188,7 @@ def _mean_iou(pred, y):
 
     if not isinstance(pred, list):
         pred, y = [pred], [y]
-    y = list(y)
-    if len(y) != len(pred):
-        raise ValueError(
-            f"X and y must have the same length: got {len(pred)} images and {len(y)} label maps."
-        )
+    y = _one_per_image(y, len(pred))
     return float(np.mean([iou_score(np.asarray(t) > 0, p > 0) for t, p in zip(y, pred)]))
 
 
@@ -205,6 +201,16 @@ def _seed(random_state):
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
     raise TypeError(f"random_state must be an int, a RandomState or None; got {random_state!r}.")
+
+
+def _one_per_image(y, n_images):
+    """``y`` as a list, checked to hold one label map per image."""
+    y = list(y)
+    if len(y) != n_images:
+        raise ValueError(
+            f"X and y must have the same length: got {n_images} images and {len(y)} label maps."
+        )
+    return y
 
 
 def _training_data(X, y, params):
@@ -222,11 +228,7 @@ def _training_data(X, y, params):
         raise ValueError(
             f"y is one label map but X holds {len(images)} images; pass one label map per image."
         )
-    y = list(y)
-    if len(y) != len(images):
-        raise ValueError(
-            f"X and y must have the same length: got {len(images)} images and {len(y)} label maps."
-        )
+    y = _one_per_image(y, len(images))
     annotator = _resolve_option("annotator", params["annotator"], BorderAnnotator,
                                 lambda a: isinstance(a, BorderAnnotator), "a BorderAnnotator")
     check = check_class_map if annotator is None else check_instance_map
