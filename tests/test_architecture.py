@@ -24,8 +24,8 @@ import particleseg
 
 PACKAGE = Path(particleseg.__file__).parent
 
-ARRAY_FUNCTIONS = ("_validation", "_figures", "annotation", "postprocessing", "metrics",
-                   "measure", "datasets", "io")
+ARRAY_FUNCTIONS = ("_validation", "_figures", "annotation", "postprocessing", "_autoscale",
+                   "metrics", "measure", "datasets", "io", "scalebar")
 TRANSFORMERS = ("normalization", "augmentation")
 #: Ordered: each may import the ones before it.
 ESTIMATOR = ("_models", "_inference", "_persistence", "_training", "segmenter", "_pretrained")
