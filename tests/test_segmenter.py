@@ -698,7 +698,7 @@ def test_inference_scale_returns_full_resolution_and_changes_the_input(data, fit
 def test_bad_inference_scale_is_refused_at_predict(data, fitted, scale):
     seg = clone(fitted).set_params(inference_scale=scale)
     seg.model_, seg.device_, seg.normalization_ = fitted.model_, fitted.device_, fitted.normalization_
-    with pytest.raises(ValueError, match="inference_scale must be a number between 0.25 and 4"):
+    with pytest.raises(ValueError, match='inference_scale must be "auto" or a number between 0.25 and 4'):
         seg.predict_proba(data[0][0])
 
 

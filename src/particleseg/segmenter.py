@@ -586,7 +586,7 @@ class ParticleSegmenter(BaseEstimator):
         >>> from particleseg.datasets import load_sample
         >>> labels, confidence = pretrained("emps").predict_particles(
         ...     load_sample()[0], return_confidence=True)
-        >>> len(confidence) == labels.max()
+        >>> len(confidence) == int(labels.max())
         True
         """
         proba = self.predict_proba(X)
