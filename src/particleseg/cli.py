@@ -110,34 +110,26 @@ def _integer(minimum):
     return parse
 
 
-def _inference_scale(text):
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'expected "auto" or a number between 0.25 and 4, got {text!r}') from None
-    if not 0.25 <= value <= 4:
-        raise argparse.ArgumentTypeError(f"expected a number between 0.25 and 4, got {text!r}")
-    return value
+def _number_or_word(words, low, high):
+    """A parser of a number in [low, high], or one of ``words`` (a dict word -> value)."""
+    expected = " or ".join(f'"{w}"' for w in words) + f" or a number between {low:g} and {high:g}"
+
+    def parse(text):
+        word = text.strip().lower()
+        if word in words:
+            return words[word]
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
 
 
-def _min_confidence(text):
-    if text.strip().lower() in ("auto", "none"):
-        return text.strip().lower() if text.strip().lower() == "auto" else None
-    return _fraction_or_zero(text)
-
-
-def _fraction_or_zero(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'expected "auto", "none" or a number between 0 and 1, got {text!r}') from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
-    return value
+_inference_scale = _number_or_word({"auto": "auto"}, 0.25, 4)
+_min_confidence = _number_or_word({"auto": "auto", "none": None}, 0, 1)
 
 
 def _tile_size(text):
