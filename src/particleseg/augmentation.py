@@ -392,6 +392,15 @@ class _Augmentation(_AlbumentationsMixin, BaseEstimator):
     def _probability(self):
         return _check_probability(type(self).__name__, self.p)
 
+
+class _Geometric(_Augmentation):
+    """An augmentation that moves pixels: bilinear image, nearest labels, a border mode."""
+
+    def __init__(self, border_mode="reflect", fill=0.0, p=0.5):
+        self.border_mode = border_mode
+        self.fill = fill
+        self.p = p
+
     def _warp(self, owner):
         """Keyword arguments of a geometric transform: interpolation, border and ``p``."""
         cv2 = _cv2()
@@ -422,11 +431,11 @@ class RandomResize(_Augmentation):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from particleseg.augmentation import RandomResize
-    >>> image = np.zeros((64, 64), dtype=np.float32)
-    >>> labels = np.zeros((64, 64), dtype=np.int32)
-    >>> out_image, out_labels = RandomResize(scale=0.5, p=1.0)(image, labels)
+    >>> from particleseg.datasets import make_particles
+    >>> (image,), (labels,) = make_particles(n_images=1, shape=(64, 64), random_state=0)
+    >>> half_size = RandomResize(scale=0.5, p=1.0)
+    >>> out_image, out_labels = half_size(image / 255, labels)
     >>> out_image.shape, out_labels.shape, out_labels.dtype
     ((32, 32), (32, 32), dtype('int32'))
     """
@@ -546,7 +555,7 @@ class RandomCrop(_Augmentation):
         )
 
 
-class RandomRotation(_Augmentation):
+class RandomRotation(_Geometric):
     """Rotate image and labels by a random angle about the image centre.
 
     Parameters
@@ -572,20 +581,21 @@ class RandomRotation(_Augmentation):
     --------
     >>> import numpy as np
     >>> from particleseg.augmentation import RandomRotation
-    >>> image = np.zeros((64, 64), dtype=np.float32)
     >>> labels = np.zeros((64, 64), dtype=np.int32)
     >>> labels[10:30, 20:40] = 7
-    >>> image[labels == 7] = 0.5
-    >>> out_image, out_labels = RandomRotation(p=1.0)(image, labels, random_state=0)
-    >>> sorted(np.unique(out_labels).tolist())
-    [0, 7]
+
+    A range of one angle turns every image by it; here a quarter turn
+    (counter-clockwise, as ``np.rot90``):
+
+    >>> quarter_turn = RandomRotation(limit=(90, 90), p=1.0)
+    >>> _, turned = quarter_turn(labels * np.float32(0.1), labels, random_state=0)
+    >>> bool((turned == np.rot90(labels)).all())
+    True
     """
 
     def __init__(self, limit=180.0, border_mode="reflect", fill=0.0, p=0.5):
         self.limit = limit
-        self.border_mode = border_mode
-        self.fill = fill
-        self.p = p
+        super().__init__(border_mode=border_mode, fill=fill, p=p)
 
     def _transform(self, A, owner):
         limit = _check_range(owner, "limit", self.limit, low=-180, high=180)
@@ -597,7 +607,7 @@ class BrightnessContrast(_Augmentation):
 
     The image becomes ``(1 + c) * image + b`` with ``c`` drawn from
     ``contrast_limit`` and ``b`` from ``brightness_limit`` (clipped to
-    [0, 1]).
+    [0, 1]), by ``albumentations.RandomBrightnessContrast``.
 
     Parameters
     ----------
@@ -609,10 +619,6 @@ class BrightnessContrast(_Augmentation):
         low end must be > -1.
     p : float, default=0.5
         Probability of changing the image.
-
-    Notes
-    -----
-    Wraps ``albumentations.RandomBrightnessContrast``.
 
     Examples
     --------
@@ -647,7 +653,7 @@ class Gamma(_Augmentation):
     """Apply a random gamma correction; labels are untouched.
 
     The image becomes ``image ** gamma``, with ``gamma`` drawn from
-    ``gamma_limit / 100``.
+    ``gamma_limit / 100`` (``albumentations.RandomGamma``).
 
     Parameters
     ----------
@@ -655,19 +661,16 @@ class Gamma(_Augmentation):
         Range of gamma *in percent*, as in albumentations: (80, 120) draws
         gamma between 0.8 and 1.2. Both ends must be > 0.
     p : float, default=0.5
-        Probability of changing the image.
-
-    Notes
-    -----
-    Wraps ``albumentations.RandomGamma``.
+        Probability of a gamma correction.
 
     Examples
     --------
+    A gamma of 0.5 takes the square root of the intensities:
+
     >>> import numpy as np
     >>> from particleseg.augmentation import Gamma
-    >>> image = np.full((8, 8), 0.25, dtype=np.float32)
-    >>> labels = np.ones((8, 8), dtype=np.uint8)
-    >>> out_image, _ = Gamma(gamma_limit=(50, 50), p=1.0)(image, labels)
+    >>> gamma = Gamma(gamma_limit=(50, 50), p=1.0)
+    >>> out_image, _ = gamma(np.full((8, 8), 0.25, dtype=np.float32), np.ones((8, 8), dtype=np.uint8))
     >>> round(float(out_image[0, 0]), 3)
     0.5
     """
@@ -682,7 +685,7 @@ class Gamma(_Augmentation):
         return A.RandomGamma(gamma_limit=limit, p=self._probability())
 
 
-class ElasticTransform(_Augmentation):
+class ElasticTransform(_Geometric):
     """Deform image and labels with a smooth random displacement field.
 
     Parameters
@@ -726,9 +729,7 @@ class ElasticTransform(_Augmentation):
     def __init__(self, alpha=120.0, sigma=6.0, border_mode="reflect", fill=0.0, p=0.25):
         self.alpha = alpha
         self.sigma = sigma
-        self.border_mode = border_mode
-        self.fill = fill
-        self.p = p
+        super().__init__(border_mode=border_mode, fill=fill, p=p)
 
     def _transform(self, A, owner):
         alpha = _check_number(owner, "alpha", self.alpha, low=0)
@@ -736,8 +737,11 @@ class ElasticTransform(_Augmentation):
         return A.ElasticTransform(alpha=float(alpha), sigma=float(sigma), **self._warp(owner))
 
 
-class GridDistortion(_Augmentation):
+class GridDistortion(_Geometric):
     """Stretch and squeeze image and labels along a random coarse grid.
+
+    Wraps ``albumentations.GridDistortion`` (``normalized=True``, so the
+    distortion stays within the image).
 
     Parameters
     ----------
@@ -754,18 +758,15 @@ class GridDistortion(_Augmentation):
     p : float, default=0.25
         Probability of distorting.
 
-    Notes
-    -----
-    Wraps ``albumentations.GridDistortion`` (``normalized=True``, so the
-    distortion stays within the image).
-
     Examples
     --------
+    A square stays one particle, its sides bent along the grid:
+
     >>> import numpy as np
     >>> from particleseg.augmentation import GridDistortion
-    >>> image = np.zeros((64, 64), dtype=np.float32)
     >>> labels = np.zeros((64, 64), dtype=np.uint8)
     >>> labels[20:40, 20:40] = 1
+    >>> image = labels.astype(np.float32)
     >>> out_image, out_labels = GridDistortion(p=1.0)(image, labels, random_state=0)
     >>> out_labels.shape, sorted(np.unique(out_labels).tolist())
     ((64, 64), [0, 1])
@@ -775,9 +776,7 @@ class GridDistortion(_Augmentation):
                  p=0.25):
         self.num_steps = num_steps
         self.distort_limit = distort_limit
-        self.border_mode = border_mode
-        self.fill = fill
-        self.p = p
+        super().__init__(border_mode=border_mode, fill=fill, p=p)
 
     def _transform(self, A, owner):
         num_steps = _check_number(owner, "num_steps", self.num_steps, low=1, integer=True)
@@ -786,8 +785,11 @@ class GridDistortion(_Augmentation):
                                 **self._warp(owner))
 
 
-class OpticalDistortion(_Augmentation):
+class OpticalDistortion(_Geometric):
     """Apply a random barrel or pincushion (lens-like) distortion.
+
+    Wraps ``albumentations.OpticalDistortion`` in its ``"camera"`` mode
+    (albumentations 2 dropped the ``shift_limit`` of 1.x).
 
     Parameters
     ----------
@@ -795,35 +797,28 @@ class OpticalDistortion(_Augmentation):
         Range of the radial distortion coefficient ``k``: a number x means
         (-x, x). On a 512 x 512 image, ``k = 0.05`` moves the corners by
         about 14 pixels and ``k = 0.2`` by about 55.
-    border_mode, fill : {"reflect", "constant"} and float, default="reflect" and 0.0
-        How pixels pulled in from outside the image are filled, and the
-        image value of a constant fill, as in :class:`RandomRotation`.
     p : float, default=0.25
         Probability of distorting.
-
-    Notes
-    -----
-    Wraps ``albumentations.OpticalDistortion`` in its ``"camera"`` mode
-    (albumentations 2 dropped the ``shift_limit`` of 1.x).
+    border_mode, fill : {"reflect", "constant"} and float, default="reflect" and 0.0
+        As in :class:`RandomRotation`.
 
     Examples
     --------
-    >>> import numpy as np
+    The distortion grows from the centre of the image outwards; every
+    particle keeps its label:
+
     >>> from particleseg.augmentation import OpticalDistortion
-    >>> image = np.zeros((64, 64), dtype=np.float32)
-    >>> labels = np.zeros((64, 64), dtype=np.int32)
-    >>> labels[20:40, 20:40] = 3
-    >>> out_image, out_labels = OpticalDistortion(distort_limit=0.3, p=1.0)(
-    ...     image, labels, random_state=0)
-    >>> sorted(np.unique(out_labels).tolist())
-    [0, 3]
+    >>> from particleseg.datasets import make_particles
+    >>> (image,), (labels,) = make_particles(n_images=1, shape=(64, 64), random_state=0)
+    >>> lens = OpticalDistortion(distort_limit=0.3, p=1.0)
+    >>> _, distorted = lens(image / 255, labels, random_state=0)
+    >>> set(distorted.ravel().tolist()) == set(labels.ravel().tolist())
+    True
     """
 
     def __init__(self, distort_limit=0.05, border_mode="reflect", fill=0.0, p=0.25):
         self.distort_limit = distort_limit
-        self.border_mode = border_mode
-        self.fill = fill
-        self.p = p
+        super().__init__(border_mode=border_mode, fill=fill, p=p)
 
     def _transform(self, A, owner):
         limit = _check_range(owner, "distort_limit", self.distort_limit)

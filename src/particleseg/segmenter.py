@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -239,14 +240,50 @@ def _training_data(X, y, params):
     return images, targets, norm, annotator
 
 
+def _fit(est, X, y, continue_training):
+    """Train ``est`` (a ParticleSegmenter) and set its fitted attributes."""
+    from ._models import resolve_device
+    from ._training import TrainingSettings, fit_model
+
+    params = est.get_params(deep=False)
+    _check_parameters(params, {**_PARAMETER_CONSTRAINTS, **_FIT_CONSTRAINTS})
+    images, targets, norm, annotator = _training_data(X, y, params)
+    augmenter = _resolve_option("augment", est.augment, _default_augmenter, callable,
+                                "an Augmenter")
+    device = resolve_device(est.device)
+    keep = continue_training and hasattr(est, "model_")
+    fitted = fit_model(
+        TrainingSettings.from_params(params), images, targets, annotator=annotator,
+        augmenter=augmenter, normalization=norm, device=device, seed=_seed(est.random_state),
+        previous=(est.model_, est.history_) if keep else None,
+    )
+    est.model_, est.device_, est.classes_ = fitted.model, device, np.array([0, 1, 2])
+    est.class_weight_, est.normalization_ = fitted.class_weight, norm
+    est.history_, est.n_iter_ = fitted.history, len(fitted.history)
+    est.border_width_ = fitted.border_width
+    est.particle_diameter_ = training_diameter(targets, annotator)
+    est.confidence_calibration_ = est.min_confidence_ = None
+    return est
+
+
+def _label(est, proba, threshold=0.5, min_size=4, method="components", return_confidence=False):
+    """Particles of one image's probabilities, without those below ``est``'s confidence."""
+    from ._inference import label_confident_particles
+
+    minimum = getattr(est, "min_confidence_", None) if est.min_confidence == "auto" \
+        else est.min_confidence
+    return label_confident_particles(
+        est._decide(proba, threshold), proba,
+        min_confidence=minimum, calibration=getattr(est, "confidence_calibration_", None),
+        min_size=min_size, method=method, return_confidence=return_confidence)
+
+
 class ParticleSegmenter(BaseEstimator):
     """Segment particles in micrographs with DeepLabV3: background, particle, border.
 
-    A scikit-learn estimator around torchvision's DeepLabV3. It learns from
-    micrographs and their instance maps (or class maps) to predict, for every
-    pixel, one of three classes: 0 background, 1 particle, 2 particle border.
-    The border class separates touching particles; turn predictions into
-    particles with :func:`label_particles` or :func:`count_particles`.
+    Learns from micrographs and their instance maps to predict, per pixel,
+    0 background, 1 particle or 2 particle border; the border separates
+    touching particles (see :func:`label_particles`, :meth:`predict_particles`).
 
     The defaults follow the published recipe (ResNet-50, weighted
     cross-entropy, Adam at 1e-3 with cosine annealing, 50 epochs of batches of
@@ -277,22 +314,16 @@ class ParticleSegmenter(BaseEstimator):
     crops_per_image : int, default=1
         Random crops taken from every training image in each epoch.
     augment : "default", None or Augmenter, default="default"
-        Augmentations applied to every training crop, freshly at each epoch
-        and never at prediction time. ``"default"`` is
-        :func:`particleseg.augmentation.default_augmenter` (the recipe's nine
-        augmentations); pass an :class:`Augmenter` to change or search them
-        (e.g. ``augment__elastic__alpha`` in a grid search); None trains on
-        plain crops.
+        Augmentations of every training crop (never at prediction): ``"default"``
+        is :func:`~particleseg.augmentation.default_augmenter`, the recipe's
+        nine; an :class:`Augmenter` can be searched (``augment__elastic__alpha``).
     annotator : "default", None or BorderAnnotator, default="default"
-        How targets ``y`` become class maps. ``"default"`` is
-        ``BorderAnnotator()``: ``y`` are instance maps whose borders are
-        annotated after augmentation. None: ``y`` are class maps already
-        (values 0, 1, 2).
+        How instance maps ``y`` become class maps (after augmentation); None:
+        ``y`` are class maps already (values 0, 1, 2).
     normalize : bool, default=True
         Scale images to [0, 1] (see ``intensity_range``) and standardise them
-        with ``mean`` and ``std``. Images that come from a :class:`Normalizer`
-        (for example as the first step of a ``Pipeline``) are recognised and
-        never normalised twice. With False, images are used as given.
+        with ``mean`` and ``std``; images from a :class:`Normalizer` are never
+        normalised twice. With False, images are used as given.
     mean, std : float, default=0.4773, 0.1719
         Standardisation statistics (the recipe's).
     intensity_range : {"dtype", "image"}, default="dtype"
@@ -302,43 +333,30 @@ class ParticleSegmenter(BaseEstimator):
         Fraction of the training images held out to measure validation loss
         and IoU after every epoch (recorded in ``history_``).
     warm_start : bool, default=False
-        When True, a new call to :meth:`fit` continues training the current
-        model instead of starting again.
+        When True, :meth:`fit` continues training the current model.
     checkpoint : str or path-like, optional
         File where the full training state is written after every epoch; if it
         exists when :meth:`fit` starts, training resumes from it.
     tile_size : int or None, default=1024
-        At prediction, images larger than this are predicted in overlapping
-        tiles of this size, so memory stays bounded. None: always whole.
+        Larger images are predicted in tiles of this size (bounded memory),
+        overlapping by ``tile_overlap`` pixels and blended. None: always whole.
     tile_overlap : int, default=128
-        Overlap of neighbouring tiles, in pixels; predictions are blended
-        smoothly across it.
     inference_precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
-        Arithmetic of prediction: ``"auto"`` is bfloat16 on CPUs that support
-        it natively, float16 on a GPU, else float32 (differences in
-        ``benchmarks/inference.py``); ``"float32"`` compares bit for bit.
+        ``"auto"``: bfloat16 on CPUs with native support, float16 on a GPU,
+        else float32 (``benchmarks/inference.py``); ``"float32"`` is bit-exact.
     inference_scale : float or "auto", default=1.0
-        ``"auto"`` (the bundled model's setting) chooses a scale per image
-        (recorded in ``last_scales_``): a pass at half size measures the
-        typical particle diameter, and the image is rescaled so its particles
-        reach the network at ``particle_diameter_``; at most 1.5 times the
-        cost of a prediction at the chosen scale. A number fixes the scale:
-        each image (or tile) is enlarged by this factor before
-        the network and its class probabilities are brought back to the
-        image's own size. Values above 1 help the network resolve the borders
-        of small or tightly packed particles (its features are 8 or 16 times
-        coarser than the image) at the cost of ``inference_scale**2`` more
-        computation. Training is unaffected.
+        Factor by which images are resized before the network (probabilities
+        come back at full size); above 1 resolves small particles at
+        ``inference_scale**2`` the cost. ``"auto"`` (the bundled model's) picks
+        one per image (``last_scales_``): a pass at half size measures the
+        typical particle, then particles reach the network at ``particle_diameter_``.
     calibrate_outlines : bool, default=True
-        With True, :meth:`predict` takes particle cores from the network's
-        probabilities and outlines from them with the loss's class weights
-        divided out, so touching particles stay apart without looking larger
-        than they are (see the user guide on postprocessing); with False, each
-        pixel gets its most probable class.
+        Outlines from the probabilities with the loss's class weights divided
+        out, so touching particles stay apart without looking larger (user
+        guide, postprocessing); False: each pixel gets its most probable class.
     test_time_flips : bool, default=False
-        Average the predictions over the 8 flips and rotations of each image
-        (test-time augmentation): 8 times the cost, slightly better
-        segmentations (see the model card for the bundled model).
+        Average the predictions over the 8 flips and rotations of each image:
+        8 times the cost, slightly better segmentations (model card).
     min_confidence : "auto", None or float in [0, 1], default="auto"
         :meth:`predict_particles` drops particles less confident than this;
         ``"auto"`` uses the model's own ``min_confidence_`` (none if it has
@@ -347,8 +365,7 @@ class ParticleSegmenter(BaseEstimator):
         ``"auto"`` uses a CUDA GPU when present, else the CPU; or ``"cpu"``,
         ``"cuda"``, ``"cuda:1"``...
     n_threads : int or None, default=None
-        CPU threads for torch while fitting and predicting. None keeps torch's
-        setting.
+        CPU threads for torch while fitting and predicting (None: torch's).
     random_state : int or None, default=None
         Seed for weights, crops and augmentations: the same seed on a CPU gives
         identical predictions.
@@ -366,9 +383,8 @@ class ParticleSegmenter(BaseEstimator):
     normalization_ : tuple of (float, float) or None
         ``(mean, std)`` the network's input was standardised with.
     history_ : list of dict
-        One entry per epoch: ``epoch``, ``train_loss``, ``learning_rate``,
-        ``seconds`` and, with ``validation_fraction``, ``valid_loss`` and
-        ``valid_iou``.
+        Per epoch: ``epoch``, ``train_loss``, ``learning_rate``, ``seconds``
+        (and ``valid_loss``, ``valid_iou`` with ``validation_fraction``).
     n_iter_ : int
         Number of epochs trained.
     device_ : torch.device
@@ -458,13 +474,10 @@ class ParticleSegmenter(BaseEstimator):
         -------
         self : ParticleSegmenter
         """
-        return self._fit(X, y, continue_training=self.warm_start)
+        return _fit(self, X, y, continue_training=self.warm_start)
 
     def partial_fit(self, X, y=None):
-        """Continue training the current model for ``max_epochs`` more epochs.
-
-        The learning-rate schedule starts again (a warm restart). Before the
-        first ``fit``, this is the same as ``fit``.
+        """Train the current model ``max_epochs`` more epochs (a warm restart).
 
         Parameters
         ----------
@@ -474,36 +487,7 @@ class ParticleSegmenter(BaseEstimator):
         -------
         self : ParticleSegmenter
         """
-        return self._fit(X, y, continue_training=True)
-
-    def _fit(self, X, y, continue_training):
-        from ._models import resolve_device
-        from ._training import TrainingSettings, fit_model
-
-        params = self.get_params(deep=False)
-        _check_parameters(params, {**_PARAMETER_CONSTRAINTS, **_FIT_CONSTRAINTS})
-        images, targets, norm, annotator = _training_data(X, y, params)
-        augmenter = _resolve_option("augment", self.augment, _default_augmenter, callable,
-                                    "an Augmenter")
-        device = resolve_device(self.device)
-        seed = _seed(self.random_state)
-        keep = continue_training and hasattr(self, "model_")
-        fitted = fit_model(
-            TrainingSettings.from_params(params), images, targets, annotator=annotator,
-            augmenter=augmenter, normalization=norm, device=device, seed=seed,
-            previous=(self.model_, self.history_) if keep else None,
-        )
-        self.model_ = fitted.model
-        self.device_ = device
-        self.classes_ = np.array([0, 1, 2])
-        self.class_weight_ = fitted.class_weight
-        self.normalization_ = norm
-        self.history_ = fitted.history
-        self.n_iter_ = len(fitted.history)
-        self.border_width_ = fitted.border_width
-        self.particle_diameter_ = training_diameter(targets, annotator)
-        self.confidence_calibration_ = self.min_confidence_ = None
-        return self
+        return _fit(self, X, y, continue_training=True)
 
     # ------------------------------------------------------------------
     # Prediction
@@ -531,7 +515,8 @@ class ParticleSegmenter(BaseEstimator):
         )
         settings = _inference.InferenceSettings.from_params(
             self.get_params(deep=False), device=self.device_, normalization=norm,
-            particle_diameter=getattr(self, "particle_diameter_", None), label=self._particles,
+            particle_diameter=getattr(self, "particle_diameter_", None),
+            label=functools.partial(_label, self),
         )
         self.last_scales_ = []
         out = _inference.predict_proba(self.model_, images, settings, scales=self.last_scales_)
@@ -551,7 +536,6 @@ class ParticleSegmenter(BaseEstimator):
         Returns
         -------
         classes : ndarray of uint8, shape (H, W), or a list of them
-            One class map per image, at full resolution.
         """
         proba = self.predict_proba(X)
         return [self._decide(p) for p in proba] if isinstance(proba, list) else self._decide(proba)
@@ -590,23 +574,12 @@ class ParticleSegmenter(BaseEstimator):
         True
         """
         proba = self.predict_proba(X)
-        found = [self._particles(p, threshold, min_size, method, return_confidence)
-                 for p in (proba if isinstance(proba, list) else [proba])]
-        if not return_confidence:
-            return found if isinstance(proba, list) else found[0]
-        labels, confidence = [f[0] for f in found], [f[1] for f in found]
-        return (labels, confidence) if isinstance(proba, list) else (labels[0], confidence[0])
-
-    def _particles(self, proba, threshold=0.5, min_size=4, method="components",
-                   return_confidence=False):
-        from ._inference import label_confident_particles
-
-        minimum = getattr(self, "min_confidence_", None) if self.min_confidence == "auto" \
-            else self.min_confidence
-        return label_confident_particles(
-            self._decide(proba, threshold), proba, min_confidence=minimum,
-            calibration=getattr(self, "confidence_calibration_", None), min_size=min_size,
-            method=method, return_confidence=return_confidence)
+        one = functools.partial(_label, self, threshold=threshold, min_size=min_size,
+                                method=method, return_confidence=return_confidence)
+        if not isinstance(proba, list):
+            return one(proba)
+        found = [one(p) for p in proba]
+        return ([f[0] for f in found], [f[1] for f in found]) if return_confidence else found
 
     def _decide(self, proba, threshold=0.5):
         """The class map of one image's probabilities (see :meth:`predict`)."""
@@ -619,16 +592,13 @@ class ParticleSegmenter(BaseEstimator):
 
         Parameters
         ----------
-        X : list of ndarray
-            Micrographs.
-        y : list of ndarray
-            Their instance maps (or class maps): foreground is every value > 0.
+        X, y : list of ndarray
+            Micrographs and their instance (or class) maps; foreground is > 0.
 
         Returns
         -------
         score : float
-            Mean IoU of predicted (particle or border) and true foreground;
-            higher is better, 1 is perfect.
+            Mean IoU of predicted and true foreground; 1 is perfect.
         """
         return _mean_iou(self.predict(X), y)
 
