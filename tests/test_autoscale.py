@@ -13,6 +13,7 @@ from particleseg._autoscale import (
     FALLBACK_SCALE,
     MAX_SCALE,
     PROBE_SCALE,
+    ESCALATION_LIMIT,
     choose_scale,
     predict_proba_auto,
     typical_diameter,
@@ -92,6 +93,44 @@ def test_predict_proba_auto_rescales_by_the_measured_size():
     _, scale = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
                                   target_diameter=d / 2)
     assert calls == [PROBE_SCALE] and scale == PROBE_SCALE  # the probe is reused
+
+
+def test_predict_proba_auto_looks_again_when_a_pass_shows_smaller_particles():
+    # The probe sees only large blobs (small particles merged); the pass at the
+    # scale they suggest shows the small particles, so one more pass enlarges.
+    big = discs((128, 128), [(40, 40), (40, 90), (90, 40), (90, 90)], radius=16)
+    small = discs((128, 128), [(20 + 22 * i, 20 + 22 * j) for i in range(5) for j in range(5)],
+                  radius=4)
+    calls = []
+
+    def predict_at(image, scale):
+        calls.append(scale)
+        return np.full((3, 128, 128), scale, dtype=np.float32)  # remembers its scale
+
+    def label(proba):
+        return big if proba[0, 0, 0] == PROBE_SCALE else small
+
+    target = 2 * typical_diameter(big)
+    proba, scale = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
+                                      target_diameter=target)
+    first = choose_scale(typical_diameter(big), target)[0]
+    second = choose_scale(typical_diameter(small), target)[0]
+    assert (first, second) == (2.0, MAX_SCALE)
+    assert calls == [PROBE_SCALE, first, second]
+    assert scale == second and proba[0, 0, 0] == second
+
+
+def test_predict_proba_auto_enlarges_when_a_pass_finds_nothing():
+    calls = []
+
+    def predict_at(image, scale):
+        calls.append(scale)
+        return np.zeros((3, 32, 32), dtype=np.float32)
+
+    _, scale = predict_proba_auto(np.zeros((32, 32), np.float32), predict_at,
+                                  lambda proba: np.zeros((32, 32), np.int32), target_diameter=50.0)
+    assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, ESCALATION_LIMIT]
+    assert scale == ESCALATION_LIMIT
 
 
 @pytest.fixture(scope="module")

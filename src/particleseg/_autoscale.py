@@ -12,13 +12,22 @@ estimator):
 2. the median equivalent diameter ``d`` of the particles it finds (those
    not cut by the image edge, when there are enough of them) gives the scale
    ``s = target_diameter / d``, clipped to [:data:`PROBE_SCALE`, :data:`MAX_SCALE`];
-3. when ``s`` is close enough to the probe's scale (``s <= sqrt(2) *
-   PROBE_SCALE``), the probe's probabilities are the answer; otherwise the
-   image is predicted again at ``s``.
+3. when ``s`` is close enough to the scale just predicted (``s <= sqrt(2)``
+   times it), that prediction is the answer; otherwise the image is
+   predicted again at ``s``, and step 2 is repeated on the new prediction
+   (at most :data:`MAX_PASSES` passes in all). A pass only ever goes *up*
+   in scale: particles too small to be resolved at the probe's scale are
+   missed or merged by it, so the probe over-estimates their size, and the
+   pass at ``s`` shows them;
+4. when a pass finds no particle at all, the next one is made at twice its
+   scale, up to :data:`ESCALATION_LIMIT` (tiny, densely packed particles
+   can be invisible at half size and at full size alike).
 
-The cost is therefore at most 1.5 times a fixed-scale prediction at the
-chosen scale: the probe costs ``PROBE_SCALE**2`` and is only paid on top
-when ``s**2 >= 2 * PROBE_SCALE**2``.
+The cost is bounded by the chosen scale: each pass before the last is made
+at most at ``1 / sqrt(2)`` of the next one's scale, so in the common case
+(probe, then one pass) the total is at most 1.5 times a fixed-scale
+prediction at the chosen scale, and a probe that is already the answer
+costs nothing more.
 
 Nothing here imports torch: the prediction and the decision rule come in as
 callables.
@@ -34,8 +43,12 @@ import numpy as np
 PROBE_SCALE = 0.5
 #: Largest scale "auto" chooses.
 MAX_SCALE = 4.0
-#: Scale used when the probe finds no particle.
+#: Scale used when the probe finds no particle (see :func:`choose_scale`).
 FALLBACK_SCALE = 1.0
+#: A pass that finds no particle is followed by one at twice its scale, up to this.
+ESCALATION_LIMIT = 2.0
+#: Most predictions of one image (the probe included).
+MAX_PASSES = 3
 #: Fewest particles away from the image edge for the estimate to ignore the
 #: ones on the edge.
 MIN_INTERIOR = 3
@@ -135,10 +148,19 @@ def predict_proba_auto(image, predict_at, label, target_diameter, probe_scale=PR
     scale : float
         The scale used.
     """
-    probe = predict_at(image, probe_scale)
-    diameter = typical_diameter(label(probe))
-    scale, reuse = choose_scale(diameter, target_diameter, probe_scale)
-    if reuse:
-        return probe, scale
-    del probe
-    return predict_at(image, scale), scale
+    scale = float(probe_scale)
+    proba = predict_at(image, scale)
+    for _ in range(MAX_PASSES - 1):
+        diameter = typical_diameter(label(proba))
+        if diameter is None:
+            if 2 * scale > ESCALATION_LIMIT:
+                break
+            wanted = 2 * scale
+        else:
+            wanted, _ = choose_scale(diameter, target_diameter, probe_scale)
+            if wanted <= math.sqrt(2.0) * scale:
+                break
+        del proba
+        scale = wanted
+        proba = predict_at(image, scale)
+    return proba, scale
