@@ -137,21 +137,26 @@ def load_method(name, previous):
     if base == "previous":
         seg = ParticleSegmenter.load(previous, device="cpu")
         label = "previous bundled model"
-    elif base in ("auto", "emps"):
+    elif base in ("auto", "emps", "analyze"):
         seg = pretrained("emps", device="cpu")
         label = "bundled model"
     else:
         seg = ParticleSegmenter.load(base, device="cpu")
         label = Path(base).stem
-    if base == "auto":
+    if base in ("auto", "analyze"):
         scale = "auto"
     if scale:
         seg.set_params(inference_scale="auto" if scale == "auto" else float(scale))
     return seg, f"{label} @{seg.inference_scale if isinstance(seg.inference_scale, str) else f'{seg.inference_scale:g}x'}"
 
 
-def run_method(seg, images):
-    """Instance maps, confidences, chosen scales and seconds per image."""
+def run_method(seg, images, remove_annotations=False):
+    """Instance maps, confidences, chosen scales and seconds per image.
+
+    With ``remove_annotations``, particles lying mostly in figure annotations
+    (``particleseg.scalebar.annotation_mask``) are dropped, as
+    ``particleseg analyze`` does by default.
+    """
     labels, confidences, scales, seconds = [], [], [], []
     for image in images:
         t0 = time.perf_counter()
@@ -160,6 +165,10 @@ def run_method(seg, images):
         else:
             lab, conf = seg.predict_particles(image, return_confidence=True)
             scale = seg.last_scales_[0]
+            if remove_annotations:
+                from particleseg.scalebar import annotation_mask, remove_annotated_particles
+
+                lab, _ = remove_annotated_particles(lab, annotation_mask(image))
         seconds.append(time.perf_counter() - t0)
         labels.append(lab)
         confidences.append(conf)
@@ -223,7 +232,8 @@ def main(argv=None):
     p.add_argument("--sem", default=str(SEM_DATA))
     p.add_argument("--sets", default="emps,sem,robust")
     p.add_argument("--methods", default="previous@1,previous@2,emps@1,emps@2,auto,otsu",
-                   help="comma-separated: previous@S, emps@S, auto, otsu, or a model path[@S]; "
+                   help="comma-separated: previous@S, emps@S, auto, analyze (auto, then annotations "
+                        "removed as particleseg analyze does), otsu, or a model path[@S]; "
                         "S is a number or auto")
     p.add_argument("--previous", default=None,
                    help=f"previous model file (default: the one bundled at git {PREVIOUS})")
@@ -269,8 +279,10 @@ def main(argv=None):
     results, curves = {}, {}
     for method in args.methods.split(","):
         seg, label = load_method(method, previous)
+        if method.startswith("analyze"):
+            label += ", annotations removed"
         for set_name, (names, images, truths) in sets.items():
-            labels, confs, scales, seconds = run_method(seg, images)
+            labels, confs, scales, seconds = run_method(seg, images, method.startswith("analyze"))
             r = score_images(truths, labels)
             r["s / image"] = float(np.median(seconds))
             if scales[0] is not None:
