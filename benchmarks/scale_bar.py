@@ -52,7 +52,8 @@ HERE = Path(__file__).resolve().parent
 EMPS = HERE.parent.parent / "shared" / "data" / "emps-train" / "images"
 TRUTH_CSV = HERE / "data" / "emps_scale_bars.csv"
 _UNIT = {"um": "\N{MICRO SIGN}m", "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m",
-         "A": "\N{ANGSTROM SIGN}", "\N{LATIN CAPITAL LETTER A WITH RING ABOVE}": "\N{ANGSTROM SIGN}"}
+         "A": "\N{LATIN CAPITAL LETTER A WITH RING ABOVE}",
+         "\N{ANGSTROM SIGN}": "\N{LATIN CAPITAL LETTER A WITH RING ABOVE}"}
 
 
 def _unit(u):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -55,7 +56,8 @@ MIN_CONFIDENCE = 0.5
 OCR_HINT = 'pip install "particleseg[scalebar]"'
 
 #: Nanometres per unit of the labels understood.
-_NM_PER_UNIT = {"nm": 1.0, "\N{MICRO SIGN}m": 1e3, "mm": 1e6, "\N{ANGSTROM SIGN}": 0.1, "pm": 1e-3}
+_ANGSTROM = "\N{LATIN CAPITAL LETTER A WITH RING ABOVE}"
+_NM_PER_UNIT = {"nm": 1.0, "\N{MICRO SIGN}m": 1e3, "mm": 1e6, _ANGSTROM: 0.1, "pm": 1e-3}
 #: Largest side searched at full resolution; larger images are reduced first.
 _SEARCH_SIDE = 1100
 
@@ -152,13 +154,12 @@ class ScaleBar:
 # Labels
 
 
+#: Units as OCR spells them (after NFKC normalisation and lower case).
 _UNIT_SPELLINGS = {
-    "nm": "nm", "nrn": "nm", "mn": "nm", "hm": "nm",
-    "um": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "\N{MICRO SIGN}m",
-    "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m", "μm": "\N{MICRO SIGN}m",
+    "nm": "nm", "nrn": "nm",
+    "um": "\N{MICRO SIGN}m", "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m",
     "mm": "mm",
-    "a": "\N{ANGSTROM SIGN}", "\N{LATIN SMALL LETTER A WITH RING ABOVE}": "\N{ANGSTROM SIGN}",
-    "\N{ANGSTROM SIGN}": "\N{ANGSTROM SIGN}",
+    "a": _ANGSTROM, "\N{LATIN SMALL LETTER A WITH RING ABOVE}": _ANGSTROM,
     "pm": "pm",
 }
 _LABEL = re.compile(r"^\s*([0-9OoIl|]+(?:[.,·][0-9Oo]+)?)\s*([^\s0-9]{1,3})\s*$")
@@ -204,7 +205,7 @@ def parse_scale_label(text):
         value = float(digits)
     except ValueError:
         return None
-    unit = _UNIT_SPELLINGS.get(unit.lower() if unit not in ("\N{ANGSTROM SIGN}", "Å") else unit)
+    unit = _UNIT_SPELLINGS.get(unicodedata.normalize("NFKC", unit).lower())
     if unit is None or not (value > 0 and math.isfinite(value)):
         return None
     return value, unit
@@ -820,6 +821,7 @@ def find_scale_bar(image, *, read=True):
         if readings:
             bar, p, label_box, text, value, unit, score = max(
                 readings, key=lambda r: r[-1] * (0.5 + 0.5 * r[0].quality))
+            text = text.strip(" '\"`\u2018\u2019\u201c\u201d")
             confidence = score * (0.6 + 0.4 * bar.quality) * (1.0 if _nice(value) else 0.8)
             box = _background_box(p, _union(_bar_box(bar), label_box), bar.ground)
             message = "" if confidence >= MIN_CONFIDENCE else (
