@@ -132,7 +132,7 @@ def test_find_scale_bar_on_bad_input_returns_none_or_a_bar_without_value():
     assert find_scale_bar(micrograph()) is None  # particles, no bar
     # A bar with no label: found, but it calibrates nothing, and says so.
     image = micrograph()
-    image[230:235, 150:230] = 1.0
+    image[230:235, 150:230] = 0.0
     bar = find_scale_bar(image)
     assert bar is not None and bar.label_box is None and bar.value is None
     assert not bar.calibrated and "no label" in bar.message
@@ -275,8 +275,9 @@ def write_figure(folder, name="figure.png", **options):
 def test_analyze_measures_a_figure_in_nm_from_its_scale_bar(
         tmp_path, tiny_model, fake_prediction, capsys):  # noqa: F811
     pytest.importorskip("rapidocr_onnxruntime")
-    fake_prediction(dark_particles)
-    truth = write_figure(tmp_path / "figures", length_px=100, value=50, unit="nm")
+    fake_prediction(dark_particles)  # which also finds the dark bar and glyphs
+    truth = write_figure(tmp_path / "figures", length_px=100, value=50, unit="nm",
+                         polarity="dark")
     out = tmp_path / "results"
     assert main(["analyze", str(tmp_path / "figures"), "--model", tiny_model,
                  "--out", str(out)]) == 0

@@ -311,11 +311,22 @@ def _bar_candidates(p, min_length):
     binary = ndi.binary_opening(binary, structure=np.ones((1, min_length), bool))
     labels, n = ndi.label(binary)
     boxes = []
-    for sl in ndi.find_objects(labels):
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
         if sl is None:
             continue
-        top, bottom = sl[0].start, sl[0].stop
-        left, right = sl[1].start, sl[1].stop
+        comp = labels[sl] == i
+        counts = comp.sum(axis=1)
+        # The bar's rows: the block of long rows around the longest one (noise
+        # or a tick attached above or below is left out).
+        peak = int(np.argmax(counts))
+        first = last = peak
+        while first > 0 and counts[first - 1] >= 0.6 * counts[peak]:
+            first -= 1
+        while last + 1 < len(counts) and counts[last + 1] >= 0.6 * counts[peak]:
+            last += 1
+        cols = np.nonzero(comp[first:last + 1].any(axis=0))[0]
+        top, bottom = sl[0].start + first, sl[0].start + last + 1
+        left, right = sl[1].start + int(cols[0]), sl[1].start + int(cols[-1]) + 1
         length, thick = right - left, bottom - top
         if length < min_length or length > 0.85 * w or length < 2.5 * thick:
             continue
