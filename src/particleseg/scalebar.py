@@ -405,6 +405,8 @@ def _measure_bar(p, box, factor, polarity):
             block.append(r)
             r += step
     bar_rows = np.array(sorted(block))
+    if len(np.setdiff1d(np.nonzero(row_counts >= 0.8 * longest)[0], bar_rows)):
+        return None  # two bands of long rows: the frame of a box, not a bar
     thickness = len(bar_rows)
     lefts = np.array([np.nonzero(comp[r])[0][0] for r in bar_rows])
     rights = np.array([np.nonzero(comp[r])[0][-1] for r in bar_rows])
@@ -415,12 +417,28 @@ def _measure_bar(p, box, factor, polarity):
     if (lefts.min() == 0 and c0 > 0) or (rights.max() == win.shape[1] - 1 and c1 < W):
         return None
     core = bar_rows[1:-1] if thickness >= 3 else bar_rows
-    a, b = int(np.median(lefts)), int(np.median(rights))
+    # The bar's columns: the longest run of columns where the bar is whole and
+    # nothing lies above or below it, then its end ticks (whole columns with
+    # something above or below, at most a bar's thickness wide at each end).
+    # A glyph that touches the end of the bar is left out.
+    whole = comp[core].all(axis=0)
+    clean = whole & (comp.sum(axis=0) <= thickness + 2)
+    edges = np.diff(np.concatenate([[0], clean.astype(np.int8), [0]]))
+    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    if len(starts) == 0:
+        return None
+    k = int(np.argmax(stops - starts))
+    a, b = int(starts[k]), int(stops[k]) - 1
+    reach = max(3, thickness)
+    while a > 0 and whole[a - 1] and starts[k] - (a - 1) <= reach:
+        a -= 1
+    while b + 1 < len(whole) and whole[b + 1] and (b + 1) - (stops[k] - 1) <= reach:
+        b += 1
+    if b - a + 1 < max(8, 2.5 * thickness):
+        return None
     interior = win[core][:, a + 1:b] if b - a > 2 else win[core]
     level = float(np.median(interior))
-    lengths = [_run_length(win[r], int(lefts[i]), int(rights[i]), ground, level)
-               for i, r in enumerate(bar_rows) if r in core]
-    length = float(np.median(lengths))
+    length = float(np.median([_run_length(win[r], a, b, ground, level) for r in core]))
     # Checks: straight ends, uniform fill, little attached.
     end_spread = float(np.std(lefts) + np.std(rights))
     uniform = float(np.mean(win[bar_rows[0]:bar_rows[-1] + 1, a:b + 1] >= thr))
@@ -429,11 +447,10 @@ def _measure_bar(p, box, factor, polarity):
         return None
     quality = float(np.clip(1 - end_spread / max(3.0, 0.05 * run), 0, 1))
     quality *= float(np.clip((level - ground) / 0.25, 0, 1))
-    rows_any = np.nonzero(comp.any(axis=1))[0]
-    cols_any = np.nonzero(comp.any(axis=0))[0]
+    rows_any = np.nonzero(comp[:, a:b + 1].any(axis=1))[0]
     return _Bar(
-        top=r0 + int(rows_any[0]), left=c0 + int(cols_any[0]),
-        bottom=r0 + int(rows_any[-1]) + 1, right=c0 + int(cols_any[-1]) + 1,
+        top=r0 + int(rows_any[0]), left=c0 + a,
+        bottom=r0 + int(rows_any[-1]) + 1, right=c0 + b + 1,
         length=length, thickness=thickness, level=level, ground=ground,
         quality=quality, polarity=polarity,
         core_top=r0 + int(bar_rows[0]), core_bottom=r0 + int(bar_rows[-1]) + 1,
