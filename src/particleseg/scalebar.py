@@ -417,23 +417,29 @@ def _measure_bar(p, box, factor, polarity):
     if (lefts.min() == 0 and c0 > 0) or (rights.max() == win.shape[1] - 1 and c1 < W):
         return None
     core = bar_rows[1:-1] if thickness >= 3 else bar_rows
-    # The bar's columns: the longest run of columns where the bar is whole and
-    # nothing lies above or below it, then its end ticks (whole columns with
-    # something above or below, at most a bar's thickness wide at each end).
-    # A glyph that touches the end of the bar is left out.
+    # The bar's columns: the longest run of columns where the bar is whole.
+    # At each end, columns with something above or below them are end ticks
+    # when they are at most a bar's thickness wide, else a glyph that touches
+    # the bar, which is left out (glyphs touching the middle do no harm).
     whole = comp[core].all(axis=0)
-    clean = whole & (comp.sum(axis=0) <= thickness + 2)
-    edges = np.diff(np.concatenate([[0], clean.astype(np.int8), [0]]))
+    edges = np.diff(np.concatenate([[0], whole.astype(np.int8), [0]]))
     starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
     if len(starts) == 0:
         return None
     k = int(np.argmax(stops - starts))
     a, b = int(starts[k]), int(stops[k]) - 1
+    clean = whole & (comp.sum(axis=0) <= thickness + 2)
     reach = max(3, thickness)
-    while a > 0 and whole[a - 1] and starts[k] - (a - 1) <= reach:
-        a -= 1
-    while b + 1 < len(whole) and whole[b + 1] and (b + 1) - (stops[k] - 1) <= reach:
-        b += 1
+    i = a
+    while i <= b and not clean[i]:
+        i += 1
+    if i - a > reach:
+        a = i
+    j = b
+    while j >= a and not clean[j]:
+        j -= 1
+    if b - j > reach:
+        b = j
     if b - a + 1 < max(8, 2.5 * thickness):
         return None
     interior = win[core][:, a + 1:b] if b - a > 2 else win[core]
