@@ -267,7 +267,8 @@ def run(args):
         sources.append(_Source("sample", None))
 
     seg, described = load_model(args.model, args.device)
-    configure_prediction(seg, args.tile_size, args.threads)
+    configure_prediction(seg, args.tile_size, args.threads, args.inference_scale,
+                         args.min_confidence)
     if not args.quiet:
         say(f"Analysing {len(sources)} image{'s' * (len(sources) != 1)} with the {described}.")
 
@@ -302,17 +303,20 @@ def run(args):
                             "unit of every image.)"
                         )
                     uncalibrated.append(source.name)
-                labels = segment(seg, image, args)
+                labels, confidence, scale = segment(seg, image, args)
                 n_removed = 0
                 if args.drop_annotations and source.path is not None:
                     from .scalebar import annotation_mask, remove_annotated_particles
 
                     mask = annotation_mask(image, scale_bar=calibration.scale_bar)
+                    # labels keep their values, so confidence[label - 1] stays right
                     labels, n_removed = remove_annotated_particles(labels, mask)
-                table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit)
+                table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit,
+                                          confidence=confidence)
                 table.insert(0, "file", source.name)
                 row = _summary_row(source, table, pixel_size, unit, origin, args.exclude_edge)
                 row.update(_scale_bar_columns(calibration, n_removed))
+                row["inference_scale"] = scale
                 if args.plots:
                     _save_overlay(out_dir / f"{stem}_overlay.png", image, labels, pixel_size, unit,
                                   calibration.scale_bar)
