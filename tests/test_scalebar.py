@@ -6,6 +6,7 @@ Tests that read labels need the OCR extra (``pip install
 """
 
 import os
+import sys
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -51,11 +52,17 @@ def figure(shape=(256, 256), seed=0, **options):
 
 @pytest.fixture
 def no_ocr(monkeypatch):
-    """Behave as if the OCR extra were not installed."""
-    monkeypatch.setattr(scalebar, "_ocr_available", lambda: False)
+    """Behave as if the OCR extra were not installed: its import fails."""
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # import raises ImportError
     scalebar._ocr_engine.cache_clear()
     yield
     scalebar._ocr_engine.cache_clear()
+
+
+def test_the_no_ocr_fixture_makes_the_import_fail(no_ocr):
+    with pytest.raises(ImportError):
+        import rapidocr_onnxruntime  # noqa: F401
+    assert scalebar._ocr_engine() is None
 
 
 # --------------------------------------------------------------------------
@@ -75,13 +82,14 @@ def no_ocr(monkeypatch):
     ("200 pm", (200.0, "pm")),
     ("\N{RIGHT SINGLE QUOTATION MARK}500 nm", (500.0, "nm")),
     ("1O0 nm", (100.0, "nm")),  # OCR's letter O between digits
+    ("20:nm", (20.0, "nm")),  # a speck between number and unit, read as punctuation
 ])
 def test_parse_scale_label_reads_value_and_unit(text, expected):
     assert parse_scale_label(text) == expected
 
 
 @pytest.mark.parametrize("text", ["Au NPs", "nm", "100", "(a)", "x50k", "WD 28 mm 10 kV", "", "0 nm",
-                                  "100 km", None])
+                                  "100 km", "20 :", None])
 def test_parse_scale_label_rejects_what_is_not_a_length(text):
     assert parse_scale_label(text) is None
 
@@ -146,6 +154,8 @@ def test_a_label_without_a_bar_is_not_a_scale_bar():
     image[t:b, l:r] = image[t - 12:b - 12, l:r]  # erase the bar, keep the text
     bar = find_scale_bar(image, read=False)
     assert bar is None or abs(bar.length_px - truth.length_px) > 5
+    calibration = calibrate(image)  # with OCR when installed: still no calibration
+    assert (calibration.pixel_size, calibration.unit, calibration.source) == (None, "px", "none")
 
 
 def test_several_bars_give_one_of_them():
@@ -199,6 +209,36 @@ def test_a_low_confidence_reading_is_not_a_calibration(monkeypatch):
     assert bar.value == 100 and not bar.calibrated
     assert "low confidence" in bar.message
     assert calibrate(image).unit == "px"
+
+
+def two_panel_figure(second_length):
+    """A 384 px figure with a bar of 90 px = 100 nm and one of ``second_length`` = 50 nm."""
+    image, first = figure(shape=(384, 384), corner=("bottom", "right"), length_px=90)
+    image, _, second = draw_scale_bar(image, np.random.default_rng(1), length_px=second_length,
+                                      value=50, unit="nm", font="DejaVuSans.ttf", font_size=16,
+                                      polarity="light", boxed=False, ticks=False,
+                                      label_side="above", corner=("top", "left"))
+    return image
+
+
+def test_bars_that_disagree_are_not_a_calibration():
+    pytest.importorskip("rapidocr_onnxruntime")
+    image = two_panel_figure(second_length=80)  # 1.11 and 0.625 nm per pixel
+    bar = find_scale_bar(image)
+    assert bar.value in (100, 50) and len(bar.disagreeing) == 1
+    assert not bar.calibrated and "disagree" in bar.message
+    calibration = calibrate(image)
+    assert (calibration.pixel_size, calibration.unit) == (None, "px")
+    assert any("disagree" in m for m in calibration.messages)
+
+
+def test_bars_that_agree_are_a_calibration():
+    pytest.importorskip("rapidocr_onnxruntime")
+    image = two_panel_figure(second_length=45)  # 100 nm / 90 px = 50 nm / 45 px
+    bar = find_scale_bar(image)
+    assert bar.calibrated, bar.message
+    assert len(bar.others) == 1 and bar.disagreeing == ()
+    assert bar.pixel_size_nm == pytest.approx(100 / 90, rel=0.02)
 
 
 # --------------------------------------------------------------------------
@@ -265,32 +305,58 @@ def test_remove_annotated_particles_drops_only_particles_mostly_inside():
 # particleseg analyze
 
 
-def write_figure(folder, name="figure.png", **options):
+def write_figure(folder, name="figure.png", seed=0, **options):
     folder.mkdir(parents=True, exist_ok=True)
-    image, truth = figure(shape=(320, 320), **options)
+    image, truth = figure(shape=(320, 320), seed=seed, **options)
     iio.imwrite(folder / name, (image * 255).astype(np.uint8))
     return truth
 
 
-def test_analyze_measures_a_figure_in_nm_from_its_scale_bar(
+def test_analyze_measures_a_folder_of_figures_in_nm_from_their_scale_bars(
         tmp_path, tiny_model, fake_prediction, capsys):  # noqa: F811
     pytest.importorskip("rapidocr_onnxruntime")
     fake_prediction(dark_particles)  # which also finds the dark bar and glyphs
-    truth = write_figure(tmp_path / "figures", length_px=100, value=50, unit="nm",
-                         polarity="dark")
+    folder = tmp_path / "figures"
+    write_figure(folder, "a.png", length_px=100, value=50, unit="nm", polarity="dark")
+    write_figure(folder, "b.png", seed=1, length_px=120, value=2, unit=f"{MU}m", boxed=True)
     out = tmp_path / "results"
-    assert main(["analyze", str(tmp_path / "figures"), "--model", tiny_model,
-                 "--out", str(out)]) == 0
+    assert main(["analyze", str(folder), "--model", tiny_model, "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "from its scale bar" in err
-    row = pd.read_csv(out / "summary.csv").iloc[0]
-    assert (row["unit"], row["pixel_size_from"]) == ("nm", "scale bar")
-    assert row["pixel_size"] == pytest.approx(50 / truth.length_px, rel=0.02)
-    assert row["scale_bar_text"].replace(" ", "") == "50nm"
-    assert row["scale_bar_length_px"] == pytest.approx(100, abs=1)
-    assert row["annotations_removed"] >= 1  # the glyphs of "50 nm" are dark blobs too
-    assert "equivalent_diameter_nm" in pd.read_csv(out / "particles.csv")
-    assert (out / "figure_overlay.png").exists()
+    assert err.count("from its scale bar") == 2 and "--pixel-size" not in err
+    summary = pd.read_csv(out / "summary.csv").set_index("file")
+    a, b = summary.loc[str(folder / "a.png")], summary.loc[str(folder / "b.png")]
+    assert (a["unit"], a["pixel_size_from"]) == ("nm", "scale bar")
+    assert (b["unit"], b["pixel_size_from"]) == ("nm", "scale bar")
+    # The drawn bars: 50 nm over 100 px, and 2 µm = 2000 nm over 120 px.
+    assert a["pixel_size"] == pytest.approx(0.5, rel=0.02)
+    assert b["pixel_size"] == pytest.approx(2000 / 120, rel=0.02)
+    assert a["scale_bar_text"].replace(" ", "") == "50nm"
+    assert a["scale_bar_length_px"] == pytest.approx(100, abs=1)
+    assert a["annotations_removed"] >= 1  # the glyphs of "50 nm" are dark blobs too
+    particles = pd.read_csv(out / "particles.csv")
+    assert "equivalent_diameter_nm" in particles and "equivalent_diameter_px" not in particles
+    assert (out / "a_overlay.png").exists()
+
+
+def test_analyze_bad_figures_give_messages_not_crashes(tmp_path, tiny_model, capsys):  # noqa: F811
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    iio.imwrite(folder / "blank.png", np.full((256, 256), 128, np.uint8))
+    no_label = micrograph()
+    no_label[230:235, 150:230] = 0.0
+    iio.imwrite(folder / "no_label.png", (no_label * 255).astype(np.uint8))
+    no_bar, truth = figure()
+    t, l, b, r = truth.bar_box
+    no_bar[t:b, l:r] = no_bar[t - 12:b - 12, l:r]
+    iio.imwrite(folder / "no_bar.png", (no_bar * 255).astype(np.uint8))
+    out = tmp_path / "results"
+    assert main(["analyze", str(folder), "--model", tiny_model, "--out", str(out),
+                 "--no-plots", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "no label next to it" in err and "--pixel-size" in err
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 3
+    assert (summary["unit"] == "px").all() and (summary["pixel_size_from"] == "none").all()
 
 
 def test_analyze_without_the_ocr_extra_says_how_and_stays_in_pixels(
