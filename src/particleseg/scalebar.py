@@ -470,24 +470,44 @@ def _measure_bar(p, box, factor, polarity):
     # At each end, columns with something above or below them are end ticks
     # when they are at most a bar's thickness wide, else a glyph that touches
     # the bar, which is left out (glyphs touching the middle do no harm).
+    # Glyphs and ticks have the bar's own colour: a grey particle touching
+    # the bar is not one of them.
+    own_colour = comp & (win >= level - 0.25 * (level - ground))
+
+    def longest_run(whole):
+        edges = np.diff(np.concatenate([[0], whole.astype(np.int8), [0]]))
+        starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+        if len(starts) == 0:
+            return None
+        k = int(np.argmax(stops - starts))
+        return int(starts[k]), int(stops[k]) - 1
+
     whole = comp[core].all(axis=0)
-    edges = np.diff(np.concatenate([[0], whole.astype(np.int8), [0]]))
-    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
-    if len(starts) == 0:
+    span = longest_run(whole)
+    if span is None:
         return None
-    k = int(np.argmax(stops - starts))
-    a, b = int(starts[k]), int(stops[k]) - 1
-    clean = whole & (comp.sum(axis=0) <= thickness + 2)
+    a, b = span
+    # A grey particle touching an end is not the bar: where the bar's rows
+    # keep its colour, unless blur leaves too little of it.
+    strong = (comp & (win >= level - 0.35 * (level - ground)))[core].all(axis=0)
+    span = longest_run(strong)
+    if span is not None and span[1] - span[0] >= 0.9 * (b - a):
+        a, b = span
+        whole = strong
+    clean = whole & (own_colour.sum(axis=0) <= thickness + 2)
     reach = max(3, thickness)
     i = a
     while i <= b and not clean[i]:
         i += 1
-    if i - a > reach:
-        a = i
     j = b
     while j >= a and not clean[j]:
         j -= 1
-    if b - j > reach:
+    # End ticks come in pairs: something attached at one end only, or wider
+    # than a tick, is a glyph or a particle, and is left out.
+    left_end, right_end = i - a, b - j
+    if left_end > reach or (left_end and not right_end):
+        a = i
+    if right_end > reach or (right_end and not left_end):
         b = j
     if b - a + 1 < max(8, 2.5 * thickness) or b - a + 1 > 0.85 * W:
         return None  # too short, or a strip across the image
@@ -589,7 +609,8 @@ def _label_groups(p, bar):
     for i, t_, l_, b_, r_ in comps:
         near_end = min(abs(l_ - bl), abs(r_ - br)) <= 2 * t + 2
         touches = b_ >= ct_ - 2 and t_ <= cb_ + 2
-        if touches and near_end and r_ - l_ <= 2 * t + 2:
+        inside = l_ < br and r_ > bl  # a tick stands on the bar; a glyph beside its end does not
+        if touches and near_end and inside and r_ - l_ <= 2 * t + 2:
             bar_ids.add(i)
     wh, ww = win.shape
     dist = ndi.distance_transform_edt(binary)
@@ -680,6 +701,29 @@ def _ocr_crop(p, group, height=40):
     return out
 
 
+def _wide_crop(p, group, bar, height=40):
+    """The label's line, unmasked, with 1.5 text heights more on each side (the bar blanked)."""
+    H, W = p.shape
+    top, left, bottom, right = group.box
+    h = max(bottom - top, 1)
+    t0, t1 = max(top - int(0.35 * h) - 1, 0), min(bottom + int(0.35 * h) + 1, H)
+    l0, l1 = max(left - int(1.5 * h), 0), min(right + int(1.5 * h), W)
+    crop = p[t0:t1, l0:l1].copy()
+    crop[max(bar.top - 1 - t0, 0):max(bar.bottom + 1 - t0, 0),
+         max(bar.left - 1 - l0, 0):max(bar.right + 1 - l0, 0)] = bar.ground
+    lo, hi = bar.ground, bar.level
+    crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
+    out = (255 * (1 - crop)).astype(np.uint8)
+    scale = float(height) / h
+    if abs(scale - 1) > 0.1:
+        from PIL import Image
+
+        img = Image.fromarray(out)
+        out = np.asarray(img.resize((max(int(img.width * scale), 1), max(int(img.height * scale), 1)),
+                                    Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS))
+    return out
+
+
 def _has_descender(group):
     """Whether one glyph of the line reaches well below the others (a "µ")."""
     labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
@@ -706,7 +750,8 @@ def _glyph_widths(group):
 def _unit_plausibility(unit, group):
     """The unit, checked against the glyphs when OCR says "mm"; and a factor <= 1.
 
-    "mm" labels are rare on micrographs and "nm" is often misread as "mm" in
+    "pm" is doubted: a "µ" is often read as a "p", and picometre bars are
+    rare. "mm" labels are rare on micrographs and "nm" is often misread as "mm" in
     small text. An "n" is about two thirds as wide as an "m" in every common
     font: "mm" is believed when its two letters are as wide as each other,
     read as "nm" when the first is clearly narrower (at a small cost in
@@ -717,6 +762,8 @@ def _unit_plausibility(unit, group):
     unit : str
     factor : float
     """
+    if unit == "pm":  # "µm" is often read "pm"; picometre bars are rare
+        return unit, 0.45
     if unit != "mm":
         return unit, 1.0
     if group is not None:
@@ -748,7 +795,10 @@ def _read_groups(p, bar, groups, engine):
     """The best (group, text, value, unit, score) among the groups, or None.
 
     A label is read at two sizes; when the readings disagree, the score is
-    halved (small text is where "nm" becomes "mm").
+    halved (small text is where "nm" becomes "mm"). It is read once more
+    unmasked, with a margin on both sides: a glyph left out of the line (a
+    "2" touching a particle) then shows as another reading, and the score
+    drops below the threshold ("25 nm" is never silently "5 nm").
     """
     best = None
     for group in groups:
@@ -759,6 +809,9 @@ def _read_groups(p, bar, groups, engine):
         again, _ = _recognise(engine, _ocr_crop(p, group, 28))
         if _parse_with_glyphs(again, group) != parsed:
             score *= 0.5
+        wide = parse_scale_label(_recognise(engine, _wide_crop(p, group, bar))[0])
+        if wide is not None and wide != parsed:
+            score *= 0.4
         unit, factor = _unit_plausibility(parsed[1], group)
         score *= factor
         if best is None or score > best[4]:
@@ -813,7 +866,14 @@ def _read_detected(p, bar, engine):
 
 
 def _background_box(p, box, ground):
-    """The uniform box of the ground's colour around ``box``, if there is one."""
+    """The uniform box of the ground's colour around ``box``, if there is one.
+
+    A box behind an annotation is filled with the colour opposite to its text
+    (near black behind white text, near white behind black): a grey ground is
+    the micrograph itself (particles under a label), never a box.
+    """
+    if ground > 0.2:  # p is the polarity image: the text is light, a box is dark
+        return box
     H, W = p.shape
     top, left, bottom, right = box
     h = bottom - top
