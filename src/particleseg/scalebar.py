@@ -470,31 +470,14 @@ def _measure_bar(p, box, factor, polarity):
     # At each end, columns with something above or below them are end ticks
     # when they are at most a bar's thickness wide, else a glyph that touches
     # the bar, which is left out (glyphs touching the middle do no harm).
-    # Glyphs and ticks have the bar's own colour: a grey particle touching
-    # the bar is not one of them.
-    own_colour = comp & (win >= level - 0.25 * (level - ground))
-
-    def longest_run(whole):
-        edges = np.diff(np.concatenate([[0], whole.astype(np.int8), [0]]))
-        starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
-        if len(starts) == 0:
-            return None
-        k = int(np.argmax(stops - starts))
-        return int(starts[k]), int(stops[k]) - 1
-
     whole = comp[core].all(axis=0)
-    span = longest_run(whole)
-    if span is None:
+    edges = np.diff(np.concatenate([[0], whole.astype(np.int8), [0]]))
+    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    if len(starts) == 0:
         return None
-    a, b = span
-    # A grey particle touching an end is not the bar: where the bar's rows
-    # keep its colour, unless blur leaves too little of it.
-    strong = (comp & (win >= level - 0.35 * (level - ground)))[core].all(axis=0)
-    span = longest_run(strong)
-    if span is not None and span[1] - span[0] >= 0.9 * (b - a):
-        a, b = span
-        whole = strong
-    clean = whole & (own_colour.sum(axis=0) <= thickness + 2)
+    k = int(np.argmax(stops - starts))
+    a, b = int(starts[k]), int(stops[k]) - 1
+    clean = whole & (comp.sum(axis=0) <= thickness + 2)
     reach = max(3, thickness)
     i = a
     while i <= b and not clean[i]:
@@ -502,18 +485,30 @@ def _measure_bar(p, box, factor, polarity):
     j = b
     while j >= a and not clean[j]:
         j -= 1
-    # End ticks come in pairs: something attached at one end only, or wider
-    # than a tick, is a glyph or a particle, and is left out.
-    left_end, right_end = i - a, b - j
-    if left_end > reach or (left_end and not right_end):
+    if i - a > reach:
         a = i
-    if right_end > reach or (right_end and not left_end):
+    if b - j > reach:
         b = j
     if b - a + 1 < max(8, 2.5 * thickness) or b - a + 1 > 0.85 * W:
         return None  # too short, or a strip across the image
     interior = win[core][:, a + 1:b] if b - a > 2 else win[core]
     level = float(np.median(interior))
     length = float(np.median([_run_length(win[r], a, b, ground, level) for r in core]))
+    # A bar drawn with a thin dark outline (for contrast) ends at the
+    # outline's outer edge: add the outline's columns when both ends have one.
+    dark, step = ground - 0.1 * (level - ground), 0.15 * (level - ground)
+
+    def outline(columns):  # columns outward from an end, through a dark outline
+        values = [float(np.median(win[core, c])) if 0 <= c < win.shape[1] else np.inf
+                  for c in columns]
+        for i in (0, 1):
+            if values[i] < dark and values[i + 1] > values[i] + step:
+                return i + 1
+        return 0
+
+    ends = outline(list(range(a - 1, a - 4, -1))), outline(list(range(b + 1, b + 4)))
+    if all(ends):
+        length += sum(ends)
     # Checks: straight ends, uniform fill, little attached.
     end_spread = float(np.std(lefts) + np.std(rights))
     uniform = float(np.mean(win[bar_rows[0]:bar_rows[-1] + 1, a:b + 1] >= thr))
