@@ -383,6 +383,7 @@ def test_analyze_no_scale_bar_leaves_the_figure_in_pixels(tmp_path, tiny_model, 
     assert np.isnan(row["scale_bar_length_px"])
 
 
+@pytest.mark.slow
 @pytest.mark.emps
 def test_reads_real_emps_figures():
     """A few hand-measured EMPS bars (benchmarks/data/emps_scale_bars.csv)."""
