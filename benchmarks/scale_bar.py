@@ -25,9 +25,21 @@ Scores, per set:
   silent errors the confidence threshold must keep near zero);
 * false detections (sets without a bar): a calibration returned at all.
 
+A fourth set, ``annotations`` (not in the default run: it runs the bundled
+model), asks whether dropping the particles inside figure annotations
+(:func:`~particleseg.scalebar.remove_annotated_particles`, as ``particleseg
+analyze`` does) removes false particles without losing true ones. On the EMPS
+figures of the CSV above, the bundled model (``pretrained("emps")``,
+``inference_scale="auto"``) predicts once; its particles are then scored with
+and without the removal: false particles (predicted, matched to no true
+particle at IoU 0.5, Hungarian), recall and F1, pooled over the images and
+per image. It reports the images of the EMPS validation split (seed 0,
+``benchmarks/_emps.py``) and all of them (most were trained on).
+
 Usage::
 
     python benchmarks/scale_bar.py                       # all sets
+    python benchmarks/scale_bar.py --sets annotations    # false particles, with the model
     python benchmarks/scale_bar.py --synthetic 300 --negatives 200
     python benchmarks/scale_bar.py --ocr tesseract       # compare the OCR engines
     python benchmarks/scale_bar.py --sets real --verbose # print every reading
@@ -39,6 +51,7 @@ import argparse
 import csv
 import io
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -52,7 +65,8 @@ HERE = Path(__file__).resolve().parent
 EMPS = HERE.parent.parent / "shared" / "data" / "emps-train" / "images"
 TRUTH_CSV = HERE / "data" / "emps_scale_bars.csv"
 _UNIT = {"um": "\N{MICRO SIGN}m", "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m",
-         "A": "\N{ANGSTROM SIGN}", "\N{LATIN CAPITAL LETTER A WITH RING ABOVE}": "\N{ANGSTROM SIGN}"}
+         "A": "\N{LATIN CAPITAL LETTER A WITH RING ABOVE}",
+         "\N{ANGSTROM SIGN}": "\N{LATIN CAPITAL LETTER A WITH RING ABOVE}"}
 
 
 def _unit(u):
@@ -225,12 +239,61 @@ def score(images, verbose=False):
     }
 
 
+def annotation_counts():
+    """Score the bundled model's particles with and without dropping annotated ones."""
+    from imageio.v3 import imread as read_png
+
+    from particleseg import pretrained
+    from particleseg.io import imread
+    from particleseg.metrics import match_particles
+
+    sys.path.insert(0, str(HERE))
+    from _emps import DEFAULT_DATA, split_indices
+
+    all_names = sorted(p.stem for p in (DEFAULT_DATA / "images").glob("*.png"))
+    _, valid = split_indices(len(all_names))
+    validation = {all_names[i] for i in valid}
+    with open(TRUTH_CSV, newline="", encoding="utf-8") as f:
+        names = [row["name"] for row in csv.DictReader(f)]
+    seg = pretrained("emps", device="cpu").set_params(inference_scale="auto")
+    matches = {"model": [], "model, annotations dropped": []}
+    removed, seconds = [], []
+    for name in names:
+        image = imread(EMPS / f"{name}.png").image
+        truth = read_png(DEFAULT_DATA / "segmaps" / f"{name}.png")
+        labels = seg.predict_particles(image)
+        start = time.perf_counter()
+        mask = scalebar.annotation_mask(image, scale_bar=scalebar.find_scale_bar(image))
+        kept, n_removed = scalebar.remove_annotated_particles(labels, mask)
+        seconds.append(time.perf_counter() - start)
+        removed.append(n_removed)
+        matches["model"].append(match_particles(truth, labels, iou_threshold=0.5))
+        matches["model, annotations dropped"].append(match_particles(truth, kept, iou_threshold=0.5))
+    subsets = {f"validation ({sum(n in validation for n in names)})":
+               [n in validation for n in names],
+               f"all ({len(names)})": [True] * len(names)}
+    print(f"\nBundled model, inference_scale auto; {statistics.mean(seconds):.2f} s per image "
+          "for the annotation mask and removal\n")
+    print("| images | method | false particles | false / image | recall pooled "
+          "| recall / image | F1 pooled | F1 / image | particles dropped |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for subset, chosen in subsets.items():
+        for method, ms in matches.items():
+            ms = [m for m, keep in zip(ms, chosen) if keep]
+            tp, fp, fn = (sum(getattr(m, k) for m in ms) for k in ("tp", "fp", "fn"))
+            dropped = sum(r for r, keep in zip(removed, chosen) if keep) if "dropped" in method else 0
+            print(f"| {subset} | {method} | {fp} | {statistics.mean(m.fp for m in ms):.2f} "
+                  f"| {tp / max(tp + fn, 1):.3f} | {statistics.mean(m.recall for m in ms):.3f} "
+                  f"| {2 * tp / max(2 * tp + fp + fn, 1):.3f} | {statistics.mean(m.f1 for m in ms):.3f} "
+                  f"| {dropped} |")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--synthetic", type=int, default=200, help="synthetic figures with a bar")
     p.add_argument("--negatives", type=int, default=150, help="synthetic figures without a bar")
     p.add_argument("--sets", nargs="+", default=["synthetic", "negatives", "real"],
-                   choices=["synthetic", "negatives", "real"])
+                   choices=["synthetic", "negatives", "real", "annotations"])
     p.add_argument("--ocr", choices=["rapidocr", "tesseract"], default="rapidocr")
     p.add_argument("--verbose", action="store_true", help="print every miss")
     args = p.parse_args(argv)
@@ -242,6 +305,14 @@ def main(argv=None):
         "real": real_figures,
     }
     rows = []
+    if "annotations" in args.sets:
+        if not EMPS.is_dir():
+            print(f"skipping the annotations: {EMPS} is absent")
+        else:
+            annotation_counts()
+        args.sets = [name for name in args.sets if name != "annotations"]
+        if not args.sets:
+            return
     for name in args.sets:
         if name == "real" and not EMPS.is_dir():
             print(f"skipping the real figures: {EMPS} is absent")

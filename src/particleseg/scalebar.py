@@ -26,10 +26,10 @@ found and measured, but its value is unknown (``ScaleBar.value`` is None and
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-from dataclasses import dataclass, field
+import unicodedata
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -55,7 +55,10 @@ MIN_CONFIDENCE = 0.5
 OCR_HINT = 'pip install "particleseg[scalebar]"'
 
 #: Nanometres per unit of the labels understood.
-_NM_PER_UNIT = {"nm": 1.0, "\N{MICRO SIGN}m": 1e3, "mm": 1e6, "\N{ANGSTROM SIGN}": 0.1, "pm": 1e-3}
+_ANGSTROM = "\N{LATIN CAPITAL LETTER A WITH RING ABOVE}"
+_NM_PER_UNIT = {"nm": 1.0, "\N{MICRO SIGN}m": 1e3, "mm": 1e6, _ANGSTROM: 0.1, "pm": 1e-3}
+#: Bars of one image whose pixel sizes differ by more than this disagree.
+_AGREEMENT = 0.05
 #: Largest side searched at full resolution; larger images are reduced first.
 _SEARCH_SIDE = 1100
 
@@ -94,6 +97,10 @@ class ScaleBar:
         when there is one.
     message : str
         Why there is no calibration, when there is none; else ``""``.
+    others : tuple of ScaleBar
+        Other bars read in the same image (the panels of a figure). When one
+        of them gives a pixel size more than 5 % away from this one, the
+        image has no single scale: :attr:`calibrated` is False.
 
     Examples
     --------
@@ -116,6 +123,7 @@ class ScaleBar:
     polarity: str = "light"
     box: tuple = field(default=None)
     message: str = ""
+    others: tuple = ()
 
     @property
     def pixel_size(self):
@@ -133,8 +141,18 @@ class ScaleBar:
 
     @property
     def calibrated(self) -> bool:
-        """True when the bar was read with at least :data:`MIN_CONFIDENCE`."""
-        return self.pixel_size_nm is not None and self.confidence >= MIN_CONFIDENCE
+        """True when the bar was read with at least :data:`MIN_CONFIDENCE`, and no
+        other bar of the image (:attr:`others`) gives another pixel size."""
+        return (self.pixel_size_nm is not None and self.confidence >= MIN_CONFIDENCE
+                and not self.disagreeing)
+
+    @property
+    def disagreeing(self) -> tuple:
+        """The :attr:`others` whose pixel size is more than 5 % away from this one."""
+        if self.pixel_size_nm is None:
+            return ()
+        return tuple(o for o in self.others if o.pixel_size_nm is not None
+                     and abs(o.pixel_size_nm / self.pixel_size_nm - 1) > _AGREEMENT)
 
     def describe(self) -> str:
         """A one-line account of the reading.
@@ -152,13 +170,12 @@ class ScaleBar:
 # Labels
 
 
+#: Units as OCR spells them (after NFKC normalisation and lower case).
 _UNIT_SPELLINGS = {
-    "nm": "nm", "nrn": "nm", "mn": "nm", "hm": "nm",
-    "um": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "\N{MICRO SIGN}m",
-    "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m", "μm": "\N{MICRO SIGN}m",
+    "nm": "nm", "nrn": "nm",
+    "um": "\N{MICRO SIGN}m", "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m",
     "mm": "mm",
-    "a": "\N{ANGSTROM SIGN}", "\N{LATIN SMALL LETTER A WITH RING ABOVE}": "\N{ANGSTROM SIGN}",
-    "\N{ANGSTROM SIGN}": "\N{ANGSTROM SIGN}",
+    "a": _ANGSTROM, "\N{LATIN SMALL LETTER A WITH RING ABOVE}": _ANGSTROM,
     "pm": "pm",
 }
 _LABEL = re.compile(r"^\s*([0-9OoIl|]+(?:[.,·][0-9Oo]+)?)\s*([^\s0-9]{1,3})\s*$")
@@ -185,6 +202,8 @@ def parse_scale_label(text):
     (100.0, 'nm')
     >>> parse_scale_label("0,5 um")
     (0.5, 'µm')
+    >>> parse_scale_label("20:nm")              # a speck read as punctuation
+    (20.0, 'nm')
     >>> parse_scale_label("Au NPs") is None
     True
     """
@@ -204,7 +223,9 @@ def parse_scale_label(text):
         value = float(digits)
     except ValueError:
         return None
-    unit = _UNIT_SPELLINGS.get(unit.lower() if unit not in ("\N{ANGSTROM SIGN}", "Å") else unit)
+    # A speck between number and unit is read as punctuation ("20:nm").
+    unit = unit.lstrip(":;.,'`\N{MIDDLE DOT}")
+    unit = _UNIT_SPELLINGS.get(unicodedata.normalize("NFKC", unit).lower())
     if unit is None or not (value > 0 and math.isfinite(value)):
         return None
     return value, unit
@@ -216,18 +237,14 @@ def _nice(value) -> bool:
     return any(abs(mantissa - m) < 1e-6 for m in (1, 1.5, 2, 2.5, 3, 4, 5, 7.5))
 
 
-def _ocr_available() -> bool:
-    return importlib.util.find_spec("rapidocr_onnxruntime") is not None
-
-
 @lru_cache(maxsize=1)
 def _ocr_engine():
     """The RapidOCR engine (built once), or None when the extra is missing."""
-    if not _ocr_available():
+    try:
+        from rapidocr_onnxruntime import RapidOCR
+    except ImportError:  # not installed, or installed without a working runtime
         return None
     import logging
-
-    from rapidocr_onnxruntime import RapidOCR
 
     engine = RapidOCR()
     logging.getLogger("RapidOCR").setLevel(logging.WARNING)
@@ -306,22 +323,45 @@ def _bar_candidates(p, min_length):
     k = int(max(9, min(h, w) / 10))
     opened = ndi.grey_opening(p, size=(k, 1))
     tophat = p - opened
-    binary = (tophat > 0.1) & (p > 0.35)
-    binary = ndi.binary_opening(binary, structure=np.ones((1, min_length), bool))
+    bright = (tophat > 0.1) & (p > 0.35)
+    boxes = set()
+    # Runs of the shortest bar, then runs four times longer: in a bright,
+    # textured ground the short runs join into one large region, the long
+    # ones leave the bar alone.
+    for run in (min_length, 4 * min_length):
+        if run < 0.85 * w:
+            boxes.update(_long_rows(bright, run))
+    return sorted(boxes, key=lambda b: (b[1] - b[3], b))
+
+
+def _long_rows(bright, min_length):
+    """Boxes of the components of horizontal runs of ``min_length`` in ``bright``."""
+    h, w = bright.shape
+    binary = ndi.binary_opening(bright, structure=np.ones((1, min_length), bool))
     labels, n = ndi.label(binary)
     boxes = []
-    for sl in ndi.find_objects(labels):
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
         if sl is None:
             continue
-        top, bottom = sl[0].start, sl[0].stop
-        left, right = sl[1].start, sl[1].stop
+        comp = labels[sl] == i
+        counts = comp.sum(axis=1)
+        # The bar's rows: the block of long rows around the longest one (noise
+        # or a tick attached above or below is left out).
+        peak = int(np.argmax(counts))
+        first = last = peak
+        while first > 0 and counts[first - 1] >= 0.6 * counts[peak]:
+            first -= 1
+        while last + 1 < len(counts) and counts[last + 1] >= 0.6 * counts[peak]:
+            last += 1
+        cols = np.nonzero(comp[first:last + 1].any(axis=0))[0]
+        top, bottom = sl[0].start + first, sl[0].start + last + 1
+        left, right = sl[1].start + int(cols[0]), sl[1].start + int(cols[-1]) + 1
         length, thick = right - left, bottom - top
         if length < min_length or length > 0.85 * w or length < 2.5 * thick:
             continue
         if left == 0 or right == w or top == 0 or bottom == h:
             continue
         boxes.append((top, left, bottom, right))
-    boxes.sort(key=lambda b: b[3] - b[1], reverse=True)
     return boxes
 
 
@@ -342,6 +382,49 @@ def _run_length(values, a, b, ground, level):
     if b - a < 2:
         return float(b - a + 1)
     return (b - a - 1) + cover(a) + cover(b) + cover(a - 1) + cover(b + 1)
+
+
+def _bar_component(p, box, thr, pad_v, pad_h):
+    """The bar's component in a window around ``box``, thresholded at ``thr``.
+
+    Returns ``(win, comp, row_counts, bar_rows, lefts, rights, r0, c0)``;
+    None when there is no clean bar; ``"wider"`` when the bar's rows run on
+    past a side of the window.
+    """
+    H, W = p.shape
+    top, left, bottom, right = box
+    r0, r1 = max(top - pad_v, 0), min(bottom + pad_v, H)
+    c0, c1 = max(left - pad_h, 0), min(right + pad_h, W)
+    win = p[r0:r1, c0:c1]
+    labels, n = ndi.label(win >= thr)
+    if n == 0:
+        return None
+    # The component of the longest row inside the candidate's box.
+    sub = labels[top - r0:bottom - r0, left - c0:right - c0]
+    counts = (sub > 0).sum(axis=1)
+    row = int(np.argmax(counts))
+    ids, sizes = np.unique(sub[row][sub[row] > 0], return_counts=True)
+    if len(ids) == 0:
+        return None
+    comp = labels == ids[np.argmax(sizes)]
+    row_counts = comp.sum(axis=1)
+    longest = row_counts.max()
+    # Keep the contiguous block of rows that holds the longest row.
+    peak = int(np.argmax(row_counts))
+    block = [peak]
+    for step in (-1, 1):
+        r = peak + step
+        while 0 <= r < len(row_counts) and row_counts[r] >= 0.8 * longest:
+            block.append(r)
+            r += step
+    bar_rows = np.array(sorted(block))
+    if len(np.setdiff1d(np.nonzero(row_counts >= 0.8 * longest)[0], bar_rows)):
+        return None  # two bands of long rows: the frame of a box, not a bar
+    lefts = np.array([np.nonzero(comp[r])[0][0] for r in bar_rows])
+    rights = np.array([np.nonzero(comp[r])[0][-1] for r in bar_rows])
+    if (lefts.min() == 0 and c0 > 0) or (rights.max() == win.shape[1] - 1 and c1 < W):
+        return "wider"
+    return win, comp, row_counts, bar_rows, lefts, rights, r0, c0
 
 
 def _measure_bar(p, box, factor, polarity):
@@ -366,49 +449,66 @@ def _measure_bar(p, box, factor, polarity):
         if abs(up - down) > 0.5 * (level - min(up, down)):
             return None
     thr = (level + ground) / 2
-    pad_v, pad_h = 3 + 2 * factor, 3 + 2 * factor + (right - left) // 2
-    r0, r1 = max(top - pad_v, 0), min(bottom + pad_v, H)
-    c0, c1 = max(left - pad_h, 0), min(right + pad_h, W)
-    win = p[r0:r1, c0:c1]
-    labels, n = ndi.label(win >= thr)
-    if n == 0:
+    # A candidate can be a piece of its bar (a glyph touching the bar's middle
+    # breaks the search's top-hat there): when the bar runs on past the
+    # window, look again in a wider one.
+    # The wider window must find a crisp bar: not a shaded band.
+    for widen in (0.5, 2.0, 4.0):
+        found = _bar_component(p, (top, left, bottom, right), thr, 3 + 2 * factor,
+                               3 + 2 * factor + int(widen * (right - left)))
+        if not isinstance(found, str):
+            break
+    if found is None or isinstance(found, str):  # still wider: part of something larger
         return None
-    # The component of the longest row inside the candidate's box.
-    sub = labels[top - r0:bottom - r0, left - c0:right - c0]
-    counts = (sub > 0).sum(axis=1)
-    row = int(np.argmax(counts))
-    ids, sizes = np.unique(sub[row][sub[row] > 0], return_counts=True)
-    if len(ids) == 0:
-        return None
-    comp = labels == ids[np.argmax(sizes)]
-    row_counts = comp.sum(axis=1)
-    longest = row_counts.max()
-    bar_rows = np.nonzero(row_counts >= 0.8 * longest)[0]
-    # Keep the contiguous block of rows that holds the longest row.
-    peak = int(np.argmax(row_counts))
-    block = [peak]
-    for step in (-1, 1):
-        r = peak + step
-        while 0 <= r < len(row_counts) and row_counts[r] >= 0.8 * longest:
-            block.append(r)
-            r += step
-    bar_rows = np.array(sorted(block))
+    win, comp, row_counts, bar_rows, lefts, rights, r0, c0 = found
     thickness = len(bar_rows)
-    lefts = np.array([np.nonzero(comp[r])[0][0] for r in bar_rows])
-    rights = np.array([np.nonzero(comp[r])[0][-1] for r in bar_rows])
     run = int(np.median(rights - lefts + 1))
     if run < 8 or run < 2.5 * thickness:
         return None
-    # The bar's rows run on past the window: part of something wider.
-    if (lefts.min() == 0 and c0 > 0) or (rights.max() == win.shape[1] - 1 and c1 < W):
-        return None
     core = bar_rows[1:-1] if thickness >= 3 else bar_rows
-    a, b = int(np.median(lefts)), int(np.median(rights))
+    # The bar's columns: the longest run of columns where the bar is whole.
+    # At each end, columns with something above or below them are end ticks
+    # when they are at most a bar's thickness wide, else a glyph that touches
+    # the bar, which is left out (glyphs touching the middle do no harm).
+    whole = comp[core].all(axis=0)
+    edges = np.diff(np.concatenate([[0], whole.astype(np.int8), [0]]))
+    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    if len(starts) == 0:
+        return None
+    k = int(np.argmax(stops - starts))
+    a, b = int(starts[k]), int(stops[k]) - 1
+    clean = whole & (comp.sum(axis=0) <= thickness + 2)
+    reach = max(3, thickness)
+    i = a
+    while i <= b and not clean[i]:
+        i += 1
+    j = b
+    while j >= a and not clean[j]:
+        j -= 1
+    if i - a > reach:
+        a = i
+    if b - j > reach:
+        b = j
+    if b - a + 1 < max(8, 2.5 * thickness) or b - a + 1 > 0.85 * W:
+        return None  # too short, or a strip across the image
     interior = win[core][:, a + 1:b] if b - a > 2 else win[core]
     level = float(np.median(interior))
-    lengths = [_run_length(win[r], int(lefts[i]), int(rights[i]), ground, level)
-               for i, r in enumerate(bar_rows) if r in core]
-    length = float(np.median(lengths))
+    length = float(np.median([_run_length(win[r], a, b, ground, level) for r in core]))
+    # A bar drawn with a thin dark outline (for contrast) ends at the
+    # outline's outer edge: add the outline's columns when both ends have one.
+    dark, step = ground - 0.1 * (level - ground), 0.15 * (level - ground)
+
+    def outline(columns):  # columns outward from an end, through a dark outline
+        values = [float(np.median(win[core, c])) if 0 <= c < win.shape[1] else np.inf
+                  for c in columns]
+        for i in (0, 1):
+            if values[i] < dark and values[i + 1] > values[i] + step:
+                return i + 1
+        return 0
+
+    ends = outline(list(range(a - 1, a - 4, -1))), outline(list(range(b + 1, b + 4)))
+    if all(ends):
+        length += sum(ends)
     # Checks: straight ends, uniform fill, little attached.
     end_spread = float(np.std(lefts) + np.std(rights))
     uniform = float(np.mean(win[bar_rows[0]:bar_rows[-1] + 1, a:b + 1] >= thr))
@@ -417,11 +517,14 @@ def _measure_bar(p, box, factor, polarity):
         return None
     quality = float(np.clip(1 - end_spread / max(3.0, 0.05 * run), 0, 1))
     quality *= float(np.clip((level - ground) / 0.25, 0, 1))
-    rows_any = np.nonzero(comp.any(axis=1))[0]
-    cols_any = np.nonzero(comp.any(axis=0))[0]
+    if widen > 0.5 and quality < 0.8:
+        return None
+    rows_any = np.nonzero(comp[:, a:b + 1].any(axis=1))[0]
+    top, bottom = r0 + int(rows_any[0]), r0 + int(rows_any[-1]) + 1
+    if top == 0 or bottom == H or c0 + a == 0 or c0 + b + 1 == W:
+        return None  # cut by the image's edge: a strip or a frame, or a bar cropped
     return _Bar(
-        top=r0 + int(rows_any[0]), left=c0 + int(cols_any[0]),
-        bottom=r0 + int(rows_any[-1]) + 1, right=c0 + int(cols_any[-1]) + 1,
+        top=top, left=c0 + a, bottom=bottom, right=c0 + b + 1,
         length=length, thickness=thickness, level=level, ground=ground,
         quality=quality, polarity=polarity,
         core_top=r0 + int(bar_rows[0]), core_bottom=r0 + int(bar_rows[-1]) + 1,
@@ -481,8 +584,9 @@ def _label_groups(p, bar):
     """Candidate label lines next to ``bar``, the nearest first."""
     H, W = p.shape
     L, t = bar.right - bar.left, max(bar.thickness, 1)
-    reach_v = int(max(0.8 * L, 8 * t, 24))
-    reach_h = int(max(1.3 * L, 10 * t, 40))
+    # Text can be as tall as a short bar is long: the reach also grows with the image.
+    reach_v = int(max(0.8 * L, 8 * t, 24, 0.1 * min(H, W)))
+    reach_h = int(max(1.3 * L, 10 * t, 40, 0.25 * min(H, W)))
     r0, r1 = max(bar.top - reach_v, 0), min(bar.bottom + reach_v, H)
     c0, c1 = max(bar.left - reach_h, 0), min(bar.right + reach_h, W)
     win = p[r0:r1, c0:c1]
@@ -500,7 +604,8 @@ def _label_groups(p, bar):
     for i, t_, l_, b_, r_ in comps:
         near_end = min(abs(l_ - bl), abs(r_ - br)) <= 2 * t + 2
         touches = b_ >= ct_ - 2 and t_ <= cb_ + 2
-        if touches and near_end and r_ - l_ <= 2 * t + 2:
+        inside = l_ < br and r_ > bl  # a tick stands on the bar; a glyph beside its end does not
+        if touches and near_end and inside and r_ - l_ <= 2 * t + 2:
             bar_ids.add(i)
     wh, ww = win.shape
     dist = ndi.distance_transform_edt(binary)
@@ -543,7 +648,13 @@ def _label_groups(p, bar):
                 best, best_gap = c, gap
         if best is None:
             continue
-        members, (gt, gl, gb, gr) = _grow_line(best, keep, used, blobs)
+        # A line stays on its side of the bar: it does not grow over the bar
+        # into texture beyond it.
+        beyond = {
+            "above": lambda c: c[3] <= bb, "below": lambda c: c[1] >= bt,
+            "right": lambda c: c[2] >= br - 1, "left": lambda c: c[4] <= bl + 1,
+        }[side]
+        members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
         gh, gw = gb - gt, gr - gl
         if gw < 1.2 * gh or gh < 4:
             continue
@@ -585,6 +696,29 @@ def _ocr_crop(p, group, height=40):
     return out
 
 
+def _wide_crop(p, group, bar, height=40):
+    """The label's line, unmasked, with 1.5 text heights more on each side (the bar blanked)."""
+    H, W = p.shape
+    top, left, bottom, right = group.box
+    h = max(bottom - top, 1)
+    t0, t1 = max(top - int(0.35 * h) - 1, 0), min(bottom + int(0.35 * h) + 1, H)
+    l0, l1 = max(left - int(1.5 * h), 0), min(right + int(1.5 * h), W)
+    crop = p[t0:t1, l0:l1].copy()
+    crop[max(bar.top - 1 - t0, 0):max(bar.bottom + 1 - t0, 0),
+         max(bar.left - 1 - l0, 0):max(bar.right + 1 - l0, 0)] = bar.ground
+    lo, hi = bar.ground, bar.level
+    crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
+    out = (255 * (1 - crop)).astype(np.uint8)
+    scale = float(height) / h
+    if abs(scale - 1) > 0.1:
+        from PIL import Image
+
+        img = Image.fromarray(out)
+        out = np.asarray(img.resize((max(int(img.width * scale), 1), max(int(img.height * scale), 1)),
+                                    Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS))
+    return out
+
+
 def _has_descender(group):
     """Whether one glyph of the line reaches well below the others (a "µ")."""
     labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
@@ -609,19 +743,33 @@ def _glyph_widths(group):
 
 
 def _unit_plausibility(unit, group):
-    """A factor <= 1 for units that OCR confuses with "nm".
+    """The unit, checked against the glyphs when OCR says "mm"; and a factor <= 1.
 
-    "mm" labels are rare on micrographs and "nm" is often misread as "mm" in
-    small text: "mm" is believed only when its two letters are as wide as
-    each other (an "n" is about two thirds of an "m").
+    "pm" is doubted: a "µ" is often read as a "p", and picometre bars are
+    rare. "mm" labels are rare on micrographs and "nm" is often misread as "mm" in
+    small text. An "n" is about two thirds as wide as an "m" in every common
+    font: "mm" is believed when its two letters are as wide as each other,
+    read as "nm" when the first is clearly narrower (at a small cost in
+    confidence), and doubted otherwise (no glyphs to measure).
+
+    Returns
+    -------
+    unit : str
+    factor : float
     """
+    if unit == "pm":  # "µm" is often read "pm"; picometre bars are rare
+        return unit, 0.45
     if unit != "mm":
-        return 1.0
+        return unit, 1.0
     if group is not None:
         widths = _glyph_widths(group)
-        if len(widths) >= 2 and widths[-2] >= 0.85 * widths[-1]:
-            return 1.0
-    return 0.6
+        if len(widths) >= 2:
+            ratio = widths[-2] / max(widths[-1], 1)
+            if ratio >= 0.85:
+                return "mm", 1.0
+            if 0.5 <= ratio < 0.8:
+                return "nm", 0.9
+    return "mm", 0.6
 
 
 def _parse_with_glyphs(text, group):
@@ -642,7 +790,10 @@ def _read_groups(p, bar, groups, engine):
     """The best (group, text, value, unit, score) among the groups, or None.
 
     A label is read at two sizes; when the readings disagree, the score is
-    halved (small text is where "nm" becomes "mm").
+    halved (small text is where "nm" becomes "mm"). It is read once more
+    unmasked, with a margin on both sides: a glyph left out of the line (a
+    "2" touching a particle) then shows as another reading, and the score
+    drops below the threshold ("25 nm" is never silently "5 nm").
     """
     best = None
     for group in groups:
@@ -653,27 +804,46 @@ def _read_groups(p, bar, groups, engine):
         again, _ = _recognise(engine, _ocr_crop(p, group, 28))
         if _parse_with_glyphs(again, group) != parsed:
             score *= 0.5
-        score *= _unit_plausibility(parsed[1], group)
+        wide = parse_scale_label(_recognise(engine, _wide_crop(p, group, bar))[0])
+        if wide is not None and wide != parsed:
+            score *= 0.4
+        unit, factor = _unit_plausibility(parsed[1], group)
+        score *= factor
         if best is None or score > best[4]:
-            best = (group, text, *parsed, score)
+            best = (group, text, parsed[0], unit, score)
         if score > 0.9:
             break
     return best
+
+
+def _join_words(lines):
+    """Detected text boxes, plus each pair of neighbours on one line joined ("200", "nm")."""
+    lines = sorted(lines, key=lambda line: line[0][1])
+    joined = list(lines)
+    for (box_a, text_a, score_a), (box_b, text_b, score_b) in zip(lines, lines[1:]):
+        (ta, la, ba, ra), (tb, lb, bb, rb) = box_a, box_b
+        height = max(ba - ta, bb - tb, 1)
+        same_line = min(ba, bb) - max(ta, tb) > 0.5 * min(ba - ta, bb - tb)
+        if same_line and 0 <= lb - ra < 1.5 * height:
+            joined.append(((min(ta, tb), la, max(ba, bb), rb), f"{text_a} {text_b}",
+                           min(score_a, score_b)))
+    return joined
 
 
 def _read_detected(p, bar, engine):
     """Fallback: detect text lines around the bar, read the nearest that parses."""
     H, W = p.shape
     L = bar.right - bar.left
-    reach = int(max(0.8 * L, 10 * bar.thickness, 30))
+    reach = int(max(0.8 * L, 10 * bar.thickness, 30, 0.1 * min(H, W)))
+    reach_h = int(max(2 * L, reach))  # a label beside the bar can be longer than the bar
     r0, r1 = max(bar.top - reach, 0), min(bar.bottom + reach, H)
-    c0, c1 = max(bar.left - reach, 0), min(bar.right + reach, W)
+    c0, c1 = max(bar.left - reach_h, 0), min(bar.right + reach_h, W)
     crop = p[r0:r1, c0:c1]
     grey = (255 * np.clip(crop, 0, 1)).astype(np.uint8)
     best = None
     cy, cx = (bar.top + bar.bottom) / 2 - r0, (bar.left + bar.right) / 2 - c0
     for candidate in (255 - grey, grey):
-        for (t, l, b, r), text, score in _detect_text(engine, candidate):
+        for (t, l, b, r), text, score in _join_words(_detect_text(engine, candidate)):
             parsed = parse_scale_label(text)
             if parsed is None:
                 continue
@@ -681,7 +851,7 @@ def _read_detected(p, bar, engine):
             if distance > 1.0:
                 continue
             box = (t + r0, l + c0, b + r0, r + c0)
-            score *= 0.8 * _unit_plausibility(parsed[1], None)  # no glyph check here
+            score *= 0.8 * _unit_plausibility(parsed[1], None)[1]  # no glyphs to check here
             key = score - 0.2 * distance
             if best is None or key > best[-1]:
                 best = (box, text, *parsed, score, key)
@@ -691,7 +861,14 @@ def _read_detected(p, bar, engine):
 
 
 def _background_box(p, box, ground):
-    """The uniform box of the ground's colour around ``box``, if there is one."""
+    """The uniform box of the ground's colour around ``box``, if there is one.
+
+    A box behind an annotation is filled with the colour opposite to its text
+    (near black behind white text, near white behind black): a grey ground is
+    the micrograph itself (particles under a label), never a box.
+    """
+    if ground > 0.2:  # p is the polarity image: the text is light, a box is dark
+        return box
     H, W = p.shape
     top, left, bottom, right = box
     h = bottom - top
@@ -746,9 +923,9 @@ def _candidates(img):
         p = img if polarity == "light" else 1.0 - img
         small = _pool(p, factor, "max")
         min_length = max(8, int(0.02 * min(small.shape)))
-        for box in _bar_candidates(small, min_length)[:12]:
+        for box in _bar_candidates(small, min_length)[:16]:
             bar = _measure_bar(p, box, factor, polarity)
-            if bar is not None:
+            if bar is not None and not any(_overlap(_bar_box(bar), _bar_box(b)) for b, _ in bars):
                 bars.append((bar, p))
     return bars
 
@@ -818,16 +995,35 @@ def find_scale_bar(image, *, read=True):
                     readings.append((bar, p, *hit))
                     break
         if readings:
-            bar, p, label_box, text, value, unit, score = max(
-                readings, key=lambda r: r[-1] * (0.5 + 0.5 * r[0].quality))
-            confidence = score * (0.6 + 0.4 * bar.quality) * (1.0 if _nice(value) else 0.8)
-            box = _background_box(p, _union(_bar_box(bar), label_box), bar.ground)
-            message = "" if confidence >= MIN_CONFIDENCE else (
-                f'read the scale bar as "{text}" with a low confidence ({confidence:.2f} < '
-                f"{MIN_CONFIDENCE}); not used. Pass the pixel size instead.")
-            return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), label_box=label_box,
-                            text=text, value=value, unit=unit, confidence=float(confidence),
-                            polarity=bar.polarity, box=box, message=message)
+            best = max(readings, key=lambda r: r[-1] * (0.5 + 0.5 * r[0].quality))
+            chosen = _reading(*best)
+            # Other bars (the panels of a figure) must give the same scale.
+            others = []
+            taken = [chosen.box]
+            for r in readings:
+                if r is not best and not any(_overlap(_bar_box(r[0]), b) for b in taken):
+                    taken.append(_bar_box(r[0]))
+                    others.append(_reading(*r))
+            for bar, p, groups in labelled[:8]:
+                if len(others) >= 3:
+                    break
+                if bar.quality < 0.5 or any(_overlap(_bar_box(bar), b) for b in taken):
+                    continue
+                taken.append(_bar_box(bar))
+                hit = _read_groups(p, bar, groups, engine)
+                if hit is not None:
+                    group, text, value, unit, score = hit
+                    others.append(_reading(bar, p, group.box, text, value, unit, score))
+            others = tuple(o for o in others if o.confidence >= MIN_CONFIDENCE)
+            chosen = replace(chosen, others=others)
+            if chosen.disagreeing:
+                sizes = ", ".join(f"{o.describe()} ({o.pixel_size_nm:.4g} nm per pixel)"
+                                  for o in (chosen, *chosen.disagreeing))
+                chosen = replace(chosen, message=(
+                    f"the image has scale bars that disagree: {sizes}; its panels have "
+                    "different magnifications. Crop the panels into images of their own, or "
+                    "pass the pixel size."))
+            return chosen
     if labelled:
         bar, p, groups = labelled[0]
         label_box = groups[0].box
@@ -854,6 +1050,24 @@ def find_scale_bar(image, *, read=True):
 
 def _bar_box(bar):
     return (bar.top, bar.left, bar.bottom, bar.right)
+
+
+def _overlap(a, b):
+    """Whether two boxes (top, left, bottom, right) overlap."""
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def _reading(bar, p, label_box, text, value, unit, score):
+    """The :class:`ScaleBar` of a bar and the reading of its label."""
+    text = text.strip(" '\"`\u2018\u2019\u201c\u201d")
+    confidence = score * (0.6 + 0.4 * bar.quality) * (1.0 if _nice(value) else 0.8)
+    box = _background_box(p, _union(_bar_box(bar), label_box), bar.ground)
+    message = "" if confidence >= MIN_CONFIDENCE else (
+        f'read the scale bar as "{text}" with a low confidence ({confidence:.2f} < '
+        f"{MIN_CONFIDENCE}); not used. Pass the pixel size instead.")
+    return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), label_box=label_box,
+                    text=text, value=value, unit=unit, confidence=float(confidence),
+                    polarity=bar.polarity, box=box, message=message)
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,406 @@
+"""Tests for particleseg.scalebar: finding, measuring and reading scale bars,
+annotation masks, the choice of calibration, and their use by ``analyze``.
+
+Tests that read labels need the OCR extra (``pip install
+"particleseg[scalebar]"``) and are skipped without it.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import imageio.v3 as iio  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from test_cli import dark_particles, fake_prediction, tiny_model  # noqa: E402,F401
+
+from particleseg import scalebar  # noqa: E402
+from particleseg._figures import draw_scale_bar  # noqa: E402
+from particleseg.cli import main  # noqa: E402
+from particleseg.datasets import make_particles  # noqa: E402
+from particleseg.scalebar import (  # noqa: E402
+    annotation_mask,
+    calibrate,
+    find_scale_bar,
+    parse_scale_label,
+    remove_annotated_particles,
+)
+
+MU = "\N{MICRO SIGN}"
+ANGSTROM = "\N{LATIN CAPITAL LETTER A WITH RING ABOVE}"
+
+
+def micrograph(shape=(256, 256), seed=0):
+    X, _ = make_particles(1, shape, n_particles=(12, 12), radius=(6, 12), random_state=seed)
+    x = X[0].astype(np.float32)
+    return 0.2 + 0.6 * (x - x.min()) / (x.max() - x.min())
+
+
+def figure(shape=(256, 256), seed=0, **options):
+    """A micrograph with a drawn scale bar: (image in [0, 1], truth)."""
+    settings = dict(length_px=80, value=100, unit="nm", font="DejaVuSans.ttf", font_size=16,
+                    polarity="light", boxed=False, ticks=False, label_side="above",
+                    corner=("bottom", "right"))
+    settings.update(options)
+    image, _, truth = draw_scale_bar(micrograph(shape, seed), np.random.default_rng(seed),
+                                     **settings)
+    return image, truth
+
+
+@pytest.fixture
+def no_ocr(monkeypatch):
+    """Behave as if the OCR extra were not installed: its import fails."""
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # import raises ImportError
+    scalebar._ocr_engine.cache_clear()
+    yield
+    scalebar._ocr_engine.cache_clear()
+
+
+def test_the_no_ocr_fixture_makes_the_import_fail(no_ocr):
+    with pytest.raises(ImportError):
+        import rapidocr_onnxruntime  # noqa: F401
+    assert scalebar._ocr_engine() is None
+
+
+# --------------------------------------------------------------------------
+# Labels
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("100 nm", (100.0, "nm")),
+    ("100nm", (100.0, "nm")),
+    ("2 um", (2.0, f"{MU}m")),
+    ("2 \N{GREEK SMALL LETTER MU}m", (2.0, f"{MU}m")),
+    (f"1.5 {MU}m", (1.5, f"{MU}m")),
+    ("0,5 mm", (0.5, "mm")),
+    ("50 \N{LATIN CAPITAL LETTER A WITH RING ABOVE}", (50.0, ANGSTROM)),
+    ("50 \N{ANGSTROM SIGN}", (50.0, ANGSTROM)),
+    ("5 A", (5.0, ANGSTROM)),
+    ("200 pm", (200.0, "pm")),
+    ("\N{RIGHT SINGLE QUOTATION MARK}500 nm", (500.0, "nm")),
+    ("1O0 nm", (100.0, "nm")),  # OCR's letter O between digits
+    ("20:nm", (20.0, "nm")),  # a speck between number and unit, read as punctuation
+])
+def test_parse_scale_label_reads_value_and_unit(text, expected):
+    assert parse_scale_label(text) == expected
+
+
+@pytest.mark.parametrize("text", ["Au NPs", "nm", "100", "(a)", "x50k", "WD 28 mm 10 kV", "", "0 nm",
+                                  "100 km", "20 :", None])
+def test_parse_scale_label_rejects_what_is_not_a_length(text):
+    assert parse_scale_label(text) is None
+
+
+# --------------------------------------------------------------------------
+# Finding and measuring bars (no OCR needed)
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"polarity": "dark"},
+    {"boxed": True},
+    {"boxed": True, "polarity": "dark"},
+    {"ticks": True},
+    {"label_side": "below", "corner": ("top", "left")},
+    {"label_side": "left"},
+    {"label_side": "right", "corner": ("bottom", "left")},
+])
+def test_find_scale_bar_measures_the_bar_and_finds_its_label(options):
+    image, truth = figure(**options)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+    assert bar.polarity == options.get("polarity", "light")
+    # The label found is the one drawn (its box overlaps the true box).
+    assert bar.label_box is not None
+    top, left, bottom, right = bar.label_box
+    t, l, b, r = truth.label_box
+    assert min(bottom, b) > max(top, t) and min(right, r) > max(left, l)
+    assert bar.value is None and not bar.calibrated
+
+
+def test_find_scale_bar_works_on_16_bit_and_large_images():
+    image, truth = figure(shape=(512, 512), length_px=160, font_size=24)
+    as16 = (image * 65535).astype(np.uint16)
+    assert find_scale_bar(as16, read=False).length_px == pytest.approx(160, abs=1.0)
+    # 4096 px wide: searched at a reduced size, measured at full resolution.
+    big = np.kron(image, np.ones((8, 8), np.float32))
+    bar = find_scale_bar(big, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(8 * 160, rel=0.01)
+
+
+def test_find_scale_bar_on_bad_input_returns_none_or_a_bar_without_value():
+    assert find_scale_bar(np.zeros((256, 256))) is None  # blank
+    assert find_scale_bar(np.full((256, 256), 7, np.uint16)) is None  # flat 16-bit
+    assert find_scale_bar(np.zeros((8, 8))) is None  # too small to hold a bar
+    assert find_scale_bar(micrograph()) is None  # particles, no bar
+    # A bar with no label: found, but it calibrates nothing, and says so.
+    image = micrograph()
+    image[230:235, 150:230] = 0.0
+    bar = find_scale_bar(image)
+    assert bar is not None and bar.label_box is None and bar.value is None
+    assert not bar.calibrated and "no label" in bar.message
+    with pytest.raises(ValueError, match="image"):
+        find_scale_bar(np.zeros((4, 64, 64)))
+
+
+def test_a_label_without_a_bar_is_not_a_scale_bar():
+    image, truth = figure()
+    t, l, b, r = truth.bar_box
+    image[t:b, l:r] = image[t - 12:b - 12, l:r]  # erase the bar, keep the text
+    bar = find_scale_bar(image, read=False)
+    assert bar is None or abs(bar.length_px - truth.length_px) > 5
+    calibration = calibrate(image)  # with OCR when installed: still no calibration
+    assert (calibration.pixel_size, calibration.unit, calibration.source) == (None, "px", "none")
+
+
+def test_several_bars_give_one_of_them():
+    image, first = figure(shape=(384, 384), corner=("bottom", "right"), length_px=90)
+    image, second = draw_scale_bar(image, np.random.default_rng(1), length_px=60, value=50,
+                                   unit="nm", font="DejaVuSans.ttf", font_size=16,
+                                   polarity="light", boxed=False, ticks=False,
+                                   label_side="above", corner=("top", "left"))[::2]
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert min(abs(bar.length_px - 90), abs(bar.length_px - 60)) <= 1.0
+
+
+def test_without_the_ocr_extra_the_bar_is_found_and_the_message_says_how_to_read_it(no_ocr):
+    image, truth = figure()
+    bar = find_scale_bar(image)
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+    assert bar.value is None and bar.pixel_size is None and not bar.calibrated
+    assert 'pip install "particleseg[scalebar]"' in bar.message
+    calibration = calibrate(image)
+    assert (calibration.pixel_size, calibration.unit, calibration.source) == (None, "px", "none")
+    assert any("particleseg[scalebar]" in m for m in calibration.messages)
+
+
+# --------------------------------------------------------------------------
+# Reading labels (OCR)
+
+
+@pytest.mark.parametrize("value, unit, options", [
+    (100, "nm", {}),
+    (2, f"{MU}m", {"polarity": "dark", "boxed": True}),
+    (50, "nm", {"label_side": "below", "ticks": True, "font": "DejaVuSerif.ttf"}),
+    (500, "nm", {"label_side": "right", "corner": ("bottom", "left")}),
+])
+def test_find_scale_bar_reads_the_label(value, unit, options):
+    pytest.importorskip("rapidocr_onnxruntime")
+    image, truth = figure(value=value, unit=unit, **options)
+    bar = find_scale_bar(image)
+    assert bar.calibrated, bar.message
+    assert (bar.value, bar.unit) == (value, unit)
+    factor = 1000 if unit == f"{MU}m" else 1
+    assert bar.pixel_size_nm == pytest.approx(value * factor / truth.length_px, rel=0.02)
+
+
+def test_a_low_confidence_reading_is_not_a_calibration(monkeypatch):
+    pytest.importorskip("rapidocr_onnxruntime")
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("100 nm", 0.3))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, _ = figure()
+    bar = find_scale_bar(image)
+    assert bar.value == 100 and not bar.calibrated
+    assert "low confidence" in bar.message
+    assert calibrate(image).unit == "px"
+
+
+def two_panel_figure(second_length):
+    """A 384 px figure with a bar of 90 px = 100 nm and one of ``second_length`` = 50 nm."""
+    image, first = figure(shape=(384, 384), corner=("bottom", "right"), length_px=90)
+    image, _, second = draw_scale_bar(image, np.random.default_rng(1), length_px=second_length,
+                                      value=50, unit="nm", font="DejaVuSans.ttf", font_size=16,
+                                      polarity="light", boxed=False, ticks=False,
+                                      label_side="above", corner=("top", "left"))
+    return image
+
+
+def test_bars_that_disagree_are_not_a_calibration():
+    pytest.importorskip("rapidocr_onnxruntime")
+    image = two_panel_figure(second_length=80)  # 1.11 and 0.625 nm per pixel
+    bar = find_scale_bar(image)
+    assert bar.value in (100, 50) and len(bar.disagreeing) == 1
+    assert not bar.calibrated and "disagree" in bar.message
+    calibration = calibrate(image)
+    assert (calibration.pixel_size, calibration.unit) == (None, "px")
+    assert any("disagree" in m for m in calibration.messages)
+
+
+def test_bars_that_agree_are_a_calibration():
+    pytest.importorskip("rapidocr_onnxruntime")
+    image = two_panel_figure(second_length=45)  # 100 nm / 90 px = 50 nm / 45 px
+    bar = find_scale_bar(image)
+    assert bar.calibrated, bar.message
+    assert len(bar.others) == 1 and bar.disagreeing == ()
+    assert bar.pixel_size_nm == pytest.approx(100 / 90, rel=0.02)
+
+
+# --------------------------------------------------------------------------
+# Calibration order
+
+
+def test_calibrate_prefers_option_then_metadata_then_scale_bar(monkeypatch):
+    image, truth = figure()
+    read = scalebar.ScaleBar(length_px=80.0, bar_box=truth.bar_box, text="100 nm", value=100.0,
+                             unit="nm", confidence=0.99)
+    monkeypatch.setattr(scalebar, "find_scale_bar", lambda image: read)
+    assert calibrate(image, pixel_size=2.0, unit="um").source == "option"
+    agree = calibrate(image, metadata=(1.26, "nm"))
+    assert (agree.pixel_size, agree.source, agree.messages) == (1.26, "metadata", ())
+    disagree = calibrate(image, metadata=(1.5, "nm"))
+    assert disagree.source == "metadata" and "differ by" in disagree.messages[0]
+    from_bar = calibrate(image)
+    assert from_bar.source == "scale bar"
+    assert from_bar.pixel_size == pytest.approx(1.25) and from_bar.unit == "nm"
+
+
+# --------------------------------------------------------------------------
+# Annotations
+
+
+def test_annotation_mask_covers_bar_and_label_but_not_the_particles():
+    X, y = make_particles(1, (256, 256), n_particles=(12, 12), radius=(6, 12), random_state=0)
+    x = X[0].astype(np.float32)
+    x = 0.2 + 0.6 * (x - x.min()) / (x.max() - x.min())
+    image, drawn, _ = draw_scale_bar(x, np.random.default_rng(0), length_px=80, value=100,
+                                     unit="nm", font="DejaVuSans.ttf", font_size=16,
+                                     polarity="light", boxed=True, ticks=False,
+                                     label_side="above", corner=("bottom", "right"))
+    mask = annotation_mask(image)
+    assert mask.shape == image.shape and mask.dtype == bool
+    assert mask[drawn].mean() > 0.95
+    particles = (y[0] > 0) & ~drawn
+    assert mask[particles].mean() < 0.05
+
+
+def test_annotation_mask_of_a_blank_image_is_empty():
+    assert not annotation_mask(np.zeros((64, 64))).any()
+
+
+def test_remove_annotated_particles_drops_only_particles_mostly_inside():
+    labels = np.zeros((10, 10), int)
+    labels[0:2, 0:4] = 1  # all inside
+    labels[2:6, 0:2] = 2  # a quarter inside
+    labels[7:, 7:] = 3  # outside
+    mask = np.zeros((10, 10), bool)
+    mask[:3, :] = True
+    kept, n = remove_annotated_particles(labels, mask)
+    assert n == 1 and sorted(np.unique(kept)) == [0, 2, 3]
+    kept, n = remove_annotated_particles(labels, mask, overlap=0.2)
+    assert n == 2 and sorted(np.unique(kept)) == [0, 3]
+    assert remove_annotated_particles(labels, np.zeros_like(mask))[1] == 0
+    with pytest.raises(ValueError, match="overlap"):
+        remove_annotated_particles(labels, mask, overlap=1.5)
+    with pytest.raises(ValueError):
+        remove_annotated_particles(labels, mask[:5])
+
+
+# --------------------------------------------------------------------------
+# particleseg analyze
+
+
+def write_figure(folder, name="figure.png", seed=0, **options):
+    folder.mkdir(parents=True, exist_ok=True)
+    image, truth = figure(shape=(320, 320), seed=seed, **options)
+    iio.imwrite(folder / name, (image * 255).astype(np.uint8))
+    return truth
+
+
+def test_analyze_measures_a_folder_of_figures_in_nm_from_their_scale_bars(
+        tmp_path, tiny_model, fake_prediction, capsys):  # noqa: F811
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_prediction(dark_particles)  # which also finds the dark bar and glyphs
+    folder = tmp_path / "figures"
+    write_figure(folder, "a.png", length_px=100, value=50, unit="nm", polarity="dark")
+    write_figure(folder, "b.png", seed=1, length_px=120, value=2, unit=f"{MU}m", boxed=True)
+    out = tmp_path / "results"
+    assert main(["analyze", str(folder), "--model", tiny_model, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("from its scale bar") == 2 and "--pixel-size" not in err
+    summary = pd.read_csv(out / "summary.csv").set_index("file")
+    a, b = summary.loc[str(folder / "a.png")], summary.loc[str(folder / "b.png")]
+    assert (a["unit"], a["pixel_size_from"]) == ("nm", "scale bar")
+    assert (b["unit"], b["pixel_size_from"]) == ("nm", "scale bar")
+    # The drawn bars: 50 nm over 100 px, and 2 µm = 2000 nm over 120 px.
+    assert a["pixel_size"] == pytest.approx(0.5, rel=0.02)
+    assert b["pixel_size"] == pytest.approx(2000 / 120, rel=0.02)
+    assert a["scale_bar_text"].replace(" ", "") == "50nm"
+    assert a["scale_bar_length_px"] == pytest.approx(100, abs=1)
+    assert a["annotations_removed"] >= 1  # the glyphs of "50 nm" are dark blobs too
+    particles = pd.read_csv(out / "particles.csv")
+    assert "equivalent_diameter_nm" in particles and "equivalent_diameter_px" not in particles
+    assert (out / "a_overlay.png").exists()
+
+
+def test_analyze_bad_figures_give_messages_not_crashes(tmp_path, tiny_model, capsys):  # noqa: F811
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    iio.imwrite(folder / "blank.png", np.full((256, 256), 128, np.uint8))
+    no_label = micrograph()
+    no_label[230:235, 150:230] = 0.0
+    iio.imwrite(folder / "no_label.png", (no_label * 255).astype(np.uint8))
+    no_bar, truth = figure()
+    t, l, b, r = truth.bar_box
+    no_bar[t:b, l:r] = no_bar[t - 12:b - 12, l:r]
+    iio.imwrite(folder / "no_bar.png", (no_bar * 255).astype(np.uint8))
+    out = tmp_path / "results"
+    assert main(["analyze", str(folder), "--model", tiny_model, "--out", str(out),
+                 "--no-plots", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "no label next to it" in err and "--pixel-size" in err
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 3
+    assert (summary["unit"] == "px").all() and (summary["pixel_size_from"] == "none").all()
+
+
+def test_analyze_without_the_ocr_extra_says_how_and_stays_in_pixels(
+        tmp_path, tiny_model, no_ocr, capsys):  # noqa: F811
+    write_figure(tmp_path / "figures")
+    out = tmp_path / "results"
+    assert main(["analyze", str(tmp_path / "figures"), "--model", tiny_model,
+                 "--out", str(out), "--no-plots", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert 'pip install "particleseg[scalebar]"' in err and "--pixel-size" in err
+    row = pd.read_csv(out / "summary.csv").iloc[0]
+    assert row["unit"] == "px" and row["pixel_size_from"] == "none"
+    assert row["scale_bar_length_px"] == pytest.approx(80, abs=1)
+
+
+def test_analyze_no_scale_bar_leaves_the_figure_in_pixels(tmp_path, tiny_model, capsys):  # noqa: F811
+    write_figure(tmp_path / "figures")
+    out = tmp_path / "results"
+    assert main(["analyze", str(tmp_path / "figures"), "--model", tiny_model, "--no-scale-bar",
+                 "--out", str(out), "--no-plots", "--quiet"]) == 0
+    capsys.readouterr()
+    row = pd.read_csv(out / "summary.csv").iloc[0]
+    assert row["unit"] == "px" and row["pixel_size_from"] == "none"
+    assert np.isnan(row["scale_bar_length_px"])
+
+
+@pytest.mark.slow
+@pytest.mark.emps
+def test_reads_real_emps_figures():
+    """A few hand-measured EMPS bars (benchmarks/data/emps_scale_bars.csv)."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    from pathlib import Path
+
+    from particleseg.io import imread
+
+    root = Path(__file__).resolve().parents[1]
+    images = root.parent / "shared" / "data" / "emps-train" / "images"
+    if not images.is_dir():
+        pytest.skip(f"EMPS data absent: {images}")
+    truth = pd.read_csv(root / "benchmarks" / "data" / "emps_scale_bars.csv").head(6)
+    exact = 0
+    for row in truth.itertuples():
+        bar = find_scale_bar(imread(images / f"{row.name}.png").image)
+        if bar is not None and bar.calibrated:
+            assert bar.length_px == pytest.approx(row.bar_length_px, rel=0.03)
+            exact += bar.value == row.value
+    assert exact >= 4
