@@ -67,18 +67,23 @@ METRIC_COLUMNS = ("F1 mean", "F1 pooled", "precision", "recall", "count err. med
                   "diam. err. median", "n true", "n pred")
 
 
-def format_table(rows, columns=METRIC_COLUMNS, first="method"):
-    """A markdown table of ``{row name: {column: value}}``."""
+def _cell(v):
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def format_table(rows, columns=METRIC_COLUMNS, first="method", rst=False):
+    """A markdown table (or reStructuredText list-table) of ``{row name: {column: value}}``."""
+    if rst:
+        lines = [".. list-table::", "   :header-rows: 1", ""]
+        for cells in [[first, *columns]] + [[name, *(_cell(r.get(c, "")) for c in columns)]
+                                             for name, r in rows.items()]:
+            lines += [f"   * - {cells[0]}"] + [f"     - {c}" for c in cells[1:]] + [""]
+        return "\n".join(lines)
     lines = [f"| {first} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for name, r in rows.items():
-        cells = []
-        for c in columns:
-            v = r.get(c, "")
-            if isinstance(v, (int, np.integer)):
-                cells.append(str(int(v)))
-            elif isinstance(v, (float, np.floating)):
-                cells.append(f"{v:.3f}")
-            else:
-                cells.append(str(v))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |")
     return "\n".join(lines)

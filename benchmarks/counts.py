@@ -246,6 +246,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--merge", nargs="+", default=None,
                    help="only print the tables of these JSON files (from --json), merged")
+    p.add_argument("--rst", action="store_true", help="print reStructuredText list-tables")
     args = p.parse_args(argv)
     if args.merge:
         merged = {}
@@ -253,8 +254,8 @@ def main(argv=None):
             for set_name, rows in json.loads(Path(path).read_text()).items():
                 merged.setdefault(set_name, {}).update(rows)
         for set_name, rows in merged.items():
-            print(f"\n### {set_name}\n")
-            print(format_table(rows, COLUMNS))
+            print(f"\n**{set_name}**\n" if args.rst else f"\n### {set_name}\n")
+            print(format_table(rows, COLUMNS, rst=args.rst))
         return
     if args.threads:
         import torch
