@@ -3,15 +3,22 @@
 For every image: read it with its calibration, predict, label the particles,
 measure them, and draw an overlay and a size histogram. Unreadable images are
 reported and skipped; the results of the others are always written.
+
+One image is analysed by :func:`analyze_source` (read, predict, finish), which
+the single-process loop and the Dask workers of :mod:`particleseg.batch` both
+call; every image's results go to a part file as soon as they exist, and the
+CSV files are assembled from the parts (see :class:`particleseg.batch.PartStore`).
 """
 
 from __future__ import annotations
 
 import logging
+import argparse
+import io
 import math
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._cli_common import (
@@ -21,11 +28,11 @@ from ._cli_common import (
     CommandError,
     configure_prediction,
     format_table,
+    label_prediction,
     load_model,
     progress,
     resolve_model,
     say,
-    segment,
 )
 
 #: File name endings searched for in folders (case-insensitive).
@@ -161,6 +168,7 @@ def _summary_row(source, table, pixel_size, unit, origin, exclude_edge):
 
 
 def _save_overlay(path, image, labels, pixel_size, unit):
+    """Draw the overlay into ``path``, a file name or a binary file object (PNG)."""
     from matplotlib.figure import Figure
 
     from .plotting import plot_overlay
@@ -171,7 +179,7 @@ def _save_overlay(path, image, labels, pixel_size, unit):
     fig = Figure(figsize=(width * scale, height * scale))
     ax = fig.add_axes((0, 0, 1, 1))
     plot_overlay(image, labels, ax=ax, pixel_size=pixel_size, unit=unit)
-    fig.savefig(path, dpi=min(max(150, max(height, width) / 6), 300))
+    fig.savefig(path, dpi=min(max(150, max(height, width) / 6), 300), format="png")
 
 
 def _save_histogram(path, table, name, exclude_edge):
@@ -184,7 +192,68 @@ def _save_histogram(path, table, name, exclude_edge):
     plot_size_distribution(table, ax=ax, exclude_edge=exclude_edge)
     note = "edge particles excluded" if exclude_edge else "edge particles included"
     ax.set_title(f"{name} ({note})", fontsize=9, loc="left")
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, format="png")
+
+
+@dataclass
+class Outcome:
+    """What analysing one source gave: its tables and figures, or why it failed."""
+
+    name: str
+    table: object = None  # pandas.DataFrame of its particles, with a "file" column
+    row: dict | None = None  # its line of summary.csv
+    origin: str | None = None  # where its pixel size came from (see _calibration)
+    notes: list = field(default_factory=list)  # reader warnings, one line each
+    figures: dict = field(default_factory=dict)  # file name -> PNG bytes
+    error: str | None = None  # why it was skipped
+
+
+def _reason(exc):
+    """The message of an exception that made an image be skipped."""
+    expected = isinstance(exc, (OSError, ValueError, ImportError)) and str(exc)
+    return str(exc) if expected else f"{type(exc).__name__}: {exc}"
+
+
+def read_source(source, args):
+    """Read a source: (image, (pixel_size, unit, origin), notes)."""
+    image, file_pixel_size, file_unit, notes = _read(source)
+    return image, _calibration(source, file_pixel_size, file_unit, args), notes
+
+
+def finish_source(seg, source, stem, image, proba, calibration, notes, args):
+    """Label, measure and draw one predicted image: its :class:`Outcome`."""
+    from .measure import measure_particles
+
+    pixel_size, unit, origin = calibration
+    labels = label_prediction(seg, proba, args)
+    table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit)
+    table.insert(0, "file", source.name)
+    row = _summary_row(source, table, pixel_size, unit, origin, args.exclude_edge)
+    figures = {}
+    if args.plots:
+        for name, draw in (
+            (f"{stem}_overlay.png", lambda f: _save_overlay(f, image, labels, pixel_size, unit)),
+            (f"{stem}_sizes.png", lambda f: _save_histogram(f, table, source.name,
+                                                            args.exclude_edge)),
+        ):
+            buffer = io.BytesIO()
+            draw(buffer)
+            figures[name] = buffer.getvalue()
+    return Outcome(source.name, table, row, origin, notes, figures)
+
+
+def analyze_source(seg, source, stem, args):
+    """Analyse one source with a loaded segmenter; never raises for a bad image.
+
+    ``args`` holds the command's options (``pixel_size``, ``unit``,
+    ``threshold``, ``min_size``, ``method``, ``exclude_edge``, ``plots``).
+    """
+    try:
+        image, calibration, notes = read_source(source, args)
+        proba = seg.predict_proba(image)
+        return finish_source(seg, source, stem, image, proba, calibration, notes, args)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
+        return Outcome(source.name, error=_reason(exc))
 
 
 def _combine(tables):
@@ -219,6 +288,12 @@ def _number(value):
     return f"{value:.3g}"
 
 
+def _model_key(spec):
+    """``--model`` as recorded with the part files: a resolved path or a name."""
+    kind, where = resolve_model(spec)
+    return str(Path(where).resolve()) if kind == "file" else where
+
+
 def run(args):
     """Run ``particleseg analyze``; return the exit status."""
     out_dir = Path(args.out)
@@ -249,57 +324,70 @@ def run(args):
     if args.sample:
         sources.append(_Source("sample", None))
 
-    seg, described = load_model(args.model, args.device)
-    configure_prediction(seg, args.tile_size, args.threads)
-    if not args.quiet:
-        say(f"Analysing {len(sources)} image{'s' * (len(sources) != 1)} with the {described}.")
+    from . import batch
 
-    from .measure import measure_particles
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tables, summary, skipped, uncalibrated, figures = [], [], [], [], 0
-    interrupted = False
+    workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    if workers or scheduler:
+        batch.require_dask("--workers" if workers else "--scheduler")
+    # A --resume with other options than the first run fails here, before any work.
+    store = batch.PartStore(out_dir, options=batch.options_record(args, _model_key(args.model)),
+                            resume=getattr(args, "resume", False))
     stems = _unique_stems(sources)
-    bar = progress(zip(sources, stems), total=len(sources), desc="analyze", unit="image",
-                   quiet=args.quiet)
-    try:
-        for source, stem in bar:
-            try:
-                image, file_pixel_size, file_unit, notes = _read(source)
-                for note in notes:
-                    say(f"warning: {note}")
-                pixel_size, unit, origin = _calibration(source, file_pixel_size, file_unit, args)
-                if origin == "none":
-                    if not uncalibrated:
-                        say(
-                            f"warning: {source.name} records no pixel size and --pixel-size "
-                            "was not given: its sizes are in pixels (px). Pass --pixel-size "
-                            "to measure in nm. (Said once; summary.csv lists the unit of "
-                            "every image.)"
-                        )
-                    uncalibrated.append(source.name)
-                labels = segment(seg, image, args)
-                table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit)
-                table.insert(0, "file", source.name)
-                row = _summary_row(source, table, pixel_size, unit, origin, args.exclude_edge)
-                if args.plots:
-                    _save_overlay(out_dir / f"{stem}_overlay.png", image, labels, pixel_size, unit)
-                    _save_histogram(out_dir / f"{stem}_sizes.png", table, source.name,
-                                    args.exclude_edge)
-                    figures += 2
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
-                expected = isinstance(exc, (OSError, ValueError, ImportError)) and str(exc)
-                reason = str(exc) if expected else f"{type(exc).__name__}: {exc}"
-                say(f"error: skipped {source.name}: {reason}")
-                skipped.append(source.name)
-                continue
-            tables.append(table)
-            summary.append(row)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
+    jobs = [(source, stem) for source, stem in zip(sources, stems) if not store.done(source.name)]
+    if store.resumed and not args.quiet:
+        say(f"Resuming: {len(sources) - len(jobs)} of {len(sources)} images were analysed "
+            f"before; {len(jobs)} to go.")
 
+    uncalibrated, skipped, interrupted, figures = [], [], False, 0
+    if jobs:
+        client, cluster, described = None, None, None
+        if workers or scheduler:
+            client, cluster = batch.start_client(workers, scheduler)
+            described = f"{args.model} model on {batch.describe_cluster(client)}"
+            # The workers find the model by absolute path and share the cores out.
+            args = argparse.Namespace(**{**vars(args), "model": _model_key(args.model)})
+            if args.threads is None and cluster is not None:
+                args.threads = batch._threads_per_worker(client)
+        else:
+            seg, described = load_model(args.model, args.device)
+            configure_prediction(seg, args.tile_size, args.threads)
+        store.start()
+        if not args.quiet:
+            say(f"Analysing {len(jobs)} image{'s' * (len(jobs) != 1)} with the {described}.")
+        if client is not None:
+            outcomes = batch.outcomes_on_cluster(client, jobs, args)
+        else:
+            outcomes = batch.outcomes_in_process(seg, jobs, args)
+        bar = progress(outcomes, total=len(jobs), desc="analyze", unit="image",
+                       quiet=args.quiet)
+        try:
+            for outcome in bar:
+                for note in outcome.notes:
+                    say(f"warning: {note}")
+                if outcome.error is not None:
+                    say(f"error: skipped {outcome.name}: {outcome.error}")
+                    skipped.append(outcome.name)
+                    continue
+                if outcome.origin == "none" and not uncalibrated:
+                    say(
+                        f"warning: {outcome.name} records no pixel size and --pixel-size "
+                        "was not given: its sizes are in pixels (px). Pass --pixel-size "
+                        "to measure in nm. (Said once; summary.csv lists the unit of "
+                        "every image.)"
+                    )
+                if outcome.origin == "none":
+                    uncalibrated.append(outcome.name)
+                store.write(outcome)
+                figures += len(outcome.figures)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+            outcomes.close()
+            if client is not None:
+                batch.stop_client(client, cluster)
+
+    n_particles, summary = store.assemble([source.name for source in sources])
     done = len(summary)
     if not done:
         raise CommandError(
@@ -309,15 +397,10 @@ def run(args):
             "nothing was written.",
             status=EXIT_INTERRUPTED if interrupted else EXIT_FAILURE,
         )
-    import pandas as pd
-
-    particles = _combine(tables)
-    particles.to_csv(out_dir / "particles.csv", index=False)
-    pd.DataFrame(summary).to_csv(out_dir / "summary.csv", index=False)
-
+    uncalibrated = [row["file"] for row in summary if row["pixel_size_from"] == "none"]
     print(_format_summary(summary), file=sys.stdout)
     print(
-        f"Wrote particles.csv ({len(particles)} particles), summary.csv ({done} "
+        f"Wrote particles.csv ({n_particles} particles), summary.csv ({done} "
         f"image{'s' * (done != 1)})" + (f" and {figures} figures" if figures else "")
         + f" to {out_dir}.",
         file=sys.stdout,

@@ -153,9 +153,14 @@ def configure_prediction(seg, tile_size, threads):
 
 def segment(seg, image, args):
     """Predict one image and label its particles with the command's options."""
+    return label_prediction(seg, seg.predict_proba(image), args)
+
+
+def label_prediction(seg, proba, args):
+    """Label the particles of one image's predicted probabilities (``segment``'s second half)."""
     from .postprocessing import label_particles
 
     # The segmenter's own decision rule (cores, then calibrated outlines), with
     # the command's core threshold.
-    classes = seg._decide(seg.predict_proba(image), threshold=args.threshold)
+    classes = seg._decide(proba, threshold=args.threshold)
     return label_particles(classes, min_size=args.min_size, method=args.method)
