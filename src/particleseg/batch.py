@@ -27,7 +27,7 @@ from argparse import Namespace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["analyze_images", "PartStore"]
+__all__ = ["analyze_images"]
 
 #: The folder, inside the output folder, that holds the part files.
 PARTS_FOLDER = "parts"
