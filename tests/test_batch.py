@@ -28,7 +28,8 @@ from skimage.filters import threshold_otsu  # noqa: E402
 from skimage.measure import label  # noqa: E402
 
 from particleseg import ParticleSegmenter  # noqa: E402
-from particleseg._cli_analyze import Outcome, _combine  # noqa: E402
+from particleseg._cli_analyze import Outcome  # noqa: E402
+from particleseg._figures import draw_scale_bar  # noqa: E402
 from particleseg.annotation import annotate_borders  # noqa: E402
 from particleseg.batch import PartStore, analyze_images  # noqa: E402
 from particleseg.cli import main  # noqa: E402
@@ -51,8 +52,15 @@ def dark_particles(image):
 
 
 def fake_predict_proba(self, X):
-    classes = annotate_borders(dark_particles(np.asarray(X)))
-    return np.eye(3, dtype=np.float32)[classes].transpose(2, 0, 1)
+    X = np.asarray(X)
+    classes = annotate_borders(dark_particles(X))
+    # A scale that differs between images, as inference_scale="auto" chooses it.
+    self.last_scales_ = [0.5 + int(X.sum()) % 4 / 4]
+    proba = np.eye(3, dtype=np.float32)[classes].transpose(2, 0, 1)
+    # Confidences that differ between particles: less sure towards the right.
+    proba[1:] *= np.linspace(1.0, 0.6, X.shape[1], dtype=np.float32)
+    proba[0] = 1.0 - proba[1] - proba[2]
+    return proba
 
 
 @pytest.fixture
@@ -60,8 +68,12 @@ def fake_prediction(monkeypatch):
     monkeypatch.setattr(ParticleSegmenter, "predict_proba", fake_predict_proba)
 
 
-def write_images(folder, n, shape=(64, 64), random_state=0):
-    """``n`` synthetic images; every third one a calibrated TIFF (sizes in nm)."""
+def write_images(folder, n, shape=(64, 64), random_state=0, scale_bar=False):
+    """``n`` synthetic images; every third one a calibrated TIFF (sizes in nm).
+
+    With ``scale_bar``, one more PNG figure (256², no pixel size in the file)
+    carries a burnt-in scale bar of 100 px for 50 nm.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     X, _ = make_particles(n_images=n, shape=shape, random_state=random_state)
     for i, image in enumerate(X):
@@ -70,7 +82,21 @@ def write_images(folder, n, shape=(64, 64), random_state=0):
                              resolution=(2.0, 2.0), metadata={"unit": "nm"})
         else:
             iio.imwrite(folder / f"im{i:03d}.png", image)
+    if scale_bar:
+        (image,), _ = make_particles(n_images=1, shape=(256, 256), random_state=random_state)
+        figure, _, _ = draw_scale_bar(image / 255.0, np.random.default_rng(0), length_px=100,
+                                      value=50, unit="nm", polarity="light", boxed=False,
+                                      font_size=18, corner=("bottom", "right"), label_side="above")
+        iio.imwrite(folder / "figure.png", np.round(figure * 255).astype(np.uint8))
     return sorted(folder.iterdir())
+
+
+def _combine(tables):
+    """The particle tables of several images in one, as pandas.concat makes it."""
+    columns = list(dict.fromkeys(c for t in tables for c in t.columns))
+    filled = [t for t in tables if len(t)]
+    combined = pd.concat(filled, ignore_index=True) if filled else pd.DataFrame(columns=columns)
+    return combined.reindex(columns=columns)
 
 
 def read_bytes(folder):
@@ -210,10 +236,18 @@ def test_two_dask_workers_give_the_csvs_of_one_process(tmp_path, tiny_model, fak
                                                        monkeypatch, capsys):
     from particleseg import batch
 
-    write_images(tmp_path / "images", 6)
+    write_images(tmp_path / "images", 6, scale_bar=True)
     common = ["analyze", str(tmp_path / "images"), "--model", tiny_model, "--quiet",
               "--threads", "1"]
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    # Every column of the single-process run is there to compare: confidence,
+    # the scale chosen, where the pixel size came from, annotations removed.
+    particles = pd.read_csv(tmp_path / "one" / "particles.csv")
+    summary = pd.read_csv(tmp_path / "one" / "summary.csv")
+    assert particles["confidence"].nunique() > 10
+    assert summary["inference_scale"].nunique() > 1
+    assert set(summary["pixel_size_from"]) == {"metadata", "none", "scale bar"}
+    assert summary["annotations_removed"].notna().all()
 
     clients = []
 

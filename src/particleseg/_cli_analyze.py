@@ -12,8 +12,8 @@ CSV files are assembled from the parts (see :class:`particleseg.batch.PartStore`
 
 from __future__ import annotations
 
-import logging
 import argparse
+import logging
 import io
 import math
 import sys
@@ -26,10 +26,10 @@ from ._cli_common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CommandError,
-    configure_prediction,
     format_table,
     label_prediction,
-    load_model,
+    load_for_prediction,
+    predict_image,
     progress,
     resolve_model,
     say,
@@ -133,15 +133,28 @@ def _read(source):
     return micrograph.image, micrograph.pixel_size, micrograph.unit, notes
 
 
-def _calibration(source, pixel_size, unit, args):
-    """(pixel_size, unit, where it came from) used to measure a source."""
-    if args.pixel_size is not None:
-        return args.pixel_size, args.unit or "nm", "--pixel-size"
-    if source.path is None:
-        return pixel_size, unit, "sample"
-    if pixel_size is not None:
-        return pixel_size, unit, "file"
-    return None, "px", "none"
+def _calibration(source, image, pixel_size, unit, args):
+    """The :class:`~particleseg.scalebar.Calibration` used to measure a source.
+
+    In order: --pixel-size, the file's metadata, the scale bar in the image
+    (unless --no-scale-bar).
+    """
+    from .scalebar import Calibration, calibrate
+
+    if source.path is None and args.pixel_size is None:
+        return Calibration(pixel_size, unit, "sample")
+    return calibrate(image, pixel_size=args.pixel_size, unit=args.unit or "nm",
+                     metadata=(pixel_size, unit), scale_bar=args.scale_bar)
+
+
+def _scale_bar_columns(calibration, n_removed):
+    bar = calibration.scale_bar
+    return {
+        "scale_bar_text": bar.text if bar is not None and bar.text is not None else "",
+        "scale_bar_length_px": round(bar.length_px, 2) if bar is not None else math.nan,
+        "scale_bar_confidence": round(bar.confidence, 3) if bar is not None else math.nan,
+        "annotations_removed": n_removed,
+    }
 
 
 def _summary_row(source, table, pixel_size, unit, origin, exclude_edge):
@@ -167,18 +180,22 @@ def _summary_row(source, table, pixel_size, unit, origin, exclude_edge):
     }
 
 
-def _save_overlay(path, image, labels, pixel_size, unit):
+def _save_overlay(path, image, labels, pixel_size, unit, scale_bar=None):
     """Draw the overlay into ``path``, a file name or a binary file object (PNG)."""
     from matplotlib.figure import Figure
 
-    from .plotting import plot_overlay
+    from .plotting import plot_overlay, plot_scale_bar
 
     height, width = image.shape[:2]
     scale = 6.0 / max(height, width)
     # A Figure without pyplot: no backend to choose, nothing left open.
     fig = Figure(figsize=(width * scale, height * scale))
     ax = fig.add_axes((0, 0, 1, 1))
-    plot_overlay(image, labels, ax=ax, pixel_size=pixel_size, unit=unit)
+    # With a scale bar read from the image, its outline replaces a drawn one.
+    drawn = scale_bar is None or not scale_bar.calibrated
+    plot_overlay(image, labels, ax=ax, pixel_size=pixel_size if drawn else None, unit=unit)
+    if scale_bar is not None:
+        plot_scale_bar(scale_bar, ax=ax)
     fig.savefig(path, dpi=min(max(150, max(height, width) / 6), 300), format="png")
 
 
@@ -202,10 +219,23 @@ class Outcome:
     name: str
     table: object = None  # pandas.DataFrame of its particles, with a "file" column
     row: dict | None = None  # its line of summary.csv
-    origin: str | None = None  # where its pixel size came from (see _calibration)
-    notes: list = field(default_factory=list)  # reader warnings, one line each
+    origin: str | None = None  # where its pixel size came from (Calibration.source)
+    notes: list = field(default_factory=list)  # messages to print, "warning: ..." or "note: ..."
     figures: dict = field(default_factory=dict)  # file name -> PNG bytes
     error: str | None = None  # why it was skipped
+
+
+@dataclass
+class _Predicted:
+    """A source read, calibrated and predicted, waiting to be labelled and measured."""
+
+    source: _Source
+    stem: str
+    image: object
+    calibration: object  # particleseg.scalebar.Calibration
+    notes: list
+    proba: object
+    scale: float
 
 
 def _reason(exc):
@@ -214,57 +244,81 @@ def _reason(exc):
     return str(exc) if expected else f"{type(exc).__name__}: {exc}"
 
 
-def read_source(source, args):
-    """Read a source: (image, (pixel_size, unit, origin), notes)."""
-    image, file_pixel_size, file_unit, notes = _read(source)
-    return image, _calibration(source, file_pixel_size, file_unit, args), notes
+def predict_source(seg, source, stem, args):
+    """Read, calibrate and predict one source: a :class:`_Predicted`, or an error :class:`Outcome`.
+
+    The first half of :func:`analyze_source`; the network runs here.
+    """
+    notes = []
+    try:
+        image, file_pixel_size, file_unit, read_notes = _read(source)
+        notes += [f"warning: {note}" for note in read_notes]
+        calibration = _calibration(source, image, file_pixel_size, file_unit, args)
+        notes += [f"warning: {source.name}: {message}" for message in calibration.messages]
+        if calibration.source == "scale bar":
+            notes.append(f"note: {source.name}: {calibration.pixel_size:.4g} nm per pixel from "
+                         f"its scale bar, {calibration.scale_bar.describe()}")
+        proba, scale = predict_image(seg, image)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
+        return Outcome(source.name, notes=notes, error=_reason(exc))
+    return _Predicted(source, stem, image, calibration, notes, proba, scale)
 
 
-def finish_source(seg, source, stem, image, proba, calibration, notes, args):
-    """Label, measure and draw one predicted image: its :class:`Outcome`."""
-    from .measure import measure_particles
+def finish_source(seg, predicted, args):
+    """Label, measure and draw a predicted source: its :class:`Outcome`.
 
-    pixel_size, unit, origin = calibration
-    labels = label_prediction(seg, proba, args)
-    table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit)
-    table.insert(0, "file", source.name)
-    row = _summary_row(source, table, pixel_size, unit, origin, args.exclude_edge)
-    figures = {}
-    if args.plots:
-        for name, draw in (
-            (f"{stem}_overlay.png", lambda f: _save_overlay(f, image, labels, pixel_size, unit)),
-            (f"{stem}_sizes.png", lambda f: _save_histogram(f, table, source.name,
-                                                            args.exclude_edge)),
-        ):
-            buffer = io.BytesIO()
-            draw(buffer)
-            figures[name] = buffer.getvalue()
-    return Outcome(source.name, table, row, origin, notes, figures)
+    The second half of :func:`analyze_source`; an error :class:`Outcome` of
+    :func:`predict_source` is passed through.
+    """
+    if isinstance(predicted, Outcome):
+        return predicted
+    source, image, calibration = predicted.source, predicted.image, predicted.calibration
+    pixel_size, unit, origin = calibration.pixel_size, calibration.unit, calibration.source
+    try:
+        from .measure import measure_particles
+
+        labels, confidence = label_prediction(seg, predicted.proba, args)
+        n_removed = 0
+        if args.drop_annotations and source.path is not None:
+            from .scalebar import annotation_mask, remove_annotated_particles
+
+            mask = annotation_mask(image, scale_bar=calibration.scale_bar)
+            # labels keep their values, so confidence[label - 1] stays right
+            labels, n_removed = remove_annotated_particles(labels, mask)
+        table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit,
+                                  confidence=confidence)
+        table.insert(0, "file", source.name)
+        row = _summary_row(source, table, pixel_size, unit, origin, args.exclude_edge)
+        row.update(_scale_bar_columns(calibration, n_removed))
+        row["inference_scale"] = predicted.scale
+        figures = {}
+        if args.plots:
+            stem = predicted.stem
+            for name, draw in (
+                (f"{stem}_overlay.png", lambda f: _save_overlay(
+                    f, image, labels, pixel_size, unit, calibration.scale_bar)),
+                (f"{stem}_sizes.png", lambda f: _save_histogram(
+                    f, table, source.name, args.exclude_edge)),
+            ):
+                buffer = io.BytesIO()
+                draw(buffer)
+                figures[name] = buffer.getvalue()
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
+        return Outcome(source.name, notes=predicted.notes, error=_reason(exc))
+    return Outcome(source.name, table, row, origin, predicted.notes, figures)
 
 
 def analyze_source(seg, source, stem, args):
     """Analyse one source with a loaded segmenter; never raises for a bad image.
 
-    ``args`` holds the command's options (``pixel_size``, ``unit``,
-    ``threshold``, ``min_size``, ``method``, ``exclude_edge``, ``plots``).
+    Every image of ``particleseg analyze`` goes through here, in this process
+    (:func:`particleseg.batch.outcomes_in_process` runs the two halves in
+    turn on consecutive images) or on a Dask worker. ``args`` holds the
+    command's options (``pixel_size``, ``unit``, ``scale_bar``,
+    ``drop_annotations``, ``threshold``, ``min_size``, ``method``,
+    ``exclude_edge``, ``plots``).
     """
-    try:
-        image, calibration, notes = read_source(source, args)
-        proba = seg.predict_proba(image)
-        return finish_source(seg, source, stem, image, proba, calibration, notes, args)
-    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
-        return Outcome(source.name, error=_reason(exc))
-
-
-def _combine(tables):
-    """One table from per-image tables whose columns may differ in unit."""
-    import pandas as pd
-
-    columns = list(dict.fromkeys(c for t in tables for c in t.columns))
-    filled = [t for t in tables if len(t)]
-    # Concatenating empty tables is deprecated in pandas; leave them out.
-    combined = pd.concat(filled, ignore_index=True) if filled else pd.DataFrame(columns=columns)
-    return combined.reindex(columns=columns)
+    return finish_source(seg, predict_source(seg, source, stem, args), args)
 
 
 def _format_summary(summary):
@@ -349,8 +403,7 @@ def run(args):
             if args.threads is None and cluster is not None:
                 args.threads = batch._threads_per_worker(client)
         else:
-            seg, described = load_model(args.model, args.device)
-            configure_prediction(seg, args.tile_size, args.threads)
+            seg, described = load_for_prediction(args)
         store.start()
         if not args.quiet:
             say(f"Analysing {len(jobs)} image{'s' * (len(jobs) != 1)} with the {described}.")
@@ -363,17 +416,19 @@ def run(args):
         try:
             for outcome in bar:
                 for note in outcome.notes:
-                    say(f"warning: {note}")
+                    if not (args.quiet and note.startswith("note:")):
+                        say(note)
                 if outcome.error is not None:
                     say(f"error: skipped {outcome.name}: {outcome.error}")
                     skipped.append(outcome.name)
                     continue
                 if outcome.origin == "none" and not uncalibrated:
+                    no_bar = "" if not args.scale_bar else ", no readable scale bar"
                     say(
-                        f"warning: {outcome.name} records no pixel size and --pixel-size "
-                        "was not given: its sizes are in pixels (px). Pass --pixel-size "
-                        "to measure in nm. (Said once; summary.csv lists the unit of "
-                        "every image.)"
+                        f"warning: {outcome.name} records no pixel size{no_bar} and "
+                        "--pixel-size was not given: its sizes are in pixels (px). Pass "
+                        "--pixel-size to measure in nm. (Said once; summary.csv lists the "
+                        "unit of every image.)"
                     )
                 if outcome.origin == "none":
                     uncalibrated.append(outcome.name)
@@ -408,7 +463,7 @@ def run(args):
     if uncalibrated:
         say(
             f"note: sizes of {len(uncalibrated)} image{'s' * (len(uncalibrated) != 1)} are in "
-            "pixels (no pixel size in the file and no --pixel-size)."
+            "pixels (no pixel size in the file, no readable scale bar and no --pixel-size)."
         )
     if interrupted:
         say(f"Interrupted: {done} of {len(sources)} images were analysed; their results "

@@ -18,9 +18,8 @@ from ._cli_common import (
     EXIT_OK,
     CommandError,
     check_device,
-    configure_prediction,
     format_table,
-    load_model,
+    load_for_prediction,
     progress,
     resolve_model,
     say,
@@ -71,7 +70,7 @@ def _starting_weights(spec):
         return "imagenet", None
     kind, where = resolve_model(spec)
     if kind == "bundled":
-        from .pretrained import pretrained_models
+        from ._pretrained import pretrained_models
 
         where = Path(next(m["path"] for m in pretrained_models() if m["name"] == where))
     return str(where), _saved_backbone(where)
@@ -191,8 +190,7 @@ def run_evaluate(args):
     """Run ``particleseg evaluate``; return the exit status."""
     resolve_model(args.model)
     X, y, names = _load_folder(args.folder)
-    seg, described = load_model(args.model, args.device)
-    configure_prediction(seg, args.tile_size, args.threads)
+    seg, described = load_for_prediction(args)
     if not args.quiet:
         say(f"Evaluating the {described} on {len(X)} annotated images from {args.folder}.")
 
@@ -201,7 +199,7 @@ def run_evaluate(args):
                    quiet=args.quiet)
     try:
         for name, image, truth in bar:
-            labels = segment(seg, image, args)
+            labels, _, _ = segment(seg, image, args)
             rows.append(_scores(name, truth, labels, args.iou_threshold))
     except KeyboardInterrupt:
         say(f"Interrupted after {len(rows)} of {len(X)} images.")

@@ -99,18 +99,13 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.metaestimators import _BaseComposition
 
 __all__ = [
-    "Augmenter",
-    "default_augmenter",
-    "RandomResize",
-    "Flip",
-    "RandomCrop",
-    "RandomRotation",
-    "BrightnessContrast",
-    "Gamma",
-    "ElasticTransform",
-    "GridDistortion",
-    "OpticalDistortion",
-    "InvertContrast",
+    # the composer and the recipe
+    "Augmenter", "default_augmenter",
+    # geometric
+    "RandomResize", "Flip", "RandomCrop", "RandomRotation", "ElasticTransform",
+    "GridDistortion", "OpticalDistortion",
+    # intensity (labels untouched)
+    "BrightnessContrast", "Gamma", "InvertContrast",
 ]
 
 _BORDER_MODES = ("reflect", "constant")
@@ -331,14 +326,14 @@ def _apply(transforms, image, labels, random_state):
 # --------------------------------------------------------------------------
 # One class per augmentation
 # --------------------------------------------------------------------------
-class _Augmentation(BaseEstimator):
-    """Common behaviour: validate, build the albumentations transforms, apply."""
+class _AlbumentationsMixin:
+    """Apply what ``_albumentations_transforms`` builds: to arrays, or as a Compose."""
 
     def _albumentations_transforms(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def __call__(self, image, labels, random_state=None):
-        """Augment an image and its label map together.
+        """Augment an image and its label map together (an Augmenter: step by step).
 
         Parameters
         ----------
@@ -347,7 +342,8 @@ class _Augmentation(BaseEstimator):
         labels : ndarray of shape (H, W), int or bool
             Instance map or class map of ``image``.
         random_state : None, int, RandomState or Generator, default=None
-            Seeds the random draw; the same int gives the same result.
+            Seeds the random draw; the same int gives the same result, one
+            RandomState passed to successive calls a new draw each time.
 
         Returns
         -------
@@ -372,8 +368,39 @@ class _Augmentation(BaseEstimator):
             Takes ``image=`` (float32 in [0, 1] or uint8) and ``mask=``
             (uint8 or uint16); converting other label dtypes and clipping
             the image is left to the caller.
+
+        Examples
+        --------
+        >>> from particleseg.augmentation import default_augmenter
+        >>> compose = default_augmenter().to_albumentations(seed=0)
+        >>> [type(t).__name__ for t in compose.transforms][:3]
+        ['RandomScale', 'D4', 'RandomCropFromBorders']
         """
         return _compose(self._albumentations_transforms(), seed)
+
+
+class _Augmentation(_AlbumentationsMixin, BaseEstimator):
+    """One augmentation: a subclass validates its parameters in ``_transform``.
+
+    ``_transform(A, owner)`` returns one albumentations transform (``A`` is
+    the albumentations module, ``owner`` the class name for error messages).
+    """
+
+    def _albumentations_transforms(self):
+        return [self._transform(_albumentations(), type(self).__name__)]
+
+    def _probability(self):
+        return _check_probability(type(self).__name__, self.p)
+
+    def _warp(self, owner):
+        """Keyword arguments of a geometric transform: interpolation, border and ``p``."""
+        cv2 = _cv2()
+        return {
+            "interpolation": cv2.INTER_LINEAR,
+            "mask_interpolation": cv2.INTER_NEAREST,
+            **_check_border(owner, self.border_mode, self.fill),
+            "p": self._probability(),
+        }
 
 
 class RandomResize(_Augmentation):
@@ -408,20 +435,17 @@ class RandomResize(_Augmentation):
         self.scale = scale
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         low, high = _check_range(owner, "scale", self.scale, low=0, low_open=True, symmetric=False)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.RandomScale(
-                scale_limit=(low - 1.0, high - 1.0),
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST_EXACT,
-                area_for_downscale="image",
-                p=p,
-            )
-        ]
+        p = self._probability()
+        cv2 = _cv2()
+        return A.RandomScale(
+            scale_limit=(low - 1.0, high - 1.0),
+            interpolation=cv2.INTER_LINEAR,
+            mask_interpolation=cv2.INTER_NEAREST_EXACT,
+            area_for_downscale="image",
+            p=p,
+        )
 
 
 class Flip(_Augmentation):
@@ -466,15 +490,13 @@ class Flip(_Augmentation):
         self.transpose = transpose
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         if not isinstance(self.transpose, (bool, np.bool_)):
             raise TypeError(f"{owner}: transpose must be True or False; got {self.transpose!r}.")
-        p = _check_probability(owner, self.p)
-        A = _albumentations()
+        p = self._probability()
         if self.transpose:
-            return [A.D4(p=p)]
-        return [A.Sequential([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)], p=p)]
+            return A.D4(p=p)
+        return A.Sequential([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)], p=p)
 
 
 class RandomCrop(_Augmentation):
@@ -514,18 +536,14 @@ class RandomCrop(_Augmentation):
         self.min_fraction = min_fraction
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         fraction = _check_number(owner, "min_fraction", self.min_fraction, low=0, high=1,
                                  low_open=True)
-        p = _check_probability(owner, self.p)
+        p = self._probability()
         cut = (1.0 - float(fraction)) / 2
-        A = _albumentations()
-        return [
-            A.RandomCropFromBorders(
-                crop_left=cut, crop_right=cut, crop_top=cut, crop_bottom=cut, p=p
-            )
-        ]
+        return A.RandomCropFromBorders(
+            crop_left=cut, crop_right=cut, crop_top=cut, crop_bottom=cut, p=p
+        )
 
 
 class RandomRotation(_Augmentation):
@@ -569,22 +587,9 @@ class RandomRotation(_Augmentation):
         self.fill = fill
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         limit = _check_range(owner, "limit", self.limit, low=-180, high=180)
-        border = _check_border(owner, self.border_mode, self.fill)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.Rotate(
-                limit=limit,
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
-                crop_border=False,
-                p=p,
-                **border,
-            )
-        ]
+        return A.Rotate(limit=limit, crop_border=False, **self._warp(owner))
 
 
 class BrightnessContrast(_Augmentation):
@@ -628,21 +633,14 @@ class BrightnessContrast(_Augmentation):
         self.contrast_limit = contrast_limit
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         brightness = _check_range(owner, "brightness_limit", self.brightness_limit, low=-1, high=1)
         contrast = _check_range(owner, "contrast_limit", self.contrast_limit, low=-1,
                                 low_open=True)
-        p = _check_probability(owner, self.p)
-        A = _albumentations()
-        return [
-            A.RandomBrightnessContrast(
-                brightness_limit=brightness,
-                contrast_limit=contrast,
-                brightness_by_max=True,
-                p=p,
-            )
-        ]
+        return A.RandomBrightnessContrast(
+            brightness_limit=brightness, contrast_limit=contrast, brightness_by_max=True,
+            p=self._probability(),
+        )
 
 
 class Gamma(_Augmentation):
@@ -678,13 +676,10 @@ class Gamma(_Augmentation):
         self.gamma_limit = gamma_limit
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         limit = _check_range(owner, "gamma_limit", self.gamma_limit, low=0, low_open=True,
                              symmetric=False)
-        p = _check_probability(owner, self.p)
-        A = _albumentations()
-        return [A.RandomGamma(gamma_limit=limit, p=p)]
+        return A.RandomGamma(gamma_limit=limit, p=self._probability())
 
 
 class ElasticTransform(_Augmentation):
@@ -698,11 +693,9 @@ class ElasticTransform(_Augmentation):
         Smoothness: standard deviation, in pixels, of the Gaussian that
         smooths the random field (>= 1). Larger is smoother, and weaker for
         the same ``alpha``.
-    border_mode : {"reflect", "constant"}, default="reflect"
-        How to fill pixels pulled in from outside the image (see
-        :class:`RandomRotation`).
-    fill : float, default=0.0
-        Image value of the fill when ``border_mode="constant"``.
+    border_mode, fill : {"reflect", "constant"} and float, default="reflect" and 0.0
+        How pixels pulled in from outside the image are filled, and the
+        image value of a constant fill, as in :class:`RandomRotation`.
     p : float, default=0.25
         Probability of deforming.
 
@@ -737,23 +730,10 @@ class ElasticTransform(_Augmentation):
         self.fill = fill
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         alpha = _check_number(owner, "alpha", self.alpha, low=0)
         sigma = _check_number(owner, "sigma", self.sigma, low=1)
-        border = _check_border(owner, self.border_mode, self.fill)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.ElasticTransform(
-                alpha=float(alpha),
-                sigma=float(sigma),
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
-                p=p,
-                **border,
-            )
-        ]
+        return A.ElasticTransform(alpha=float(alpha), sigma=float(sigma), **self._warp(owner))
 
 
 class GridDistortion(_Augmentation):
@@ -766,12 +746,11 @@ class GridDistortion(_Augmentation):
     distort_limit : float or (float, float), default=0.3
         Range of the relative change of each cell's size: a number x means
         (-x, x); within [-1, 1].
-    border_mode : {"reflect", "constant"}, default="reflect"
-        How to fill pixels pulled in from outside the image (see
-        :class:`RandomRotation`). It matters little here: the image edges
-        stay in place, so at most a sliver is filled.
-    fill : float, default=0.0
-        Image value of the fill when ``border_mode="constant"``.
+    border_mode, fill : {"reflect", "constant"} and float, default="reflect" and 0.0
+        How pixels pulled in from outside the image are filled, and the
+        image value of a constant fill, as in :class:`RandomRotation`.
+        It matters little here: the image edges stay in place, so at most
+        a sliver is filled.
     p : float, default=0.25
         Probability of distorting.
 
@@ -800,24 +779,11 @@ class GridDistortion(_Augmentation):
         self.fill = fill
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         num_steps = _check_number(owner, "num_steps", self.num_steps, low=1, integer=True)
         limit = _check_range(owner, "distort_limit", self.distort_limit, low=-1, high=1)
-        border = _check_border(owner, self.border_mode, self.fill)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.GridDistortion(
-                num_steps=int(num_steps),
-                distort_limit=limit,
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
-                normalized=True,
-                p=p,
-                **border,
-            )
-        ]
+        return A.GridDistortion(num_steps=int(num_steps), distort_limit=limit, normalized=True,
+                                **self._warp(owner))
 
 
 class OpticalDistortion(_Augmentation):
@@ -829,11 +795,9 @@ class OpticalDistortion(_Augmentation):
         Range of the radial distortion coefficient ``k``: a number x means
         (-x, x). On a 512 x 512 image, ``k = 0.05`` moves the corners by
         about 14 pixels and ``k = 0.2`` by about 55.
-    border_mode : {"reflect", "constant"}, default="reflect"
-        How to fill pixels pulled in from outside the image (see
-        :class:`RandomRotation`).
-    fill : float, default=0.0
-        Image value of the fill when ``border_mode="constant"``.
+    border_mode, fill : {"reflect", "constant"} and float, default="reflect" and 0.0
+        How pixels pulled in from outside the image are filled, and the
+        image value of a constant fill, as in :class:`RandomRotation`.
     p : float, default=0.25
         Probability of distorting.
 
@@ -861,22 +825,9 @@ class OpticalDistortion(_Augmentation):
         self.fill = fill
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         limit = _check_range(owner, "distort_limit", self.distort_limit)
-        border = _check_border(owner, self.border_mode, self.fill)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.OpticalDistortion(
-                distort_limit=limit,
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
-                mode="camera",
-                p=p,
-                **border,
-            )
-        ]
+        return A.OpticalDistortion(distort_limit=limit, mode="camera", **self._warp(owner))
 
 
 class InvertContrast(_Augmentation):
@@ -909,15 +860,14 @@ class InvertContrast(_Augmentation):
     def __init__(self, p=0.5):
         self.p = p
 
-    def _albumentations_transforms(self):
-        p = _check_probability(type(self).__name__, self.p)
-        return [_albumentations().InvertImg(p=p)]
+    def _transform(self, A, owner):
+        return A.InvertImg(p=self._probability())
 
 
 # --------------------------------------------------------------------------
 # The composer
 # --------------------------------------------------------------------------
-class Augmenter(_BaseComposition):
+class Augmenter(_AlbumentationsMixin, _BaseComposition):
     """Chain named augmentations, applied in order to image and labels.
 
     Like a :class:`~sklearn.pipeline.Pipeline`, the steps are named, and
@@ -1040,56 +990,16 @@ class Augmenter(_BaseComposition):
                 )
         return list(steps)
 
+    # Listed here too, so that the API reference shows them on Augmenter's page.
+    __call__ = _AlbumentationsMixin.__call__
+    to_albumentations = _AlbumentationsMixin.to_albumentations
+
     def _albumentations_transforms(self):
         transforms = []
         for _, step in self._checked_steps():
             if not _is_passthrough(step):
                 transforms.extend(step._albumentations_transforms())
         return transforms
-
-    def __call__(self, image, labels, random_state=None):
-        """Augment an image and its label map with every step in turn.
-
-        Parameters
-        ----------
-        image : ndarray of shape (H, W), float
-            Image with values in [0, 1].
-        labels : ndarray of shape (H, W), int or bool
-            Instance map or class map of ``image``.
-        random_state : None, int, RandomState or Generator, default=None
-            Seeds the random draw; the same int gives the same result, one
-            RandomState passed to successive calls a new draw each time.
-
-        Returns
-        -------
-        image : ndarray of shape (H', W'), float32
-            Augmented image, clipped to [0, 1].
-        labels : ndarray of shape (H', W')
-            Augmented label map, with the dtype of ``labels``.
-        """
-        return _apply(self._albumentations_transforms(), image, labels, random_state)
-
-    def to_albumentations(self, seed=None):
-        """Return the equivalent ``albumentations.Compose``.
-
-        Parameters
-        ----------
-        seed : int or None, default=None
-            Seed of the Compose's (shared) random generators.
-
-        Returns
-        -------
-        albumentations.Compose
-            Takes ``image=`` and ``mask=`` (uint8 or uint16 labels).
-
-        Examples
-        --------
-        >>> from particleseg.augmentation import default_augmenter
-        >>> compose = default_augmenter().to_albumentations(seed=0)
-        >>> [type(t).__name__ for t in compose.transforms][:3]
-        ['RandomScale', 'D4', 'RandomCropFromBorders']
-        """
-        return _compose(self._albumentations_transforms(), seed)
 
 
 def default_augmenter():

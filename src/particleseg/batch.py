@@ -34,10 +34,11 @@ PARTS_FOLDER = "parts"
 #: Version of the part-file layout, recorded in ``parts/options.json``.
 PARTS_FORMAT = 1
 #: The options that change the results; a resumed run must repeat them.
-_RESULT_OPTIONS = ("pixel_size", "unit", "threshold", "min_size", "method", "exclude_edge",
-                   "tile_size")
+_RESULT_OPTIONS = ("pixel_size", "unit", "scale_bar", "drop_annotations", "threshold",
+                   "min_size", "method", "exclude_edge", "tile_size", "inference_scale",
+                   "min_confidence")
 #: Columns read back as text, whatever they look like ("001" stays "001").
-_TEXT_COLUMNS = {"file": str, "unit": str, "pixel_size_from": str}
+_TEXT_COLUMNS = {"file": str, "unit": str, "pixel_size_from": str, "scale_bar_text": str}
 
 _INSTALL_DASK = 'pip install "particleseg[dask]"'
 
@@ -238,41 +239,24 @@ def _plain(value):
 def outcomes_in_process(seg, jobs, args):
     """Analyse ``jobs`` ((source, stem) pairs) here, yielding outcomes in order.
 
-    Reading and the network run in this thread; labelling, measuring and
-    drawing an image run in a second thread while the network predicts the
-    next one.
+    Each image goes through :func:`~particleseg._cli_analyze.analyze_source`'s
+    two halves: reading and the network run in this thread, labelling,
+    measuring and drawing in a second thread, while the network predicts the
+    next image.
     """
-    from ._cli_analyze import Outcome, _reason, finish_source, read_source
-
-    def predicted(job):
-        source, stem = job
-        try:
-            image, calibration, notes = read_source(source, args)
-            proba = seg.predict_proba(image)
-        except Exception as exc:  # noqa: BLE001 - reported as the image's outcome
-            return None, Outcome(source.name, error=_reason(exc))
-        return (seg, source, stem, image, proba, calibration, notes, args), None
-
-    def finish(task):
-        try:
-            return finish_source(*task)
-        except Exception as exc:  # noqa: BLE001
-            return Outcome(task[1].name, error=_reason(exc))
+    from ._cli_analyze import finish_source, predict_source
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="particleseg-finish") as pool:
         pending = None
         try:
-            for job in jobs:
-                task, failed = predicted(job)
+            for source, stem in jobs:
+                predicted = predict_source(seg, source, stem, args)
                 if pending is not None:
                     yield pending.result()
-                    pending = None
-                if failed is not None:
-                    yield failed
-                else:
-                    pending = pool.submit(finish, task)
+                pending = pool.submit(finish_source, seg, predicted, args)
             if pending is not None:
-                yield pending.result()
+                outcome, pending = pending.result(), None
+                yield outcome
         finally:
             if pending is not None:
                 pending.cancel()
@@ -291,15 +275,24 @@ def _holder():
         return sys.modules[__name__]
 
 
-def worker_segmenter(model, device="auto", tile_size=None, threads=None):
+#: The options of :func:`~particleseg._cli_common.load_for_prediction`.
+_MODEL_OPTIONS = ("model", "device", "tile_size", "threads", "inference_scale", "min_confidence")
+
+
+def worker_segmenter(model, device="auto", tile_size=None, threads=None, inference_scale=None,
+                     min_confidence="auto"):
     """The segmenter of ``model`` on this worker, loaded at its first task.
 
     The models are kept on the Dask worker object, so each worker loads a
-    model once, and two workers in one process do not share one.
+    model once, and two workers in one process do not share one. The
+    options are those of ``particleseg analyze`` (see
+    :func:`~particleseg._cli_common.load_for_prediction`).
     """
-    from ._cli_common import configure_prediction, load_model
+    from ._cli_common import load_for_prediction
 
-    key = (str(model), str(device), tile_size, threads)
+    options = dict(zip(_MODEL_OPTIONS, (str(model), str(device), tile_size, threads,
+                                        inference_scale, min_confidence)))
+    key = tuple(options.values())
     holder = _holder()
     with _MODELS_LOCK:
         cache = getattr(holder, "_particleseg_models", None)
@@ -307,8 +300,7 @@ def worker_segmenter(model, device="auto", tile_size=None, threads=None):
             cache = {}
             setattr(holder, "_particleseg_models", cache)
         if key not in cache:
-            seg, _ = load_model(str(model), device)
-            cache[key] = configure_prediction(seg, tile_size, threads)
+            cache[key], _ = load_for_prediction(Namespace(**options))
             holder._particleseg_model_loads = getattr(holder, "_particleseg_model_loads", 0) + 1
         return cache[key]
 
@@ -318,7 +310,7 @@ def _analyze_on_worker(source, stem, args):
     from ._cli_analyze import Outcome, _reason, analyze_source
 
     try:
-        seg = worker_segmenter(args.model, args.device, args.tile_size, args.threads)
+        seg = worker_segmenter(*(getattr(args, name) for name in _MODEL_OPTIONS))
     except Exception as exc:  # noqa: BLE001 - e.g. the model file is not on this worker
         return Outcome(source.name, error=f"cannot load the model on a worker: {_reason(exc)}")
     return analyze_source(seg, source, stem, args)
@@ -419,8 +411,9 @@ def _threads_per_worker(client):
 
 
 def analyze_images(paths, model="emps", *, out=None, resume=False, client=None,
-                   pixel_size=None, unit=None, threshold=0.5, min_size=4,
-                   method="components", exclude_edge=True, tile_size=None,
+                   pixel_size=None, unit=None, scale_bar=True, drop_annotations=True,
+                   threshold=0.5, min_size=4, method="components", exclude_edge=True,
+                   inference_scale=None, min_confidence="auto", tile_size=None,
                    n_threads=None, device="auto", errors="warn"):
     """Count and measure the particles of many micrographs, optionally on Dask.
 
@@ -447,9 +440,16 @@ def analyze_images(paths, model="emps", *, out=None, resume=False, client=None,
         they arrive. The workers must see the image (and model) files.
     pixel_size : float, optional
         Size of one pixel in ``unit`` for every image; default: the pixel
-        size each file records, else sizes in pixels.
+        size each file records, else the one its scale bar gives, else sizes
+        in pixels.
     unit : str, optional
         The unit of ``pixel_size`` (default "nm").
+    scale_bar : bool, default=True
+        Read the scale bar of images whose file records no pixel size
+        (see :func:`particleseg.scalebar.calibrate`).
+    drop_annotations : bool, default=True
+        Drop particles inside figure annotations (scale bar, labels); the
+        summary counts them in ``annotations_removed``.
     threshold : float, default=0.5
         Particle probability from which a pixel is a particle core.
     min_size : int, default=4
@@ -458,6 +458,12 @@ def analyze_images(paths, model="emps", *, out=None, resume=False, client=None,
         How touching particles are separated (see :func:`label_particles`).
     exclude_edge : bool, default=True
         Leave particles that touch the image edge out of the summary statistics.
+    inference_scale : float or "auto", optional
+        Scale at which the network sees each image; default: ``"auto"`` for
+        models that support it, else the model's own.
+    min_confidence : float, "auto" or None, default="auto"
+        Drop particles whose confidence is below this; "auto": the model's
+        own threshold; None keeps every particle.
     tile_size : int, optional
         Tile side for large images (0 for whole images); default: the model's.
     n_threads : int, optional
@@ -497,7 +503,7 @@ def analyze_images(paths, model="emps", *, out=None, resume=False, client=None,
     import pandas as pd
 
     from ._cli_analyze import _Source, _model_key, _unique_stems
-    from ._cli_common import load_model
+    from ._cli_common import load_for_prediction
 
     if errors not in ("warn", "raise"):
         raise ValueError(f'errors must be "warn" or "raise"; got {errors!r}.')
@@ -511,18 +517,17 @@ def analyze_images(paths, model="emps", *, out=None, resume=False, client=None,
         if n_threads is None:
             n_threads = _threads_per_worker(client)
     args = Namespace(model=str(model), device=device, tile_size=tile_size, threads=n_threads,
-                     pixel_size=pixel_size, unit=unit, threshold=threshold, min_size=min_size,
-                     method=method, exclude_edge=exclude_edge, plots=False)
+                     inference_scale=inference_scale, min_confidence=min_confidence,
+                     pixel_size=pixel_size, unit=unit, scale_bar=scale_bar,
+                     drop_annotations=drop_annotations, threshold=threshold,
+                     min_size=min_size, method=method, exclude_edge=exclude_edge, plots=False)
     with tempfile.TemporaryDirectory(prefix="particleseg-") as scratch:
         folder = Path(out) if out is not None else Path(scratch)
         store = PartStore(folder, options_record(args, _model_key(str(model))), resume=resume)
         jobs = [(s, stem) for s, stem in zip(sources, _unique_stems(sources))
                 if not store.done(s.name)]
         if jobs and client is None:
-            seg, _ = load_model(str(model), device)
-            from ._cli_common import configure_prediction
-
-            configure_prediction(seg, tile_size, n_threads)
+            seg, _ = load_for_prediction(args)
         store.start()
         if jobs:
             outcomes = (outcomes_on_cluster(client, jobs, args) if client is not None
