@@ -36,17 +36,6 @@ from particleseg.cli import main  # noqa: E402
 from particleseg.datasets import make_particles  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    X, y = make_particles(n_images=4, shape=(64, 64), random_state=0)
-    ParticleSegmenter(
-        backbone="mobilenet_v3_large", max_epochs=1, crop_size=64, batch_size=4,
-        augment=None, random_state=0, n_threads=1,
-    ).fit(X, y).save(path)
-    return str(path)
-
-
 def dark_particles(image):
     return label(image < threshold_otsu(image))
 

@@ -113,6 +113,32 @@ class Thresholder:
         return np.argmax(proba, axis=0).astype(np.uint8)
 
 
+class AutoScaler(Thresholder):
+    """A stand-in at inference_scale="auto" that records the scale of every call."""
+
+    inference_scale = "auto"
+    seen = []
+
+    def predict_proba(self, image):
+        AutoScaler.seen.append(self.inference_scale)
+        self.last_scales_ = [1.5 if self.inference_scale == "auto" else self.inference_scale]
+        return super().predict_proba(image)
+
+
+def test_every_chunk_is_predicted_at_the_scale_chosen_once_for_the_mosaic():
+    image = da.from_array(image_of(discs(500, 200, seed=2)), chunks=128)
+    AutoScaler.seen = []
+    model = AutoScaler()
+    classes = predict_mosaic(model, image)
+    assert AutoScaler.seen == ["auto"]  # one probe, on the centre of the mosaic
+    classes.compute()
+    assert AutoScaler.seen[1:] == [1.5] * 16 and model.inference_scale == "auto"
+    assert predict_mosaic(model, image, inference_scale=2.0) is not None
+    assert AutoScaler.seen[-1] == 1.5  # a given scale needs no probe
+    with pytest.raises(ValueError, match="number for a mosaic"):
+        predict_mosaic(model, image, inference_scale="auto")
+
+
 def test_predict_mosaic_stitches_chunks_without_seams():
     image = image_of(discs(500, 200, seed=2))
     classes = predict_mosaic(Thresholder(), da.from_array(image, chunks=128))

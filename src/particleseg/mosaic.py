@@ -3,7 +3,9 @@
 A stitched mosaic of 50,000 x 50,000 pixels does not fit in memory, and need
 not: :func:`open_mosaic` reads a Zarr array or a TIFF lazily as a Dask array
 of chunks; :func:`predict_mosaic` predicts every chunk with a margin of its
-neighbours (``dask.array.map_overlap``), so chunk borders leave no seam;
+neighbours (``dask.array.map_overlap``), so chunk borders leave no seam, and
+at one inference scale for the whole mosaic (:func:`mosaic_scale`: a model
+at ``"auto"`` chooses it once, on the mosaic's centre);
 :func:`label_mosaic` labels the particles so that a particle cut by a chunk
 border keeps one label (the cores are labelled with dask-image's
 :func:`dask_image.ndmeasure.label`, which merges labels across chunk faces);
@@ -18,6 +20,11 @@ pixels from its core, and that no particle is larger than a chunk plus its
 margin in memory. Each task holds one chunk with its margins, so the memory of
 a worker is bounded by the chunk size, not by the image.
 
+Particles are not scored for confidence here: the table has no ``confidence``
+column and the model's ``min_confidence`` is not applied (the counts are
+those of ``label_particles(seg.predict(image))``, not of
+``seg.predict_particles(image)``).
+
 Dask and dask-image are optional: ``pip install "particleseg[dask]"``.
 """
 
@@ -30,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["open_mosaic", "predict_mosaic", "label_mosaic", "measure_mosaic",
+__all__ = ["open_mosaic", "mosaic_scale", "predict_mosaic", "label_mosaic", "measure_mosaic",
            "analyze_mosaic"]
 
 #: Default chunk side, in pixels.
@@ -133,26 +140,80 @@ def open_mosaic(source, chunks=DEFAULT_CHUNK):
     return array
 
 
-def _segmenter(model):
-    """A fitted segmenter: the one given, or the one this worker loaded for a name or path."""
+def _segmenter(model, inference_scale=None):
+    """A fitted segmenter: the one given, or the one this worker loaded for a name or path.
+
+    With ``inference_scale``, a copy that predicts at that scale (the model's
+    weights are shared, not copied).
+    """
     if isinstance(model, (str, os.PathLike)):
         from .batch import worker_segmenter
 
-        return worker_segmenter(str(model), "auto")
+        return worker_segmenter(str(model), "auto", inference_scale=inference_scale)
+    if inference_scale is not None and hasattr(model, "inference_scale"):
+        import copy
+
+        model = copy.copy(model)
+        model.inference_scale = inference_scale
     return model
 
 
-def _predict_block(block, model, threshold):
+#: Largest side of the window of a mosaic on which ``inference_scale="auto"`` is chosen.
+SCALE_WINDOW = 2048
+
+
+def mosaic_scale(model, image, window=SCALE_WINDOW):
+    """The inference scale at which every chunk of a mosaic is predicted.
+
+    A model at ``inference_scale="auto"`` chooses a scale per image; chunks
+    of one mosaic must share one, or a particle cut by a chunk border would
+    be seen at two sizes. This chooses it once, as ``"auto"`` does for an
+    image, on the central ``window``² of the mosaic. Other models keep their
+    own scale.
+
+    Parameters
+    ----------
+    model : ParticleSegmenter, str or path-like
+        As for :func:`predict_mosaic`.
+    image : dask.array.Array, shape (H, W)
+        The mosaic.
+    window : int, default=2048
+        Side of the central window that is predicted to choose the scale.
+
+    Returns
+    -------
+    scale : float or None
+        None for a model without an ``inference_scale``.
+
+    Examples
+    --------
+    >>> from particleseg.mosaic import mosaic_scale, open_mosaic
+    >>> mosaic_scale("emps", open_mosaic("mosaic.zarr"))  # doctest: +SKIP
+    1.4
+    """
     seg = _segmenter(model)
+    scale = getattr(seg, "inference_scale", None)
+    if scale != "auto":
+        return scale
+    height, width = image.shape
+    top, left = max(0, (height - window) // 2), max(0, (width - window) // 2)
+    crop = np.asarray(image[top:top + window, left:left + window])
+    probe = _segmenter(model, "auto")
+    probe.predict_proba(crop)
+    return float(probe.last_scales_[0])
+
+
+def _predict_block(block, model, threshold, inference_scale):
+    seg = _segmenter(model, inference_scale)
     return seg._decide(seg.predict_proba(np.asarray(block)), threshold=threshold)
 
 
-def predict_mosaic(model, image, *, overlap=None, threshold=0.5):
+def predict_mosaic(model, image, *, overlap=None, threshold=0.5, inference_scale=None):
     """The class map of a large image, chunk by chunk.
 
     Every chunk is predicted with ``overlap`` pixels of its neighbours around
     it, which are then dropped, so the network sees the context of the
-    chunk's edges.
+    chunk's edges. Every chunk is predicted at the same inference scale.
 
     Parameters
     ----------
@@ -166,6 +227,9 @@ def predict_mosaic(model, image, *, overlap=None, threshold=0.5):
         Margin in pixels; default: the segmenter's ``tile_overlap``.
     threshold : float, default=0.5
         Particle probability from which a pixel is a particle core.
+    inference_scale : float, optional
+        The scale of every chunk; default: :func:`mosaic_scale` (the model's
+        own, or for ``"auto"`` the one chosen on the mosaic's centre).
 
     Returns
     -------
@@ -181,11 +245,19 @@ def predict_mosaic(model, image, *, overlap=None, threshold=0.5):
     >>> classes.to_zarr("classes.zarr")  # doctest: +SKIP
     """
     _dask()
+    if inference_scale is None:
+        inference_scale = mosaic_scale(model, image)
+    elif inference_scale == "auto":
+        raise ValueError(
+            'inference_scale must be a number for a mosaic; got "auto". Leave it out to '
+            "choose one scale for the whole mosaic (mosaic_scale)."
+        )
     if overlap is None:
         overlap = int(getattr(_segmenter(model), "tile_overlap", 128))
     overlap = min(int(overlap), *(min(c) for c in image.chunks))
     return image.map_overlap(_predict_block, depth=overlap, boundary="none", trim=True,
-                             dtype=np.uint8, model=model, threshold=threshold)
+                             dtype=np.uint8, model=model, threshold=threshold,
+                             inference_scale=inference_scale)
 
 
 # --------------------------------------------------------------------------
@@ -459,7 +531,7 @@ def measure_mosaic(labels, image=None, pixel_size=None, unit="px"):
 
 def analyze_mosaic(source, model="emps", *, chunks=DEFAULT_CHUNK, overlap=None,
                    pixel_size=None, unit="px", threshold=0.5, min_size=4,
-                   grow_depth=DEFAULT_GROW_DEPTH, workdir=None):
+                   inference_scale=None, grow_depth=DEFAULT_GROW_DEPTH, workdir=None):
     """Predict, label and measure the particles of an image larger than memory.
 
     Runs on Dask's current scheduler: the threads of this process, or the
@@ -484,6 +556,10 @@ def analyze_mosaic(source, model="emps", *, chunks=DEFAULT_CHUNK, overlap=None,
         Particle probability from which a pixel is a particle core.
     min_size : int, default=4
         Smallest particle area kept, in pixels.
+    inference_scale : float, optional
+        The scale at which the network sees every chunk; default: the
+        model's, or for ``"auto"`` one scale chosen on the mosaic's centre
+        (:func:`mosaic_scale`).
     grow_depth : int, default=32
         See :func:`label_mosaic`.
     workdir : path-like, optional
@@ -506,7 +582,8 @@ def analyze_mosaic(source, model="emps", *, chunks=DEFAULT_CHUNK, overlap=None,
         scratch = tempfile.mkdtemp(prefix="particleseg-mosaic-")
         workdir = scratch
     try:
-        classes = _store(predict_mosaic(model, image, overlap=overlap, threshold=threshold),
+        classes = _store(predict_mosaic(model, image, overlap=overlap, threshold=threshold,
+                                        inference_scale=inference_scale),
                          Path(workdir) / "classes.zarr")
         labels, _ = label_mosaic(classes, min_size=min_size, grow_depth=grow_depth,
                                  workdir=workdir)
