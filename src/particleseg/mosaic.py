@@ -255,9 +255,10 @@ def predict_mosaic(model, image, *, overlap=None, threshold=0.5, inference_scale
     if overlap is None:
         overlap = int(getattr(_segmenter(model), "tile_overlap", 128))
     overlap = min(int(overlap), *(min(c) for c in image.chunks))
+    # meta: dask would otherwise run the network on an empty block to learn the output type.
     return image.map_overlap(_predict_block, depth=overlap, boundary="none", trim=True,
-                             dtype=np.uint8, model=model, threshold=threshold,
-                             inference_scale=inference_scale)
+                             dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8),
+                             model=model, threshold=threshold, inference_scale=inference_scale)
 
 
 # --------------------------------------------------------------------------
