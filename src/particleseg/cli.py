@@ -331,7 +331,8 @@ def _analyze_parser(subparsers):
         "--workers", type=_integer(1), metavar="N", default=None,
         help="analyse the images on a local Dask cluster of N worker processes, each "
              "loading the model once and using its share of the cores (needs: pip install "
-             "\"particleseg[dask]\"); default: one process",
+             "\"particleseg[dask]\"); the CSVs are those of one process with the same "
+             "--threads; default: one process",
     )
     where.add_argument(
         "--scheduler", metavar="ADDRESS", default=None,
