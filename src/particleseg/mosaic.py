@@ -168,8 +168,8 @@ def mosaic_scale(model, image, window=SCALE_WINDOW):
     A model at ``inference_scale="auto"`` chooses a scale per image; chunks
     of one mosaic must share one, or a particle cut by a chunk border would
     be seen at two sizes. This chooses it once, as ``"auto"`` does for an
-    image, on the central ``window``² of the mosaic. Other models keep their
-    own scale.
+    image, on the central ``window`` x ``window`` pixels of the mosaic. Other
+    models keep their own scale.
 
     Parameters
     ----------
