@@ -51,3 +51,18 @@ def emps(emps_dir):
 # unless told not to, and matplotlib must not look for a display.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A model file trained for one epoch on four 64x64 synthetic images."""
+    from particleseg import ParticleSegmenter
+    from particleseg.datasets import make_particles
+
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    X, y = make_particles(n_images=4, shape=(64, 64), random_state=0)
+    ParticleSegmenter(
+        backbone="mobilenet_v3_large", max_epochs=1, crop_size=64, batch_size=4,
+        augment=None, random_state=0, n_threads=1,
+    ).fit(X, y).save(path)
+    return str(path)

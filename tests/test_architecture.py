@@ -6,7 +6,7 @@ The layers (see docs/architecture.rst), lowest first:
 1. transformers built on them;
 2. the estimator: the model, inference, training, persistence, the
    estimator itself and the bundled models, in that order;
-3. the command line and the plots.
+3. the command line, the plots, and the large jobs on Dask (batch, mosaic).
 
 A module may import from its own layer or the ones below, never from above.
 """
@@ -29,7 +29,7 @@ ARRAY_FUNCTIONS = ("_validation", "_figures", "annotation", "postprocessing", "_
 TRANSFORMERS = ("normalization", "augmentation")
 #: Ordered: each may import the ones before it.
 ESTIMATOR = ("_models", "_inference", "_persistence", "_training", "segmenter", "_pretrained")
-ON_TOP = ("plotting", "cli", "_cli_common", "_cli_analyze", "_cli_train")
+ON_TOP = ("plotting", "cli", "_cli_common", "_cli_analyze", "_cli_train", "batch", "mosaic")
 
 RANK = {
     **{m: 0 for m in ARRAY_FUNCTIONS},

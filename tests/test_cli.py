@@ -31,18 +31,6 @@ from particleseg.datasets import make_particles  # noqa: E402
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    """A model file trained for one epoch on four 64x64 synthetic images."""
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    X, y = make_particles(n_images=4, shape=(64, 64), random_state=0)
-    ParticleSegmenter(
-        backbone="mobilenet_v3_large", max_epochs=1, crop_size=64, batch_size=4,
-        augment=None, random_state=0, n_threads=1,
-    ).fit(X, y).save(path)
-    return str(path)
-
-
 @pytest.fixture
 def fake_prediction(monkeypatch):
     """Make every loaded model predict a given segmentation.

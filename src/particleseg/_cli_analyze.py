@@ -3,15 +3,22 @@
 For every image: read it with its calibration, predict, label the particles,
 measure them, and draw an overlay and a size histogram. Unreadable images are
 reported and skipped; the results of the others are always written.
+
+One image is analysed by :func:`analyze_source` (read, predict, finish), which
+the single-process loop and the Dask workers of :mod:`particleseg.batch` both
+call; every image's results go to a part file as soon as they exist, and the
+CSV files are assembled from the parts (see :class:`particleseg.batch.PartStore`).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import io
 import math
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._cli_common import (
@@ -19,13 +26,13 @@ from ._cli_common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CommandError,
-    configure_prediction,
     format_table,
-    load_model,
+    label_prediction,
+    load_for_prediction,
+    predict_image,
     progress,
     resolve_model,
     say,
-    segment,
 )
 
 #: File name endings searched for in folders (case-insensitive).
@@ -174,6 +181,7 @@ def _summary_row(source, table, pixel_size, unit, origin, exclude_edge):
 
 
 def _save_overlay(path, image, labels, pixel_size, unit, scale_bar=None):
+    """Draw the overlay into ``path``, a file name or a binary file object (PNG)."""
     from matplotlib.figure import Figure
 
     from .plotting import plot_overlay, plot_scale_bar
@@ -188,7 +196,7 @@ def _save_overlay(path, image, labels, pixel_size, unit, scale_bar=None):
     plot_overlay(image, labels, ax=ax, pixel_size=pixel_size if drawn else None, unit=unit)
     if scale_bar is not None:
         plot_scale_bar(scale_bar, ax=ax)
-    fig.savefig(path, dpi=min(max(150, max(height, width) / 6), 300))
+    fig.savefig(path, dpi=min(max(150, max(height, width) / 6), 300), format="png")
 
 
 def _save_histogram(path, table, name, exclude_edge):
@@ -201,18 +209,116 @@ def _save_histogram(path, table, name, exclude_edge):
     plot_size_distribution(table, ax=ax, exclude_edge=exclude_edge)
     note = "edge particles excluded" if exclude_edge else "edge particles included"
     ax.set_title(f"{name} ({note})", fontsize=9, loc="left")
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, format="png")
 
 
-def _combine(tables):
-    """One table from per-image tables whose columns may differ in unit."""
-    import pandas as pd
+@dataclass
+class Outcome:
+    """What analysing one source gave: its tables and figures, or why it failed."""
 
-    columns = list(dict.fromkeys(c for t in tables for c in t.columns))
-    filled = [t for t in tables if len(t)]
-    # Concatenating empty tables is deprecated in pandas; leave them out.
-    combined = pd.concat(filled, ignore_index=True) if filled else pd.DataFrame(columns=columns)
-    return combined.reindex(columns=columns)
+    name: str
+    table: object = None  # pandas.DataFrame of its particles, with a "file" column
+    row: dict | None = None  # its line of summary.csv
+    origin: str | None = None  # where its pixel size came from (Calibration.source)
+    notes: list = field(default_factory=list)  # messages to print, "warning: ..." or "note: ..."
+    figures: dict = field(default_factory=dict)  # file name -> PNG bytes
+    error: str | None = None  # why it was skipped
+
+
+@dataclass
+class _Predicted:
+    """A source read, calibrated and predicted, waiting to be labelled and measured."""
+
+    source: _Source
+    stem: str
+    image: object
+    calibration: object  # particleseg.scalebar.Calibration
+    notes: list
+    proba: object
+    scale: float
+
+
+def _reason(exc):
+    """The message of an exception that made an image be skipped."""
+    expected = isinstance(exc, (OSError, ValueError, ImportError)) and str(exc)
+    return str(exc) if expected else f"{type(exc).__name__}: {exc}"
+
+
+def predict_source(seg, source, stem, args):
+    """Read, calibrate and predict one source: a :class:`_Predicted`, or an error :class:`Outcome`.
+
+    The first half of :func:`analyze_source`; the network runs here.
+    """
+    notes = []
+    try:
+        image, file_pixel_size, file_unit, read_notes = _read(source)
+        notes += [f"warning: {note}" for note in read_notes]
+        calibration = _calibration(source, image, file_pixel_size, file_unit, args)
+        notes += [f"warning: {source.name}: {message}" for message in calibration.messages]
+        if calibration.source == "scale bar":
+            notes.append(f"note: {source.name}: {calibration.pixel_size:.4g} nm per pixel from "
+                         f"its scale bar, {calibration.scale_bar.describe()}")
+        proba, scale = predict_image(seg, image)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
+        return Outcome(source.name, notes=notes, error=_reason(exc))
+    return _Predicted(source, stem, image, calibration, notes, proba, scale)
+
+
+def finish_source(seg, predicted, args):
+    """Label, measure and draw a predicted source: its :class:`Outcome`.
+
+    The second half of :func:`analyze_source`; an error :class:`Outcome` of
+    :func:`predict_source` is passed through.
+    """
+    if isinstance(predicted, Outcome):
+        return predicted
+    source, image, calibration = predicted.source, predicted.image, predicted.calibration
+    pixel_size, unit, origin = calibration.pixel_size, calibration.unit, calibration.source
+    try:
+        from .measure import measure_particles
+
+        labels, confidence = label_prediction(seg, predicted.proba, args)
+        n_removed = 0
+        if args.drop_annotations and source.path is not None:
+            from .scalebar import annotation_mask, remove_annotated_particles
+
+            mask = annotation_mask(image, scale_bar=calibration.scale_bar)
+            # labels keep their values, so confidence[label - 1] stays right
+            labels, n_removed = remove_annotated_particles(labels, mask)
+        table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit,
+                                  confidence=confidence)
+        table.insert(0, "file", source.name)
+        row = _summary_row(source, table, pixel_size, unit, origin, args.exclude_edge)
+        row.update(_scale_bar_columns(calibration, n_removed))
+        row["inference_scale"] = predicted.scale
+        figures = {}
+        if args.plots:
+            stem = predicted.stem
+            for name, draw in (
+                (f"{stem}_overlay.png", lambda f: _save_overlay(
+                    f, image, labels, pixel_size, unit, calibration.scale_bar)),
+                (f"{stem}_sizes.png", lambda f: _save_histogram(
+                    f, table, source.name, args.exclude_edge)),
+            ):
+                buffer = io.BytesIO()
+                draw(buffer)
+                figures[name] = buffer.getvalue()
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
+        return Outcome(source.name, notes=predicted.notes, error=_reason(exc))
+    return Outcome(source.name, table, row, origin, predicted.notes, figures)
+
+
+def analyze_source(seg, source, stem, args):
+    """Analyse one source with a loaded segmenter; never raises for a bad image.
+
+    Every image of ``particleseg analyze`` goes through here, in this process
+    (:func:`particleseg.batch.outcomes_in_process` runs the two halves in
+    turn on consecutive images) or on a Dask worker. ``args`` holds the
+    command's options (``pixel_size``, ``unit``, ``scale_bar``,
+    ``drop_annotations``, ``threshold``, ``min_size``, ``method``,
+    ``exclude_edge``, ``plots``).
+    """
+    return finish_source(seg, predict_source(seg, source, stem, args), args)
 
 
 def _format_summary(summary):
@@ -234,6 +340,12 @@ def _number(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.3g}"
+
+
+def _model_key(spec):
+    """``--model`` as recorded with the part files: a resolved path or a name."""
+    kind, where = resolve_model(spec)
+    return str(Path(where).resolve()) if kind == "file" else where
 
 
 def run(args):
@@ -266,76 +378,71 @@ def run(args):
     if args.sample:
         sources.append(_Source("sample", None))
 
-    seg, described = load_model(args.model, args.device)
-    configure_prediction(seg, args.tile_size, args.threads, args.inference_scale,
-                         args.min_confidence)
-    if not args.quiet:
-        say(f"Analysing {len(sources)} image{'s' * (len(sources) != 1)} with the {described}.")
+    from . import batch
 
-    from .measure import measure_particles
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tables, summary, skipped, uncalibrated, figures = [], [], [], [], 0
-    interrupted = False
+    workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    if workers or scheduler:
+        batch.require_dask("--workers" if workers else "--scheduler")
+    # A --resume with other options than the first run fails here, before any work.
+    store = batch.PartStore(out_dir, options=batch.options_record(args, _model_key(args.model)),
+                            resume=getattr(args, "resume", False))
     stems = _unique_stems(sources)
-    bar = progress(zip(sources, stems), total=len(sources), desc="analyze", unit="image",
-                   quiet=args.quiet)
-    try:
-        for source, stem in bar:
-            try:
-                image, file_pixel_size, file_unit, notes = _read(source)
-                for note in notes:
-                    say(f"warning: {note}")
-                calibration = _calibration(source, image, file_pixel_size, file_unit, args)
-                pixel_size, unit, origin = calibration.pixel_size, calibration.unit, calibration.source
-                for message in calibration.messages:
-                    say(f"warning: {source.name}: {message}")
-                if origin == "scale bar" and not args.quiet:
-                    say(f"note: {source.name}: {pixel_size:.4g} nm per pixel from its scale bar, "
-                        f"{calibration.scale_bar.describe()}")
-                if origin == "none":
-                    if not uncalibrated:
-                        no_bar = "" if not args.scale_bar else ", no readable scale bar"
-                        say(
-                            f"warning: {source.name} records no pixel size{no_bar} and "
-                            "--pixel-size was not given: its sizes are in pixels (px). Pass "
-                            "--pixel-size to measure in nm. (Said once; summary.csv lists the "
-                            "unit of every image.)"
-                        )
-                    uncalibrated.append(source.name)
-                labels, confidence, scale = segment(seg, image, args)
-                n_removed = 0
-                if args.drop_annotations and source.path is not None:
-                    from .scalebar import annotation_mask, remove_annotated_particles
+    jobs = [(source, stem) for source, stem in zip(sources, stems) if not store.done(source.name)]
+    if store.resumed and not args.quiet:
+        say(f"Resuming: {len(sources) - len(jobs)} of {len(sources)} images were analysed "
+            f"before; {len(jobs)} to go.")
 
-                    mask = annotation_mask(image, scale_bar=calibration.scale_bar)
-                    # labels keep their values, so confidence[label - 1] stays right
-                    labels, n_removed = remove_annotated_particles(labels, mask)
-                table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit,
-                                          confidence=confidence)
-                table.insert(0, "file", source.name)
-                row = _summary_row(source, table, pixel_size, unit, origin, args.exclude_edge)
-                row.update(_scale_bar_columns(calibration, n_removed))
-                row["inference_scale"] = scale
-                if args.plots:
-                    _save_overlay(out_dir / f"{stem}_overlay.png", image, labels, pixel_size, unit,
-                                  calibration.scale_bar)
-                    _save_histogram(out_dir / f"{stem}_sizes.png", table, source.name,
-                                    args.exclude_edge)
-                    figures += 2
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
-                expected = isinstance(exc, (OSError, ValueError, ImportError)) and str(exc)
-                reason = str(exc) if expected else f"{type(exc).__name__}: {exc}"
-                say(f"error: skipped {source.name}: {reason}")
-                skipped.append(source.name)
-                continue
-            tables.append(table)
-            summary.append(row)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
+    uncalibrated, skipped, interrupted, figures = [], [], False, 0
+    if jobs:
+        client, cluster, described = None, None, None
+        if workers or scheduler:
+            client, cluster = batch.start_client(workers, scheduler)
+            described = f"{args.model} model on {batch.describe_cluster(client)}"
+            # The workers find the model by absolute path and share the cores out.
+            args = argparse.Namespace(**{**vars(args), "model": _model_key(args.model)})
+            if args.threads is None and cluster is not None:
+                args.threads = batch._threads_per_worker(client)
+        else:
+            seg, described = load_for_prediction(args)
+        store.start()
+        if not args.quiet:
+            say(f"Analysing {len(jobs)} image{'s' * (len(jobs) != 1)} with the {described}.")
+        if client is not None:
+            outcomes = batch.outcomes_on_cluster(client, jobs, args)
+        else:
+            outcomes = batch.outcomes_in_process(seg, jobs, args)
+        bar = progress(outcomes, total=len(jobs), desc="analyze", unit="image",
+                       quiet=args.quiet)
+        try:
+            for outcome in bar:
+                for note in outcome.notes:
+                    if not (args.quiet and note.startswith("note:")):
+                        say(note)
+                if outcome.error is not None:
+                    say(f"error: skipped {outcome.name}: {outcome.error}")
+                    skipped.append(outcome.name)
+                    continue
+                if outcome.origin == "none" and not uncalibrated:
+                    no_bar = "" if not args.scale_bar else ", no readable scale bar"
+                    say(
+                        f"warning: {outcome.name} records no pixel size{no_bar} and "
+                        "--pixel-size was not given: its sizes are in pixels (px). Pass "
+                        "--pixel-size to measure in nm. (Said once; summary.csv lists the "
+                        "unit of every image.)"
+                    )
+                if outcome.origin == "none":
+                    uncalibrated.append(outcome.name)
+                store.write(outcome)
+                figures += len(outcome.figures)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+            outcomes.close()
+            if client is not None:
+                batch.stop_client(client, cluster)
 
+    n_particles, summary = store.assemble([source.name for source in sources])
     done = len(summary)
     if not done:
         raise CommandError(
@@ -345,15 +452,10 @@ def run(args):
             "nothing was written.",
             status=EXIT_INTERRUPTED if interrupted else EXIT_FAILURE,
         )
-    import pandas as pd
-
-    particles = _combine(tables)
-    particles.to_csv(out_dir / "particles.csv", index=False)
-    pd.DataFrame(summary).to_csv(out_dir / "summary.csv", index=False)
-
+    uncalibrated = [row["file"] for row in summary if row["pixel_size_from"] == "none"]
     print(_format_summary(summary), file=sys.stdout)
     print(
-        f"Wrote particles.csv ({len(particles)} particles), summary.csv ({done} "
+        f"Wrote particles.csv ({n_particles} particles), summary.csv ({done} "
         f"image{'s' * (done != 1)})" + (f" and {figures} figures" if figures else "")
         + f" to {out_dir}.",
         file=sys.stdout,

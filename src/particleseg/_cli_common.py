@@ -166,9 +166,36 @@ def configure_prediction(seg, tile_size, threads, inference_scale=None, min_conf
     return seg
 
 
+def load_for_prediction(args):
+    """Load ``args.model`` on ``args.device`` with the command's prediction options.
+
+    Returns the segmenter and its description, as :func:`load_model`.
+    """
+    seg, described = load_model(args.model, args.device)
+    configure_prediction(seg, args.tile_size, args.threads, args.inference_scale,
+                         args.min_confidence)
+    return seg, described
+
+
 def segment(seg, image, args):
     """Predict one image; return its particles' labels, their confidences and the scale used."""
-    labels, confidence = seg.predict_particles(
-        image, return_confidence=True, threshold=args.threshold, min_size=args.min_size,
-        method=args.method)
-    return labels, confidence, seg.last_scales_[0]
+    proba, scale = predict_image(seg, image)
+    labels, confidence = label_prediction(seg, proba, args)
+    return labels, confidence, scale
+
+
+def predict_image(seg, image):
+    """``segment``'s first half: the class probabilities of one image and the scale used."""
+    proba = seg.predict_proba(image)
+    return proba, seg.last_scales_[0]
+
+
+def label_prediction(seg, proba, args):
+    """``segment``'s second half: labels and confidences of one image's probabilities.
+
+    The segmenter's decision rule (cores, then calibrated outlines) with the
+    command's ``threshold``, ``min_size`` and ``method``; particles below the
+    segmenter's ``min_confidence`` are dropped, as by ``predict_particles``.
+    """
+    return seg._particles(proba, threshold=args.threshold, min_size=args.min_size,
+                          method=args.method, return_confidence=True)

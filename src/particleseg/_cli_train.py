@@ -18,9 +18,8 @@ from ._cli_common import (
     EXIT_OK,
     CommandError,
     check_device,
-    configure_prediction,
     format_table,
-    load_model,
+    load_for_prediction,
     progress,
     resolve_model,
     say,
@@ -191,9 +190,7 @@ def run_evaluate(args):
     """Run ``particleseg evaluate``; return the exit status."""
     resolve_model(args.model)
     X, y, names = _load_folder(args.folder)
-    seg, described = load_model(args.model, args.device)
-    configure_prediction(seg, args.tile_size, args.threads, args.inference_scale,
-                         args.min_confidence)
+    seg, described = load_for_prediction(args)
     if not args.quiet:
         say(f"Evaluating the {described} on {len(X)} annotated images from {args.folder}.")
 

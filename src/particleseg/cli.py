@@ -244,6 +244,8 @@ def _analyze_parser(subparsers):
             "                       the equivalent diameter, pixel size and unit used\n"
             "  <stem>_overlay.png   particle outlines and numbers over the image\n"
             "  <stem>_sizes.png     histogram of the equivalent diameters\n"
+            "  parts/               each image's results as soon as they exist, so that\n"
+            "                       --resume continues an interrupted run\n"
             "and prints a short table. The pixel size is --pixel-size when given, else\n"
             "the one the file records (calibrated TIFF, DM3/DM4), else the scale bar\n"
             "burnt into the image when it is read with confidence (needs\n"
@@ -257,7 +259,9 @@ def _analyze_parser(subparsers):
             "  particleseg analyze --sample --out results/\n"
             "  particleseg analyze micrographs/ --pixel-size 0.8 --unit nm --out results/\n"
             "  particleseg analyze a.tif b.tif --model my_model.safetensors --out results/\n"
-            "  particleseg analyze data/ --recursive --method watershed --no-plots --out results/"
+            "  particleseg analyze data/ --recursive --method watershed --no-plots --out results/\n"
+            "  particleseg analyze data/ --workers 4 --no-plots --out results/\n"
+            "  particleseg analyze data/ --workers 4 --no-plots --out results/ --resume"
         ),
     )
     p.add_argument(
@@ -321,6 +325,26 @@ def _analyze_parser(subparsers):
         help="write only the CSV files, no overlay or histogram PNGs (faster)",
     )
     _add_quiet(stats)
+    large = p.add_argument_group("large jobs")
+    where = large.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=_integer(1), metavar="N", default=None,
+        help="analyse the images on a local Dask cluster of N worker processes, each "
+             "loading the model once and using its share of the cores (needs: pip install "
+             "\"particleseg[dask]\"); the CSVs are those of one process with the same "
+             "--threads; default: one process",
+    )
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS", default=None,
+        help="analyse the images on the workers of a running Dask cluster, e.g. "
+             "tcp://10.0.0.5:8786; the workers must see the image and model files",
+    )
+    large.add_argument(
+        "--resume", action="store_true",
+        help="continue a run that was interrupted: images whose results are already in "
+             "--out (its parts/ folder) are not analysed again; use the options of the "
+             "first run",
+    )
     return p
 
 

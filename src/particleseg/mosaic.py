@@ -1,0 +1,594 @@
+"""Images larger than memory: prediction, labelling and measurement in chunks with Dask.
+
+A stitched mosaic of 50,000 x 50,000 pixels does not fit in memory, and need
+not: :func:`open_mosaic` reads a Zarr array or a TIFF lazily as a Dask array
+of chunks; :func:`predict_mosaic` predicts every chunk with a margin of its
+neighbours (``dask.array.map_overlap``), so chunk borders leave no seam, and
+at one inference scale for the whole mosaic (:func:`mosaic_scale`: a model
+at ``"auto"`` chooses it once, on the mosaic's centre);
+:func:`label_mosaic` labels the particles so that a particle cut by a chunk
+border keeps one label (the cores are labelled with dask-image's
+:func:`dask_image.ndmeasure.label`, which merges labels across chunk faces);
+:func:`measure_mosaic` measures every particle once, on a crop around it.
+:func:`analyze_mosaic` does all of it and returns the table of
+:func:`particleseg.measure.measure_particles`.
+
+The labels and the table are those of :func:`label_particles` and
+:func:`measure_particles` on the whole image, with the particles in the same
+order, provided that no particle's border lies further than ``grow_depth``
+pixels from its core, and that no particle is larger than a chunk plus its
+margin in memory. Each task holds one chunk with its margins, so the memory of
+a worker is bounded by the chunk size, not by the image.
+
+Particles are not scored for confidence here: the table has no ``confidence``
+column and the model's ``min_confidence`` is not applied (the counts are
+those of ``label_particles(seg.predict(image))``, not of
+``seg.predict_particles(image)``).
+
+Dask and dask-image are optional: ``pip install "particleseg[dask]"``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["open_mosaic", "mosaic_scale", "predict_mosaic", "label_mosaic", "measure_mosaic",
+           "analyze_mosaic"]
+
+#: Default chunk side, in pixels.
+DEFAULT_CHUNK = 1024
+#: Default distance, in pixels, over which labels grow from the cores over the border.
+DEFAULT_GROW_DEPTH = 32
+
+
+def _dask():
+    try:
+        import dask.array as da
+        import dask_image.ndmeasure  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            'Mosaics need Dask and dask-image: pip install "particleseg[dask]"'
+        ) from None
+    return da
+
+
+class _TiffFile:
+    """A TIFF page read window by window: an array-like that pickles as its path."""
+
+    def __init__(self, path):
+        import tifffile
+
+        self.path = str(path)
+        with tifffile.TiffFile(self.path) as tif:
+            page = tif.series[0]
+            self.shape, self.dtype = tuple(page.shape), np.dtype(page.dtype)
+        self.ndim = len(self.shape)
+        self._array = None
+
+    def __getstate__(self):
+        return {"path": self.path, "shape": self.shape, "dtype": self.dtype}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, ndim=len(state["shape"]), _array=None)
+
+    def __getitem__(self, index):
+        import tifffile
+
+        if self._array is None:
+            try:
+                self._array = tifffile.memmap(self.path, mode="r")
+            except ValueError:  # compressed or tiled: read through tifffile's Zarr store
+                self._array = False
+        if self._array is not False:
+            return np.array(self._array[index])
+        import zarr
+
+        # Opened and closed for every window, so no file handle outlives a task.
+        with tifffile.TiffFile(self.path) as tif, tif.aszarr() as store:
+            return np.asarray(zarr.open(store, mode="r")[index])
+
+
+def open_mosaic(source, chunks=DEFAULT_CHUNK):
+    """A large image as a Dask array, read chunk by chunk when needed.
+
+    Parameters
+    ----------
+    source : path-like, ndarray or dask array
+        A Zarr array (a ``.zarr`` folder), a TIFF file (memory-mapped when
+        uncompressed, else read through tifffile's Zarr interface), or an
+        array already in memory.
+    chunks : int or tuple of int, default=1024
+        Chunk side (or ``(rows, columns)``), in pixels.
+
+    Returns
+    -------
+    image : dask.array.Array, shape (H, W)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.mosaic import open_mosaic
+    >>> open_mosaic(np.zeros((3000, 2000), np.uint8)).chunks  # doctest: +SKIP
+    ((1024, 1024, 952), (1024, 976))
+    """
+    da = _dask()
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"No such mosaic: {path}. Check the path.")
+        if path.suffix.lower() in (".tif", ".tiff"):
+            array = da.from_array(_TiffFile(path), chunks=chunks, asarray=False)
+        elif path.is_dir() or path.suffix.lower() == ".zarr":
+            array = da.from_zarr(str(path)).rechunk(chunks)
+        else:
+            raise ValueError(
+                f"source must be a Zarr folder or a TIFF file; got {path}. Convert other "
+                "formats to Zarr (zarr.save) or TIFF (tifffile.imwrite) first."
+            )
+    else:
+        array = da.asarray(source).rechunk(chunks)
+    if array.ndim != 2:
+        raise ValueError(
+            f"a mosaic must be a 2-D grey image (H, W); got shape {array.shape}. Convert an "
+            "RGB mosaic to grey first."
+        )
+    return array
+
+
+def _segmenter(model, inference_scale=None):
+    """A fitted segmenter: the one given, or the one this worker loaded for a name or path.
+
+    With ``inference_scale``, a copy that predicts at that scale (the model's
+    weights are shared, not copied).
+    """
+    if isinstance(model, (str, os.PathLike)):
+        from .batch import worker_segmenter
+
+        return worker_segmenter(str(model), "auto", inference_scale=inference_scale)
+    if inference_scale is not None and hasattr(model, "inference_scale"):
+        import copy
+
+        model = copy.copy(model)
+        model.inference_scale = inference_scale
+    return model
+
+
+#: Largest side of the window of a mosaic on which ``inference_scale="auto"`` is chosen.
+SCALE_WINDOW = 2048
+
+
+def mosaic_scale(model, image, window=SCALE_WINDOW):
+    """The inference scale at which every chunk of a mosaic is predicted.
+
+    A model at ``inference_scale="auto"`` chooses a scale per image; chunks
+    of one mosaic must share one, or a particle cut by a chunk border would
+    be seen at two sizes. This chooses it once, as ``"auto"`` does for an
+    image, on the central ``window`` x ``window`` pixels of the mosaic. Other
+    models keep their own scale.
+
+    Parameters
+    ----------
+    model : ParticleSegmenter, str or path-like
+        As for :func:`predict_mosaic`.
+    image : dask.array.Array, shape (H, W)
+        The mosaic.
+    window : int, default=2048
+        Side of the central window that is predicted to choose the scale.
+
+    Returns
+    -------
+    scale : float or None
+        None for a model without an ``inference_scale``.
+
+    Examples
+    --------
+    >>> from particleseg.mosaic import mosaic_scale, open_mosaic
+    >>> mosaic_scale("emps", open_mosaic("mosaic.zarr"))  # doctest: +SKIP
+    1.4
+    """
+    seg = _segmenter(model)
+    scale = getattr(seg, "inference_scale", None)
+    if scale != "auto":
+        return scale
+    height, width = image.shape
+    top, left = max(0, (height - window) // 2), max(0, (width - window) // 2)
+    crop = np.asarray(image[top:top + window, left:left + window])
+    probe = _segmenter(model, "auto")
+    probe.predict_proba(crop)
+    return float(probe.last_scales_[0])
+
+
+def _predict_block(block, model, threshold, inference_scale):
+    seg = _segmenter(model, inference_scale)
+    return seg._decide(seg.predict_proba(np.asarray(block)), threshold=threshold)
+
+
+def predict_mosaic(model, image, *, overlap=None, threshold=0.5, inference_scale=None):
+    """The class map of a large image, chunk by chunk.
+
+    Every chunk is predicted with ``overlap`` pixels of its neighbours around
+    it, which are then dropped, so the network sees the context of the
+    chunk's edges. Every chunk is predicted at the same inference scale.
+
+    Parameters
+    ----------
+    model : ParticleSegmenter, str or path-like
+        A fitted segmenter, or a model file or bundled model name that each
+        worker loads once (best on a distributed cluster: nothing large is
+        sent with the tasks).
+    image : dask.array.Array
+        The image, e.g. from :func:`open_mosaic`.
+    overlap : int, optional
+        Margin in pixels; default: the segmenter's ``tile_overlap``.
+    threshold : float, default=0.5
+        Particle probability from which a pixel is a particle core.
+    inference_scale : float, optional
+        The scale of every chunk; default: :func:`mosaic_scale` (the model's
+        own, or for ``"auto"`` the one chosen on the mosaic's centre).
+
+    Returns
+    -------
+    classes : dask.array.Array of uint8, shape (H, W)
+        0 background, 1 particle, 2 border, as :meth:`ParticleSegmenter.predict`.
+
+    Examples
+    --------
+    >>> from particleseg import pretrained
+    >>> from particleseg.mosaic import open_mosaic, predict_mosaic
+    >>> image = open_mosaic("mosaic.zarr", chunks=1024)  # doctest: +SKIP
+    >>> classes = predict_mosaic("emps", image)  # doctest: +SKIP
+    >>> classes.to_zarr("classes.zarr")  # doctest: +SKIP
+    """
+    _dask()
+    if inference_scale is None:
+        inference_scale = mosaic_scale(model, image)
+    elif inference_scale == "auto":
+        raise ValueError(
+            'inference_scale must be a number for a mosaic; got "auto". Leave it out to '
+            "choose one scale for the whole mosaic (mosaic_scale)."
+        )
+    if overlap is None:
+        overlap = int(getattr(_segmenter(model), "tile_overlap", 128))
+    overlap = min(int(overlap), *(min(c) for c in image.chunks))
+    # meta: dask would otherwise run the network on an empty block to learn the output type.
+    return image.map_overlap(_predict_block, depth=overlap, boundary="none", trim=True,
+                             dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8),
+                             model=model, threshold=threshold, inference_scale=inference_scale)
+
+
+# --------------------------------------------------------------------------
+# Labels
+
+
+def _grow_block(core_labels, classes):
+    """Grow core labels over the foreground, as label_particles does."""
+    from .postprocessing import grow_labels
+
+    if not core_labels.any():
+        return core_labels.astype(np.int32)
+    return grow_labels(core_labels.astype(np.int32), classes > 0)
+
+
+def _first_pixels(core, offset, width):
+    """Per core label in a block: the raster index of its first pixel in the image."""
+    rows, cols = np.nonzero(core)
+    owners = core[rows, cols]
+    first = (rows + offset[0]).astype(np.int64) * width + (cols + offset[1])
+    order = np.lexsort((first, owners))
+    owners, first = owners[order], first[order]
+    keep = np.ones(len(owners), dtype=bool)
+    keep[1:] = owners[1:] != owners[:-1]
+    return owners[keep], first[keep]
+
+
+def _areas(grown, offset, width):
+    """Per label in a block: its number of pixels."""
+    return np.unique(grown[grown > 0], return_counts=True)
+
+
+def _per_block(function, array, how):
+    """Apply ``function`` to every block and combine its (labels, values) with ``how``.
+
+    Returns a pandas Series indexed by label, sorted by label.
+    """
+    import dask
+    import pandas as pd
+
+    row_edges = np.cumsum((0,) + array.chunks[0])
+    col_edges = np.cumsum((0,) + array.chunks[1])
+    blocks = array.to_delayed()
+    tasks = [dask.delayed(function)(blocks[i, j], (row_edges[i], col_edges[j]), array.shape[1])
+             for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
+    pairs = [(k, v) for k, v in dask.compute(*tasks) if len(k)]
+    if not pairs:
+        return pd.Series([], dtype=np.int64)
+    labels = np.concatenate([k for k, _ in pairs])
+    values = np.concatenate([v for _, v in pairs])
+    return pd.Series(values, index=labels).groupby(level=0).agg(how)
+
+
+def _mapping(index, values, size):
+    """An array that maps each label in ``index`` to ``values`` (others to 0)."""
+    mapping = np.zeros(size, dtype=np.int32)
+    mapping[np.asarray(index, dtype=np.int64)] = values
+    return mapping
+
+
+def label_mosaic(classes, *, min_size=4, connectivity=1, grow_depth=DEFAULT_GROW_DEPTH,
+                 workdir=None):
+    """Label the particles of a large class map, consistently across chunks.
+
+    The particle cores are labelled as connected components over the whole
+    map with :func:`dask_image.ndmeasure.label` (a core cut by a chunk border
+    keeps one label) and numbered in the raster order of their first pixel,
+    as :func:`particleseg.label_particles` numbers them; each label is grown
+    over the border pixels next to it in overlapping blocks
+    (:func:`particleseg.postprocessing.grow_labels`), particles smaller than
+    ``min_size`` are dropped and the labels are renumbered 1..n, so the result
+    equals ``label_particles(classes)`` on the whole map.
+
+    Parameters
+    ----------
+    classes : dask.array.Array of int, shape (H, W)
+        A class map (0 background, 1 particle, 2 border), e.g. from
+        :func:`predict_mosaic`.
+    min_size : int, default=4
+        Smallest particle area, in pixels, that is kept (after growing).
+    connectivity : {1, 2}, default=1
+        Pixel connectivity of a core.
+    grow_depth : int, default=32
+        Margin of the blocks in which labels grow over the border: exact when
+        every border pixel lies within this many pixels of its core.
+    workdir : path-like, optional
+        Folder for the label arrays (Zarr); default: a temporary folder,
+        removed when Python exits. On a cluster of several machines, give a
+        folder they share.
+
+    Returns
+    -------
+    labels : dask.array.Array of int32, shape (H, W)
+        0 background, 1..n particles, backed by a Zarr array in ``workdir``.
+    n : int
+        The number of particles.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from particleseg.mosaic import label_mosaic
+    >>> classes = np.zeros((8, 8), dtype=np.uint8)
+    >>> classes[1:7, 2:6] = 1  # one particle across the four chunks
+    >>> labels, n = label_mosaic(da.from_array(classes, chunks=4))
+    >>> n
+    1
+    """
+    da = _dask()
+    from dask_image.ndmeasure import label
+    from scipy import ndimage as ndi
+
+    if connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 or 2; got {connectivity!r}.")
+    workdir = Path(workdir) if workdir is not None else _scratch_folder()
+    workdir.mkdir(parents=True, exist_ok=True)
+    classes = da.asarray(classes)
+    structure = ndi.generate_binary_structure(2, connectivity)
+    core, _ = label(classes == 1, structure=structure)
+    core = _store(core, workdir / "cores.zarr")
+
+    # Number the cores in the raster order of their first pixel.
+    first = _per_block(_first_pixels, core, "min").sort_values()
+    if not len(first):
+        empty = da.zeros(classes.shape, dtype=np.int32, chunks=classes.chunks)
+        return empty, 0
+    size = int(first.index.max()) + 1
+    ranks = _mapping(first.index, np.arange(1, len(first) + 1), size)
+    core = _store(core.map_blocks(_relabel, mapping=ranks, dtype=np.int32), workdir / "ranked.zarr")
+
+    depth = min(int(grow_depth), *(min(c) for c in classes.chunks))
+    grown = da.map_overlap(_grow_block, core, classes, depth=depth, boundary="none",
+                           trim=True, dtype=np.int32)
+    grown = _store(grown, workdir / "grown.zarr")
+
+    areas = _per_block(_areas, grown, "sum")
+    kept = areas.index[areas.to_numpy() >= min_size]
+    final = _mapping(kept, np.arange(1, len(kept) + 1), len(first) + 1)
+    labels = _store(grown.map_blocks(_relabel, mapping=final, dtype=np.int32),
+                    workdir / "labels.zarr")
+    for step in ("cores.zarr", "ranked.zarr", "grown.zarr"):
+        shutil.rmtree(workdir / step, ignore_errors=True)
+    return labels, len(kept)
+
+
+def _scratch_folder():
+    """A temporary folder, removed when Python exits."""
+    import atexit
+
+    path = tempfile.mkdtemp(prefix="particleseg-mosaic-")
+    atexit.register(shutil.rmtree, path, True)
+    return Path(path)
+
+
+def _relabel(block, mapping):
+    return mapping[block]
+
+
+def _store(array, path):
+    """Compute ``array`` into a Zarr folder and read it back lazily."""
+    da = _dask()
+    da.to_zarr(array, str(path), overwrite=True)
+    return da.from_zarr(str(path))
+
+
+# --------------------------------------------------------------------------
+# Measurements
+
+
+def _block_boxes(labels, offset, width):
+    """Bounding box (global, inclusive) of every label in a block: (labels, boxes)."""
+    rows, cols = np.nonzero(labels)
+    values = labels[rows, cols]
+    order = np.argsort(values, kind="stable")
+    values, rows, cols = values[order], rows[order] + offset[0], cols[order] + offset[1]
+    if not len(values):
+        return values, np.zeros((0, 4), dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    boxes = np.column_stack([np.minimum.reduceat(rows, starts), np.maximum.reduceat(rows, starts),
+                             np.minimum.reduceat(cols, starts), np.maximum.reduceat(cols, starts)])
+    return values[starts], boxes
+
+
+def _measure_group(crop, pixels, offset, wanted, pixel_size, unit):
+    """Measure the particles ``wanted`` in a window of the mosaic at ``offset``."""
+    from .measure import measure_particles
+
+    top, left = offset
+    crop = np.where(np.isin(crop, wanted), crop, 0)
+    table = measure_particles(crop, pixels, pixel_size=pixel_size, unit=unit)
+    table["centroid_row_px"] += top
+    table["centroid_column_px"] += left
+    return table
+
+
+def measure_mosaic(labels, image=None, pixel_size=None, unit="px"):
+    """Measure every particle of a large instance map once, into one table.
+
+    Each particle is measured on a crop of the map around the chunk in which
+    its bounding box starts, so a particle cut by chunk borders is measured
+    whole, once.
+
+    Parameters
+    ----------
+    labels : dask.array.Array of int, shape (H, W)
+        Instance map, e.g. from :func:`label_mosaic`.
+    image : dask.array.Array, optional
+        The mosaic, for the ``mean_intensity`` column.
+    pixel_size : float, optional
+        Size of one pixel in ``unit``.
+    unit : str, default="px"
+        Unit of ``pixel_size``.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        The table of :func:`particleseg.measure.measure_particles` on the
+        whole map, one row per particle, sorted by label.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from particleseg.mosaic import measure_mosaic
+    >>> labels = np.zeros((8, 8), dtype=np.int32)
+    >>> labels[1:7, 2:6] = 1  # one particle across the four chunks
+    >>> table = measure_mosaic(da.from_array(labels, chunks=4))
+    >>> table["area_px2"].tolist()
+    [24.0]
+    """
+    da = _dask()
+    import dask
+    import pandas as pd
+
+    from .measure import _columns, _empty_table
+
+    labels = da.asarray(labels)
+    columns = _columns(unit, image is not None)
+    row_edges = np.cumsum((0,) + labels.chunks[0])
+    col_edges = np.cumsum((0,) + labels.chunks[1])
+    blocks = labels.to_delayed()
+    tasks = [dask.delayed(_block_boxes)(blocks[i, j], (row_edges[i], col_edges[j]),
+                                        labels.shape[1])
+             for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
+    found = [(k, b) for k, b in dask.compute(*tasks) if len(k)]
+    if not found:
+        return _empty_table(columns)
+    table = pd.DataFrame(np.concatenate([b for _, b in found]), columns=["r0", "r1", "c0", "c1"],
+                         index=np.concatenate([k for k, _ in found]))
+    table = table.groupby(level=0).agg({"r0": "min", "r1": "max", "c0": "min", "c1": "max"})
+    table["block_row"] = np.searchsorted(row_edges, table["r0"], side="right") - 1
+    table["block_col"] = np.searchsorted(col_edges, table["c0"], side="right") - 1
+    tasks = []
+    for _, group in table.groupby(["block_row", "block_col"]):
+        top, bottom = int(group["r0"].min()), int(group["r1"].max()) + 1
+        left, right = int(group["c0"].min()), int(group["c1"].max()) + 1
+        # Only the window is read (dask computes the slices, not the arrays).
+        tasks.append(dask.delayed(_measure_group)(
+            labels[top:bottom, left:right],
+            None if image is None else image[top:bottom, left:right],
+            (top, left), group.index.to_numpy(), pixel_size, unit))
+    result = pd.concat(dask.compute(*tasks), ignore_index=True)
+    result = result.sort_values("label", ignore_index=True)
+    height, width = labels.shape
+    bounds = table.loc[result["label"].to_numpy()]
+    result["touches_edge"] = ((bounds["r0"].to_numpy() == 0) | (bounds["c0"].to_numpy() == 0)
+                              | (bounds["r1"].to_numpy() == height - 1)
+                              | (bounds["c1"].to_numpy() == width - 1))
+    return result[columns]
+
+
+def analyze_mosaic(source, model="emps", *, chunks=DEFAULT_CHUNK, overlap=None,
+                   pixel_size=None, unit="px", threshold=0.5, min_size=4,
+                   inference_scale=None, grow_depth=DEFAULT_GROW_DEPTH, workdir=None):
+    """Predict, label and measure the particles of an image larger than memory.
+
+    Runs on Dask's current scheduler: the threads of this process, or the
+    workers of a ``distributed.Client`` when one is active.
+
+    Parameters
+    ----------
+    source : path-like, ndarray or dask array
+        The mosaic (see :func:`open_mosaic`).
+    model : ParticleSegmenter, str or path-like, default="emps"
+        A fitted segmenter, or a model file or bundled name that each worker
+        loads once.
+    chunks : int, default=1024
+        Chunk side in pixels: the memory of a task grows with its square.
+    overlap : int, optional
+        Prediction margin around every chunk (default: the model's tile overlap).
+    pixel_size : float, optional
+        Size of one pixel in ``unit``.
+    unit : str, default="px"
+        Unit of ``pixel_size``.
+    threshold : float, default=0.5
+        Particle probability from which a pixel is a particle core.
+    min_size : int, default=4
+        Smallest particle area kept, in pixels.
+    inference_scale : float, optional
+        The scale at which the network sees every chunk; default: the
+        model's, or for ``"auto"`` one scale chosen on the mosaic's centre
+        (:func:`mosaic_scale`).
+    grow_depth : int, default=32
+        See :func:`label_mosaic`.
+    workdir : path-like, optional
+        Folder for the intermediate class and label maps (Zarr); default: a
+        temporary folder, removed at the end.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per particle, as :func:`particleseg.measure.measure_particles`.
+
+    Examples
+    --------
+    >>> from particleseg.mosaic import analyze_mosaic
+    >>> table = analyze_mosaic("mosaic.zarr", pixel_size=0.8, unit="nm")  # doctest: +SKIP
+    """
+    image = open_mosaic(source, chunks)
+    scratch = None
+    if workdir is None:
+        scratch = tempfile.mkdtemp(prefix="particleseg-mosaic-")
+        workdir = scratch
+    try:
+        classes = _store(predict_mosaic(model, image, overlap=overlap, threshold=threshold,
+                                        inference_scale=inference_scale),
+                         Path(workdir) / "classes.zarr")
+        labels, _ = label_mosaic(classes, min_size=min_size, grow_depth=grow_depth,
+                                 workdir=workdir)
+        return measure_mosaic(labels, image, pixel_size=pixel_size, unit=unit)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
