@@ -15,7 +15,7 @@ import imageio.v3 as iio  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from test_cli import dark_particles, fake_prediction, tiny_model  # noqa: E402,F401
+from test_cli import dark_particles, fake_prediction  # noqa: E402,F401
 
 from particleseg import scalebar  # noqa: E402
 from particleseg._figures import draw_scale_bar  # noqa: E402
@@ -313,7 +313,7 @@ def write_figure(folder, name="figure.png", seed=0, **options):
 
 
 def test_analyze_measures_a_folder_of_figures_in_nm_from_their_scale_bars(
-        tmp_path, tiny_model, fake_prediction, capsys):  # noqa: F811
+        tmp_path, tiny_model, fake_prediction, capsys):
     pytest.importorskip("rapidocr_onnxruntime")
     fake_prediction(dark_particles)  # which also finds the dark bar and glyphs
     folder = tmp_path / "figures"
@@ -338,7 +338,7 @@ def test_analyze_measures_a_folder_of_figures_in_nm_from_their_scale_bars(
     assert (out / "a_overlay.png").exists()
 
 
-def test_analyze_bad_figures_give_messages_not_crashes(tmp_path, tiny_model, capsys):  # noqa: F811
+def test_analyze_bad_figures_give_messages_not_crashes(tmp_path, tiny_model, capsys):
     folder = tmp_path / "figures"
     folder.mkdir()
     iio.imwrite(folder / "blank.png", np.full((256, 256), 128, np.uint8))
@@ -360,7 +360,7 @@ def test_analyze_bad_figures_give_messages_not_crashes(tmp_path, tiny_model, cap
 
 
 def test_analyze_without_the_ocr_extra_says_how_and_stays_in_pixels(
-        tmp_path, tiny_model, no_ocr, capsys):  # noqa: F811
+        tmp_path, tiny_model, no_ocr, capsys):
     write_figure(tmp_path / "figures")
     out = tmp_path / "results"
     assert main(["analyze", str(tmp_path / "figures"), "--model", tiny_model,
@@ -372,7 +372,7 @@ def test_analyze_without_the_ocr_extra_says_how_and_stays_in_pixels(
     assert row["scale_bar_length_px"] == pytest.approx(80, abs=1)
 
 
-def test_analyze_no_scale_bar_leaves_the_figure_in_pixels(tmp_path, tiny_model, capsys):  # noqa: F811
+def test_analyze_no_scale_bar_leaves_the_figure_in_pixels(tmp_path, tiny_model, capsys):
     write_figure(tmp_path / "figures")
     out = tmp_path / "results"
     assert main(["analyze", str(tmp_path / "figures"), "--model", tiny_model, "--no-scale-bar",

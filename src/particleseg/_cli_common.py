@@ -197,5 +197,7 @@ def label_prediction(seg, proba, args):
     command's ``threshold``, ``min_size`` and ``method``; particles below the
     segmenter's ``min_confidence`` are dropped, as by ``predict_particles``.
     """
-    return seg._particles(proba, threshold=args.threshold, min_size=args.min_size,
-                          method=args.method, return_confidence=True)
+    from .segmenter import _label
+
+    return _label(seg, proba, threshold=args.threshold, min_size=args.min_size,
+                  method=args.method, return_confidence=True)
