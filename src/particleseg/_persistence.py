@@ -160,6 +160,8 @@ def load_segmenter(cls, path, device="auto"):
     seg.n_iter_ = config["n_iter"]
     seg.border_width_ = config["border_width"]
     seg.model_info_ = config.get("extra", {})
+    # Where the model came from, for the record of a model fine-tuned from it.
+    seg.model_file_ = {"path": str(path), "format_version": config["format_version"]}
     if config["border_width"] is not None:
         from .annotation import BorderAnnotator
 

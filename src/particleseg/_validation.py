@@ -144,8 +144,12 @@ def _check_label_dtype(arr, name, kind):
         )
 
 
-def check_instance_map(labels, name: str = "labels") -> np.ndarray:
-    """Validate an instance map: 2-D integers, 0 background, k > 0 particle k."""
+def check_instance_map(labels, name: str = "labels", allow_unlabelled: bool = False) -> np.ndarray:
+    """Validate an instance map: 2-D integers, 0 background, k > 0 particle k.
+
+    With ``allow_unlabelled``, -1 is accepted too: pixels nobody labelled
+    (training skips them).
+    """
     arr = _as_array(labels, name)
     _check_label_dtype(arr, name, "instance")
     if arr.ndim != 2:
@@ -155,7 +159,13 @@ def check_instance_map(labels, name: str = "labels") -> np.ndarray:
         )
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one pixel.")
-    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
+    lowest = -1 if allow_unlabelled else 0
+    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < lowest:
+        if allow_unlabelled:
+            raise ValueError(
+                f"{name} contains labels below -1 (minimum {arr.min()}); a training map "
+                "has -1 for unlabelled pixels, 0 for background and 1, 2, ... for particles."
+            )
         raise ValueError(
             f"{name} contains negative labels (minimum {arr.min()}); an instance map "
             "has 0 for background and 1, 2, ... for particles."
@@ -188,7 +198,13 @@ def check_mask(mask, name: str = "mask") -> np.ndarray:
         )
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one pixel.")
-    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
+    lowest = -1 if allow_unlabelled else 0
+    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < lowest:
+        if allow_unlabelled:
+            raise ValueError(
+                f"{name} contains labels below -1 (minimum {arr.min()}); a training map "
+                "has -1 for unlabelled pixels, 0 for background and 1, 2, ... for particles."
+            )
         raise ValueError(
             f"{name} contains negative values (minimum {arr.min()}); expected 0 for "
             "background and positive values for particles."

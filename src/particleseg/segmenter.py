@@ -393,7 +393,7 @@ class ParticleSegmenter(BaseEstimator):
             if annotator is None:
                 target = check_class_map(target, f"y[{i}]")
             else:
-                target = check_instance_map(target, f"y[{i}]")
+                target = check_instance_map(target, f"y[{i}]", allow_unlabelled=True)
             check_same_shape(image, target, f"X[{i}]", f"y[{i}]")
             targets.append(target)
         return images, targets, norm, annotator
@@ -409,8 +409,9 @@ class ParticleSegmenter(BaseEstimator):
         X : list of ndarray (H, W), or one image
             Micrographs; sizes may differ.
         y : list of ndarray (H, W)
-            One instance map per image (0 background, k > 0 particle k), or one
-            class map per image when ``annotator=None``.
+            One instance map per image (0 background, k > 0 particle k, -1
+            unlabelled: the loss skips these pixels), or one class map per
+            image when ``annotator=None``.
 
         Returns
         -------
@@ -433,6 +434,107 @@ class ParticleSegmenter(BaseEstimator):
         self : ParticleSegmenter
         """
         return self._fit(X, y, continue_training=True)
+
+    def fine_tune(self, X, y, *, minutes=10.0, max_steps=None, validation=True, recipe=None,
+                  names=None, callback=None):
+        """Adapt the fitted model to a few annotated micrographs of your own.
+
+        Starts from the current weights (for example ``pretrained("emps")``)
+        and trains for a time budget with a recipe made for few images: a
+        learning rate that warms up then decays, many augmented crops per
+        image rescaled around ``inference_scale``, BatchNorm statistics kept.
+        Held-out data scores the model every so often with its own decision
+        rule (F1 of particles matched at IoU 0.5): one whole image when there
+        are 4 images or more, else the last quarter of every image. The best
+        weights are kept; when no fine-tuned state beats the starting model,
+        the starting weights are kept and ``fine_tuning_["message"]`` says
+        why. Ctrl-C stops early and keeps the best weights so far.
+
+        Every other setting is kept: inference scale, border width,
+        normalisation, class weights (so the decision rule), tiling and
+        precision. Change them with :meth:`set_params` if you want to.
+
+        Parameters
+        ----------
+        X : list of ndarray (H, W)
+            A few micrographs (one is enough to start; 5 is better).
+        y : list of ndarray (H, W)
+            One instance map per image: 0 background, k > 0 particle k, -1
+            unlabelled (the loss skips these pixels, so you may outline only
+            some particles; see :func:`particleseg.labels.mark_unlabelled`).
+            Every map must label at least one particle.
+        minutes : float or None, default=10.0
+            Time budget (wall clock, including validation). None: only
+            ``max_steps`` limits training.
+        max_steps : int or None, default=None
+            Largest number of optimisation steps.
+        validation : bool, default=True
+            Hold out data to keep the best weights (see above). False trains
+            on everything for the whole budget and keeps the last weights.
+        recipe : dict, optional
+            Changes to the recipe, ``particleseg._finetune.DEFAULT_RECIPE``
+            (``learning_rate``, ``warmup_fraction``, ``batch_size``,
+            ``crop_size``, ``freeze_batchnorm``, ``frozen_backbone_fraction``,
+            ``scale_spread``, ``validation_rounds``, ``patience``).
+        names : list of str, optional
+            Names of the images, recorded in the model file.
+        callback : callable, optional
+            Called after every step with a dict (``step``, ``seconds``,
+            ``loss``, ``learning_rate``, and held-out scores when computed).
+            Raising ``KeyboardInterrupt`` from it stops like Ctrl-C.
+
+        Returns
+        -------
+        self : ParticleSegmenter
+            With ``fine_tuning_`` (steps, seconds, how it stopped, held-out
+            scores before and after, ``kept_starting_weights``, ``message``)
+            and ``model_info_`` recording the parent model, the images and
+            the recipe (saved with :meth:`save`).
+
+        Examples
+        --------
+        >>> from particleseg import ParticleSegmenter
+        >>> from particleseg.datasets import make_particles
+        >>> X, y = make_particles(n_images=2, shape=(64, 64), random_state=0)
+        >>> seg = ParticleSegmenter(backbone="mobilenet_v3_large", max_epochs=1, crop_size=64,
+        ...                         batch_size=2, random_state=0).fit(X, y)
+        >>> seg = seg.fine_tune(X, y, minutes=None, max_steps=2,
+        ...                     recipe={"crop_size": 64, "batch_size": 2})
+        >>> seg.fine_tuning_["steps"]
+        2
+        """
+        check_is_fitted(self, "model_")
+        from . import _finetune
+
+        self._check_params()
+        if minutes is None and max_steps is None:
+            raise ValueError("give a time budget (minutes) or max_steps; both are None.")
+        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, numbers.Real)
+                                    or not minutes > 0):
+            raise ValueError(f"minutes must be a positive number or None; got {minutes!r}.")
+        if max_steps is not None and (isinstance(max_steps, bool)
+                                      or not isinstance(max_steps, numbers.Integral) or max_steps < 1):
+            raise ValueError(f"max_steps must be an integer >= 1 or None; got {max_steps!r}.")
+        recipe = _finetune.check_recipe(recipe)
+        _finetune.check_starting_model(self)
+        mean, std = self.normalization_ if self.normalization_ is not None else (0.0, 1.0)
+        images, _, single = _scaled_images(X, "X", self.normalization_ is not None,
+                                           self.intensity_range, mean, std)
+        if single:
+            y = [y] if y is not None else None
+        if names is None:
+            names = [f"image {i}" for i in range(len(images))]
+        names = [str(n) for n in names]
+        if len(names) != len(images):
+            raise ValueError(f"names must have one name per image: got {len(names)} names "
+                             f"and {len(images)} images.")
+        targets = _finetune.check_training_maps(images, y, names)
+        _finetune.fine_tune(
+            self, images, targets, names, minutes=minutes, max_steps=max_steps, recipe=recipe,
+            validation=validation, random_state=self._seed(), callback=callback,
+            verbose=self.verbose,
+        )
+        return self
 
     def _fit(self, X, y, continue_training):
         import torch
@@ -620,10 +722,11 @@ class ParticleSegmenter(BaseEstimator):
             class_map = annotator.transform(target) if annotator is not None else target
             logits = T.predict_logits_whole(model, (image - mean) / std, stride, device)
             t = torch.from_numpy(class_map.astype(np.int64)).to(device)
-            losses.append(float(F.cross_entropy(logits[None], t[None],
+            losses.append(float(F.cross_entropy(logits[None], t[None], ignore_index=T.IGNORE,
                                                 weight=torch.as_tensor(class_weight, device=device))))
             pred = logits.argmax(0).cpu().numpy()
-            ious.append(iou_score(class_map > 0, pred > 0))
+            labelled = class_map != T.IGNORE
+            ious.append(iou_score((class_map > 0) & labelled, (pred > 0) & labelled))
         model.train()
         return {"valid_loss": float(np.mean(losses)), "valid_iou": float(np.mean(ious))}
 
