@@ -62,12 +62,12 @@ EMPS_DOI = "10.1016.j.snb.2019.127107"
 POOL = 5
 
 
-def load_set(name, seed, test_limit):
+def load_set(name, seed, test_limit, test_step=1):
     """``{"pool": (X, y, names), "test": (X, y, names)}`` of a benchmark set."""
     if name == "sem-silica":
         X, y, names = load_emps(SEM_SILICA)
         order = np.random.default_rng(seed).permutation(len(X))
-        pool, test = order[:POOL], np.sort(order[POOL:])
+        pool, test = order[:POOL], np.sort(order[POOL:])[::test_step]
     elif name == "emps-snb":
         import pandas as pd
 
@@ -151,11 +151,24 @@ def main(argv=None):
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     p.add_argument("--test-limit", type=int, default=None,
                    help="score sem-silica runs on the first N test images only")
+    p.add_argument("--test-step", type=int, default=1,
+                   help="score sem-silica runs on every N-th test image only (quick runs)")
     p.add_argument("--recipe", default="{}", help="JSON changes to the fine-tuning recipe")
     p.add_argument("--no-validation", action="store_true")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     p.add_argument("--save-models", default=None, help="folder to save the fine-tuned models in")
+    p.add_argument("--skip-starting", action="store_true",
+                   help="do not score the starting model (when another run scores it)")
+    p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                   help="only print the table of the rows of these --json files")
     args = p.parse_args(argv)
+    if args.merge:
+        rows = [row for path in args.merge for row in json.loads(Path(path).read_text())["rows"]]
+        order = {"sem-silica": 0, "emps-snb": 1}
+        rows.sort(key=lambda r: (order.get(r["set"], 2), r["model"] != "starting", r["k"],
+                                 r["minutes"]))
+        print(table(rows))
+        return
 
     import torch
 
@@ -165,7 +178,7 @@ def main(argv=None):
     results = {"from": args.start, "seed": args.seed, "clock": args.clock,
                "threads": args.threads, "recipe": recipe, "rows": []}
     for set_name in filter(None, args.sets.split(",")):
-        data = load_set(set_name, args.seed, args.test_limit)
+        data = load_set(set_name, args.seed, args.test_limit, args.test_step)
         pool_x, pool_y, pool_names = data["pool"]
         runs = [(k, m) for k, m in parse_runs(args.runs) if k <= len(pool_x)
                 and not (set_name == "emps-snb" and k >= len(pool_x))]
@@ -173,8 +186,11 @@ def main(argv=None):
         for k, minutes in runs:
             X_test, y_test, test_names = test_images(data, k)
             key = tuple(test_names)
-            if key not in baselines:
+            c_start = time.process_time()
+            if key not in baselines and not args.skip_starting:
                 baselines[key] = score(load_start(args.start, args.threads), X_test, y_test)
+                baselines[key]["seconds_per_image"] = round(
+                    (time.process_time() - c_start) / args.threads / len(X_test), 1)
                 row = {"set": set_name, "model": "starting", "k": 0, "minutes": 0,
                        "n_test": len(X_test), "test_particles": int(sum(
                            len(np.unique(t[t > 0])) for t in y_test)), **baselines[key]}
@@ -193,6 +209,7 @@ def main(argv=None):
             row = {"set": set_name, "model": "fine-tuned", "k": k, "minutes": minutes,
                    "n_test": len(X_test), "train_images": names,
                    "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+                   "threads": args.threads,
                    "steps": result.steps, "stopped": result.stopped,
                    "kept_starting_weights": result.kept_starting_weights,
                    "validation": result.validation, **score(seg, X_test, y_test)}
@@ -233,15 +250,17 @@ def _line(row):
 def table(rows):
     """A markdown table of the rows."""
     lines = ["| set | model | k images | budget (min) | test images | mean F1@0.5 | "
-             "median count error | median diameter error | wall time (s) | steps |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "median count error | median diameter error | CPU time / 2 cores (s) | "
+             "wall time (s) | steps |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["model"] == "fine-tuned":
             model = "fine-tuned" + (" (kept start)" if r["kept_starting_weights"] else "")
             run = (str(r["k"]), f"{r['minutes']:g}")
-            cost = (f"{r['wall_seconds']:.0f}", str(r["steps"]))
+            cost = (f"{r['cpu_seconds'] / r.get('threads', 2):.0f}", f"{r['wall_seconds']:.0f}",
+                    str(r["steps"]))
         else:
-            model, run, cost = "starting", ("-", "-"), ("-", "-")
+            model, run, cost = "starting", ("-", "-"), ("-", "-", "-")
         cells = (r["set"], model, *run, str(r["n_test"]), f"{r['f1']:.3f}",
                  f"{r['count_error']:.3f}", f"{r['diameter_error']:.3f}", *cost)
         lines.append("| " + " | ".join(cells) + " |")

@@ -443,18 +443,18 @@ def fine_tune(seg, images, targets, names, *, minutes, max_steps=None, recipe=No
         optimizer = torch.optim.Adam(model.parameters(), lr=recipe["learning_rate"])
 
         best_state, best, before, reserve = None, None, None, 0.0
-        if held is not None:
-            t0 = clock()
-            before = best = validation_score(seg, model, held)
-            reserve = clock() - t0  # a validation's cost, kept free at the end
-            result.history.append({"step": 0, "seconds": round(budget.elapsed(), 1),
-                                   **{f"valid_{k}": v for k, v in before.items()}})
         bad_rounds, next_round, losses = 0, 1, []
         bar = _progress_bar(budget, quiet=not verbose)
         images_in_turn = _sampler(len(train_images), rng)
         step = 0
-        _training_mode(model, recipe["freeze_batchnorm"])
         try:
+            if held is not None:
+                t0 = clock()
+                before = best = validation_score(seg, model, held)
+                reserve = clock() - t0  # a validation's cost, kept free at the end
+                result.history.append({"step": 0, "seconds": round(budget.elapsed(), 1),
+                                       **{f"valid_{k}": v for k, v in before.items()}})
+            _training_mode(model, recipe["freeze_batchnorm"])
             while not budget.done(step, reserve):
                 fraction = budget.fraction(step)
                 if frozen and fraction >= recipe["frozen_backbone_fraction"]:

@@ -198,13 +198,7 @@ def check_mask(mask, name: str = "mask") -> np.ndarray:
         )
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one pixel.")
-    lowest = -1 if allow_unlabelled else 0
-    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < lowest:
-        if allow_unlabelled:
-            raise ValueError(
-                f"{name} contains labels below -1 (minimum {arr.min()}); a training map "
-                "has -1 for unlabelled pixels, 0 for background and 1, 2, ... for particles."
-            )
+    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
         raise ValueError(
             f"{name} contains negative values (minimum {arr.min()}); expected 0 for "
             "background and positive values for particles."
