@@ -168,6 +168,10 @@ def main(argv=None):
         rows.sort(key=lambda r: (order.get(r["set"], 2), r["model"] != "starting", r["k"],
                                  r["minutes"]))
         print(table(rows))
+        if args.json:
+            merged = json.loads(Path(args.merge[0]).read_text())
+            merged["rows"] = rows
+            Path(args.json).write_text(json.dumps(merged, indent=1))
         return
 
     import torch
