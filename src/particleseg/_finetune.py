@@ -540,16 +540,19 @@ def _finish(seg, model, state, result, held, before, best, recipe, scale_range, 
         }
     if state is None:
         result.kept_starting_weights = True
-        if held is None:
-            result.message = "Stopped before the first training step; the starting weights are kept."
-        elif result.steps == 0:
+        checked = [r for r in result.history if r["step"] > 0 and "valid_f1" in r]
+        if result.steps == 0:
             result.message = ("Stopped before the first training step; the starting weights "
                               "are kept.")
+        elif not checked:
+            result.message = (f"Stopped after {result.steps} steps, before the first held-out "
+                              "check; the starting weights are kept.")
         else:
             result.message = (
                 f"Fine-tuning did not beat the starting model on the held-out "
                 f"{held.method} ({', '.join(held.names)}): F1@0.5 {before['f1']:.3f} before, "
-                f"no fine-tuned state scored higher in {result.steps} steps. The starting "
+                f"no fine-tuned state scored higher in {result.steps} steps "
+                f"({len(checked)} checks). The starting "
                 "weights are kept. More (or more varied) annotated images, or a longer "
                 "budget, may help; check that the labels outline every particle in the "
                 "labelled area."
