@@ -273,7 +273,7 @@ def test_refuses_labels_without_a_particle(model_file, data):
     unlabelled = [y[0], np.full_like(y[1], -1)]
     with pytest.raises(ValueError, match="labels no particle"):
         seg.fine_tune(X[:2], unlabelled, max_steps=1)
-    with pytest.raises(ValueError, match="below -1"):
+    with pytest.raises(ValueError, match=r"negative labels \(minimum -2\).*-1 for unlabelled"):
         seg.fine_tune(X[:1], [np.full_like(y[0], -2)], max_steps=1)
 
 

@@ -161,14 +161,10 @@ def check_instance_map(labels, name: str = "labels", allow_unlabelled: bool = Fa
         raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one pixel.")
     lowest = -1 if allow_unlabelled else 0
     if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < lowest:
-        if allow_unlabelled:
-            raise ValueError(
-                f"{name} contains labels below -1 (minimum {arr.min()}); a training map "
-                "has -1 for unlabelled pixels, 0 for background and 1, 2, ... for particles."
-            )
+        unlabelled = " (and -1 for unlabelled pixels)" if allow_unlabelled else ""
         raise ValueError(
             f"{name} contains negative labels (minimum {arr.min()}); an instance map "
-            "has 0 for background and 1, 2, ... for particles."
+            f"has 0 for background and 1, 2, ... for particles{unlabelled}."
         )
     return arr
 
