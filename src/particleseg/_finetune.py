@@ -1,9 +1,9 @@
 """Few-shot fine-tuning: adapt a fitted segmenter to a handful of annotated micrographs.
 
 :meth:`ParticleSegmenter.fine_tune` validates its arguments and calls
-:func:`fine_tune` here. The recipe (:data:`DEFAULT_RECIPE`) was chosen by
-measurement on micrographs the starting model had never seen
-(``benchmarks/finetune.py``, docs/user_guide/finetuning.rst):
+:func:`fine_tune` here. The recipe (:data:`DEFAULT_RECIPE`; its effect is
+measured on micrographs the starting model never saw by
+``benchmarks/finetune.py``):
 
 - training runs for a time budget, not a number of epochs; the learning rate
   warms up linearly, then decays along a cosine to the end of the budget;
