@@ -16,12 +16,17 @@ default the bundled ``emps``) is fine-tuned with
   on one and scores on the other two, k=2 trains on two and scores on the
   third.
 
-Scores per run (instances from ``predict`` with the model's own decision
-rule, then ``label_particles``; images predicted whole, without tiles):
-mean per-image F1 at IoU 0.5 (Hungarian
-matching), median per-image count error ``|n_pred - n_true| / n_true``,
-median per-image relative error of the mean equivalent diameter, and the
-wall time and CPU time of fine-tuning.
+Scores per run (instances from ``predict_particles``, the model's own
+decision rule and confidence threshold, at its own ``inference_scale``,
+"auto" for the bundled model; images predicted whole, without tiles): mean
+per-image F1 at IoU 0.5 (Hungarian matching), median per-image count error
+``|n_pred - n_true| / n_true``, median per-image relative error of the mean
+equivalent diameter (``benchmarks/_scoring.py``), and the wall time, CPU
+time and optimisation steps of fine-tuning.
+
+The starting model is scored once per test set; ``--baseline-cache FILE``
+keeps its scores between invocations (keyed by model, set, seed and test
+images).
 
 ``--clock cpu`` measures the budget as the process's CPU time divided by the
 number of threads, for quick comparisons on a busy machine; the default,
@@ -51,9 +56,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _emps import split_indices  # noqa: E402
 
-from particleseg import ParticleSegmenter, label_particles, pretrained  # noqa: E402
+from _scoring import score_images  # noqa: E402
+
+from particleseg import ParticleSegmenter, pretrained  # noqa: E402
 from particleseg.datasets import load_emps  # noqa: E402
-from particleseg.metrics import count_error, match_particles  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 SEM_SILICA = SHARED / "sem-silica"
@@ -94,23 +100,12 @@ def test_images(data, k):
     return [X[i] for i in rest], [y[i] for i in rest], [names[i] for i in rest]
 
 
-def mean_diameter(labels):
-    areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas > 0]
-    return float(np.mean(2 * np.sqrt(areas / np.pi))) if len(areas) else 0.0
-
-
 def score(seg, X, y):
     """Mean F1@0.5, median count error, median diameter error; per-image F1."""
-    f1s, counts, diameters = [], [], []
-    for image, truth in zip(X, y):
-        labels = label_particles(seg.predict(image))
-        f1s.append(match_particles(truth, labels, iou_threshold=0.5).f1)
-        counts.append(count_error(len(np.unique(truth[truth > 0])), int(labels.max())))
-        d_true = mean_diameter(truth)
-        diameters.append(abs(mean_diameter(labels) - d_true) / d_true if d_true else np.nan)
-    return {"f1": float(np.mean(f1s)), "count_error": float(np.median(counts)),
-            "diameter_error": float(np.nanmedian(diameters)), "per_image_f1": [float(f) for f in f1s]}
+    scores = score_images(y, [seg.predict_particles(image) for image in X])
+    return {"f1": scores["F1 mean"], "count_error": scores["count err. median"],
+            "diameter_error": scores["diam. err. median"],
+            "per_image_f1": [round(float(f), 4) for f in scores["per-image F1"]]}
 
 
 def load_start(spec, threads):
@@ -159,6 +154,8 @@ def main(argv=None):
     p.add_argument("--save-models", default=None, help="folder to save the fine-tuned models in")
     p.add_argument("--skip-starting", action="store_true",
                    help="do not score the starting model (when another run scores it)")
+    p.add_argument("--baseline-cache", default=None,
+                   help="JSON file keeping the starting model's scores between invocations")
     p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
                    help="only print the table of the rows of these --json files")
     args = p.parse_args(argv)
@@ -186,15 +183,22 @@ def main(argv=None):
         pool_x, pool_y, pool_names = data["pool"]
         runs = [(k, m) for k, m in parse_runs(args.runs) if k <= len(pool_x)
                 and not (set_name == "emps-snb" and k >= len(pool_x))]
-        baselines = {}
+        cache = Path(args.baseline_cache) if args.baseline_cache else None
+        baselines = json.loads(cache.read_text()) if cache and cache.is_file() else {}
+        scored = set()
         for k, minutes in runs:
             X_test, y_test, test_names = test_images(data, k)
-            key = tuple(test_names)
+            key = json.dumps([args.start, set_name, args.seed, test_names])
             c_start = time.process_time()
-            if key not in baselines and not args.skip_starting:
-                baselines[key] = score(load_start(args.start, args.threads), X_test, y_test)
-                baselines[key]["seconds_per_image"] = round(
-                    (time.process_time() - c_start) / args.threads / len(X_test), 1)
+            if key not in scored and not args.skip_starting:
+                scored.add(key)
+                if key not in baselines:
+                    baselines[key] = score(load_start(args.start, args.threads), X_test, y_test)
+                    baselines[key]["seconds_per_image"] = round(
+                        (time.process_time() - c_start) / args.threads / len(X_test), 1)
+                    if cache:
+                        cache.parent.mkdir(parents=True, exist_ok=True)
+                        cache.write_text(json.dumps(baselines, indent=1))
                 row = {"set": set_name, "model": "starting", "k": 0, "minutes": 0,
                        "n_test": len(X_test), "test_particles": int(sum(
                            len(np.unique(t[t > 0])) for t in y_test)), **baselines[key]}
@@ -205,39 +209,34 @@ def main(argv=None):
             kwargs = {} if clock is None else {"clock": clock}
             from particleseg import _finetune
 
-            images, targets, names = _prepared(seg, pool_x[:k], pool_y[:k], pool_names[:k])
-            result = _finetune.fine_tune(
-                seg, images, targets, names, minutes=minutes, recipe=recipe,
-                validation=not args.no_validation, random_state=args.seed, **kwargs)
+            _finetune.fine_tune(seg, pool_x[:k], pool_y[:k], names=pool_names[:k],
+                                minutes=minutes, recipe=recipe,
+                                validation=not args.no_validation, **kwargs)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            result, names = seg.fine_tuning_, pool_names[:k]
             row = {"set": set_name, "model": "fine-tuned", "k": k, "minutes": minutes,
                    "n_test": len(X_test), "train_images": names,
                    "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
                    "threads": args.threads,
-                   "steps": result.steps, "stopped": result.stopped,
-                   "kept_starting_weights": result.kept_starting_weights,
-                   "validation": result.validation, **score(seg, X_test, y_test)}
+                   "steps": result["steps"], "stopped": result["stopped"],
+                   "kept_starting_weights": result["kept_starting_weights"],
+                   "validation": result["validation"], "message": result["message"],
+                   **score(seg, X_test, y_test)}
             results["rows"].append(row)
             print(_line(row), flush=True)
+            if args.json:  # written after every run, so a long benchmark can be read early
+                _write(args.json, results)
             if args.save_models:
                 seg.save(Path(args.save_models) / f"{set_name}_k{k}_{minutes:g}min.safetensors")
     print()
     print(table(results["rows"]))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        _write(args.json, results)
 
 
-def _prepared(seg, X, y, names):
-    """Images scaled as ``fine_tune`` does, checked maps, names."""
-    from particleseg import _finetune
-    from particleseg.segmenter import _scaled_images
-
-    mean, std = seg.normalization_ or (0.0, 1.0)
-    images, _, _ = _scaled_images(list(X), "X", seg.normalization_ is not None,
-                                  seg.intensity_range, mean, std)
-    return images, _finetune.check_training_maps(images, list(y), list(names)), list(names)
+def _write(path, results):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(results, indent=1))
 
 
 def _line(row):

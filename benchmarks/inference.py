@@ -174,7 +174,7 @@ def main(argv=None):
 
     import torch
 
-    from particleseg._training import bf16_supported
+    from particleseg._inference import bf16_supported
 
     print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, "
           f"native bfloat16: {bf16_supported()}, memory cap {args.memory_cap_gb:g} GB per job")

@@ -92,7 +92,7 @@ def training_command(args):
     if args.scale_robust:
         parts.append("--scale-robust")
     if args.weights:
-        parts.append(f"--weights {args.weights}")
+        parts.append("--weights PREVIOUS_MODEL")
     return " ".join(parts) + " --checkpoint CHECKPOINT --out MODEL"
 
 
@@ -115,6 +115,11 @@ def export_from_checkpoint(seg, args, train_images, train_targets):
     seg.history_ = ckpt["history"]
     seg.n_iter_ = ckpt["epoch"]
     seg.border_width_ = args.border_width
+    from particleseg._autoscale import training_diameter
+
+    seg.particle_diameter_ = training_diameter(train_targets, annot)
+    seg.confidence_calibration_ = None
+    seg.min_confidence_ = None
     seg.model_info_ = {
         "training_data": f"EMPS training split, {len(train_images)} of 366 images "
                          f"(validation: {VALID_FRACTION:.0%} held out, seed {SPLIT_SEED})",
@@ -157,7 +162,7 @@ def main(argv=None):
     p.add_argument("--all-images", action="store_true",
                    help="train on all images (no validation hold-out)")
     p.add_argument("--export", action="store_true", help="only write --out from the checkpoint")
-    p.add_argument("--inference-scale", type=float, default=1.0,
+    p.add_argument("--inference-scale", type=lambda s: s if s == "auto" else float(s), default=1.0,
                    help="inference_scale stored in the exported model (chosen by validation F1)")
     p.add_argument("--validation-json", default=None,
                    help="JSON file of validation metrics (from emps_accuracy.py --json) to store "

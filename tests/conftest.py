@@ -24,6 +24,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 EMPS_DIR = (Path(__file__).parents[1] / ".." / "shared" / "data" / "emps-train").resolve()
 
 
+@pytest.fixture(scope="module")
+def data():
+    """Four 64x64 synthetic images and their instance maps (a test module may redefine it)."""
+    from particleseg.datasets import make_particles
+
+    return make_particles(n_images=4, shape=(64, 64), random_state=0)
+
+
 @pytest.fixture(scope="session")
 def emps_dir():
     """Path of the EMPS training data; skips the test when it is absent."""

@@ -10,14 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
 from sklearn.base import clone
-from sklearn.utils.estimator_checks import (
-    check_estimator_cloneable,
-    check_estimator_repr,
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
+from estimator_checks import data_free_checks
 from strategies import instance_maps
 
 from particleseg.annotation import (
@@ -278,18 +271,7 @@ def test_annotator_tags():
     assert tags.input_tags.two_d_array is False
 
 
-@pytest.mark.parametrize(
-    "check",
-    [
-        check_no_attributes_set_in_init,
-        check_parameters_default_constructible,
-        check_get_params_invariance,
-        check_set_params,
-        check_estimator_repr,
-        check_estimator_cloneable,
-    ],
-    ids=lambda check: check.__name__,
-)
+@data_free_checks
 def test_annotator_passes_data_free_sklearn_checks(check):
     # parametrize_with_checks would skip every check (the annotator takes
     # instance maps, not 2-D tables), so call the data-free ones directly.

@@ -12,14 +12,7 @@ import pytest
 from scipy import ndimage as ndi
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GridSearchCV
-from sklearn.utils.estimator_checks import (
-    check_estimator_cloneable,
-    check_estimator_repr,
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
+from estimator_checks import data_free_checks
 
 from particleseg.augmentation import (
     Augmenter,
@@ -347,13 +340,7 @@ CLASSES = [RandomResize, Flip, RandomCrop, RandomRotation, BrightnessContrast, G
     "estimator", [cls() for cls in CLASSES] + [default_augmenter(), Augmenter([])],
     ids=lambda estimator: type(estimator).__name__,
 )
-@pytest.mark.parametrize(
-    "check",
-    [check_no_attributes_set_in_init, check_parameters_default_constructible,
-     check_get_params_invariance, check_set_params, check_estimator_repr,
-     check_estimator_cloneable],
-    ids=lambda check: check.__name__,
-)
+@data_free_checks
 def test_sklearn_data_free_checks(estimator, check):
     check(type(estimator).__name__, estimator)
 

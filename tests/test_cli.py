@@ -54,6 +54,7 @@ def fake_prediction(monkeypatch):
     def install(segment):
         def predict_proba(self, X):
             classes = annotate_borders(segment(np.asarray(X)))
+            self.last_scales_ = [1.0]
             return np.eye(3, dtype=np.float32)[classes].transpose(2, 0, 1)
 
         monkeypatch.setattr(ParticleSegmenter, "predict_proba", predict_proba)
@@ -206,9 +207,9 @@ def test_analyze_measures_in_the_files_calibration_unless_overridden(
     from_file = pd.read_csv(tmp_path / "file" / "summary.csv").iloc[0]
     overridden = pd.read_csv(tmp_path / "option" / "summary.csv").iloc[0]
     assert from_file["pixel_size"] == pytest.approx(0.5)
-    assert (from_file["unit"], from_file["pixel_size_from"]) == ("nm", "file")
+    assert (from_file["unit"], from_file["pixel_size_from"]) == ("nm", "metadata")
     assert overridden["pixel_size"] == 2.0
-    assert (overridden["unit"], overridden["pixel_size_from"]) == ("um", "--pixel-size")
+    assert (overridden["unit"], overridden["pixel_size_from"]) == ("um", "option")
     assert from_file["count"] == overridden["count"] == int(dark_particles(X[0]).max()) > 0
     assert overridden["d50_equivalent_diameter_um"] == pytest.approx(
         4 * from_file["d50_equivalent_diameter_nm"])
@@ -345,11 +346,8 @@ def test_tile_size_and_threads_options_reach_the_model():
 @pytest.fixture
 def bundled_tiny(monkeypatch, tiny_model):
     """Pretend that the tiny model is bundled with the package as "tiny"."""
-    import importlib
+    import particleseg._pretrained as module
 
-    # particleseg.pretrained is the function re-exported by the package, which
-    # hides the module of the same name: fetch the module itself.
-    module = importlib.import_module("particleseg.pretrained")
     entry = {"name": "tiny", "backbone": "mobilenet_v3_large", "border_width": 1,
              "training_data": "4 synthetic images", "validation": {"iou": 0.5}, "epochs": 1,
              "file_size_mb": 44.2, "path": tiny_model}

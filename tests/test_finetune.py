@@ -75,7 +75,8 @@ def test_fine_tuned_file_keeps_the_starting_models_inference_settings(model_file
     assert record["images"] == ["a", "b", "c", "d"]
     assert record["recipe"]["learning_rate"] == _finetune.DEFAULT_RECIPE["learning_rate"]
     assert record["recipe"]["crop_size"] == 64 and record["recipe"]["steps"] == 2
-    assert record["recipe"]["scale_range"] == [1.0, 2.25]  # around inference_scale 1.5
+    # 3 images trained on (one held out), each at the numeric inference_scale.
+    assert record["recipe"]["training_scales"] == [1.5, 1.5, 1.5]
     assert tuned.model_info_["training_data"].startswith("4 synthetic images; fine-tuned on 4")
 
 
@@ -98,11 +99,10 @@ def test_fine_tune_stops_at_the_time_budget(model_file, data):
     X, y = data
     seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
     ticks = iter(range(0, 10_000, 20))  # a clock that advances 20 s per reading
-    images = [x.astype(np.float32) / 255 for x in X]
-    result = _finetune.fine_tune(seg, images, list(y), list("abcd"), minutes=1, recipe=TINY,
-                                 validation=False, random_state=0, clock=lambda: next(ticks))
-    assert result.stopped == "budget"
-    assert 1 <= result.steps <= 3
+    _finetune.fine_tune(seg, X, y, minutes=1, recipe=TINY, validation=False,
+                        clock=lambda: next(ticks))
+    assert seg.fine_tuning_["stopped"] == "budget"
+    assert 1 <= seg.fine_tuning_["steps"] <= 3
 
 
 # --------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def scripted_scores(monkeypatch, f1s, saved):
     """validation_score returns the given F1s in turn and keeps a copy of each state."""
     scores = iter(f1s)
 
-    def fake(seg, model, validation):
+    def fake(seg, model, validation, starting=False):
         saved.append(state(model))
         return {"f1": next(scores), "count_error": 0.0}
 
@@ -306,3 +306,61 @@ def test_learning_rate_warms_up_then_decays():
     assert 9 <= peak <= 11 and lr[0] < 0.05 and lr[-1] < 1e-6
     assert all(a <= b + 1e-12 for a, b in zip(lr[:peak], lr[1 : peak + 1]))
     assert all(a >= b - 1e-12 for a, b in zip(lr[peak:], lr[peak + 1 :]))
+
+
+# --------------------------------------------------------------------------
+# Automatic scale and particle confidence
+
+
+@pytest.fixture(scope="module")
+def auto_model_file(tmp_path_factory, data):
+    """A tiny model that predicts at inference_scale="auto", with a confidence calibration."""
+    X, y = data
+    path = tmp_path_factory.mktemp("auto") / "auto.safetensors"
+    seg = ParticleSegmenter(
+        backbone="mobilenet_v3_large", max_epochs=1, crop_size=64, batch_size=4, augment=None,
+        inference_scale="auto", inference_precision="float32", random_state=0, n_threads=1,
+    ).fit(X, y)
+    seg.particle_diameter_ = 9.5
+    seg.confidence_calibration_ = {"raw": [0.0, 0.5, 1.0], "calibrated": [0.0, 0.6, 0.9]}
+    seg.min_confidence_ = 0.3
+    seg.save(path)
+    return path
+
+
+def test_fine_tuned_auto_model_keeps_its_scale_and_drops_the_calibration(auto_model_file, data,
+                                                                         tmp_path):
+    X, y = data
+    seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe=TINY, validation=False)
+    assert "confidence calibration and threshold" in seg.fine_tuning_["message"]
+    tuned = ParticleSegmenter.load(seg.save(tmp_path / "tuned.safetensors"), device="cpu")
+    assert tuned.inference_scale == "auto" and tuned.particle_diameter_ == 9.5
+    assert tuned.confidence_calibration_ is None and tuned.min_confidence_ is None
+    record = tuned.model_info_["fine_tuned"]
+    assert record["confidence_calibration"].startswith("dropped")
+    # Each image is trained at the scale "auto" chooses for its labelled particles.
+    from particleseg._autoscale import choose_scale, typical_diameter
+
+    assert record["recipe"]["training_scales"] == [
+        round(choose_scale(typical_diameter(t), 9.5)[0], 4) for t in y]
+    # The fine-tuned model predicts like any auto model: one scale per image.
+    tuned.predict(X[0])
+    assert len(tuned.last_scales_) == 1
+
+
+def test_kept_starting_weights_keep_their_calibration(auto_model_file, data, monkeypatch):
+    X, y = data
+    calls = []
+
+    def fake(seg, model, validation, starting=False):
+        calls.append(starting)
+        return {"f1": 0.8 if starting else 0.3, "count_error": 0.0}
+
+    monkeypatch.setattr(_finetune, "validation_score", fake)
+    seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
+    assert seg.fine_tuning_["kept_starting_weights"]
+    assert calls[0] is True and not any(calls[1:])  # only the start is scored with its threshold
+    assert seg.min_confidence_ == 0.3 and seg.confidence_calibration_ is not None
+    assert seg.model_info_["fine_tuned"]["confidence_calibration"] == "kept"

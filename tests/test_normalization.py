@@ -16,16 +16,8 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError, SkipTestWarning
-from sklearn.utils.estimator_checks import (
-    check_estimator_cloneable,
-    check_estimator_repr,
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-    estimator_checks_generator,
-    parametrize_with_checks,
-)
+from sklearn.utils.estimator_checks import estimator_checks_generator, parametrize_with_checks
+from estimator_checks import data_free_checks
 
 from particleseg import BorderAnnotator, Normalizer, ParticleSegmenter
 from particleseg.normalization import (
@@ -209,17 +201,7 @@ def test_clone_and_get_params():
 # ---------------------------------------------------------------------------
 # scikit-learn's data-free checks, called directly
 
-_DATA_FREE_CHECKS = [
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_get_params_invariance,
-    check_set_params,
-    check_estimator_repr,
-    check_estimator_cloneable,
-]
-
-
-@pytest.mark.parametrize("check", _DATA_FREE_CHECKS, ids=lambda c: c.__name__)
+@data_free_checks
 @pytest.mark.parametrize(
     "estimator",
     [Normalizer(), Normalizer(mean="fit", std="fit", intensity_range="image")],
@@ -261,24 +243,22 @@ def test_sklearn_runs_only_the_clone_check_for_image_input(estimator):
     assert any(issubclass(w.category, SkipTestWarning) for w in caught)
 
 
-class _TabularNormalizer(Normalizer):
+class _TabularTags:
+    """Tags that admit a 2-D array, which the estimator reads as one image or map."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.input_tags.three_d_array = False
+        return tags
+
+
+class _TabularNormalizer(_TabularTags, Normalizer):
     """Normalizer whose tags admit a 2-D array (which it reads as one image)."""
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = True
-        tags.input_tags.three_d_array = False
-        return tags
 
-
-class _TabularBorderAnnotator(BorderAnnotator):
+class _TabularBorderAnnotator(_TabularTags, BorderAnnotator):
     """BorderAnnotator whose tags admit a 2-D array (which it reads as one instance map)."""
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = True
-        tags.input_tags.three_d_array = False
-        return tags
 
 
 _ANY_SIZE = "images of any size are accepted: there is no fixed number of features"

@@ -15,34 +15,20 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from fast_fit import FAST
 from safetensors.torch import load_file, save_file
 
 from particleseg import BorderAnnotator, ParticleSegmenter, __version__
 from particleseg._persistence import FORMAT_VERSION, ModelFileError, read_model_file
-from particleseg.datasets import make_particles
 
-FAST = dict(
-    backbone="mobilenet_v3_large",
-    max_epochs=1,
-    crop_size=64,
-    batch_size=2,
-    augment=None,
-    device="cpu",
-    random_state=0,
-    tile_size=256,
-    tile_overlap=32,
-)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return make_particles(n_images=4, shape=(64, 64), random_state=0)
+#: A fast fit that also tiles (the test images are larger than 256 pixels).
+TILED = dict(FAST, tile_size=256, tile_overlap=32)
 
 
 @pytest.fixture(scope="module")
 def fitted(data):
     X, y = data
-    return ParticleSegmenter(**FAST).fit(X, y)
+    return ParticleSegmenter(**TILED).fit(X, y)
 
 
 @pytest.fixture(scope="module")

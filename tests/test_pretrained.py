@@ -1,4 +1,4 @@
-"""Tests of particleseg.pretrained: the models bundled inside the package.
+"""Tests of particleseg._pretrained: the models bundled inside the package.
 
 No model file is bundled yet, so the loader is tested on a tiny model saved
 into a temporary folder that stands in for ``particleseg/models``.
@@ -12,14 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fast_fit import FAST
 
+import particleseg._pretrained as pretrained_module
 from particleseg import ParticleSegmenter, pretrained, pretrained_models
 from particleseg.datasets import make_particles
-
-# The package re-exports the function pretrained(), which hides the module of
-# the same name from attribute access (``import particleseg.pretrained as m``
-# gives the function): fetch the module itself.
-pretrained_module = importlib.import_module("particleseg.pretrained")
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +27,7 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     X, y = data
-    seg = ParticleSegmenter(backbone="mobilenet_v3_large", max_epochs=1, crop_size=64,
-                            batch_size=2, augment=None, device="cpu", random_state=0).fit(X, y)
+    seg = ParticleSegmenter(**FAST).fit(X, y)
     seg.model_info_ = {"training_data": "make_particles(n_images=2)", "validation": {"iou": 0.5}}
     return seg
 
@@ -49,11 +45,14 @@ def _bundled_names():
     return sorted(Path(e.name).stem for e in folder.iterdir() if e.name.endswith(".safetensors"))
 
 
-def test_module_is_hidden_by_the_function():
+def test_pretrained_is_only_the_function():
     import particleseg
 
     assert particleseg.pretrained is pretrained and callable(particleseg.pretrained)
     assert pretrained_module.pretrained is pretrained
+    # No module of that name hides behind the function.
+    with pytest.raises(ModuleNotFoundError, match="particleseg.pretrained"):
+        importlib.import_module("particleseg.pretrained")
 
 
 def test_pretrained_models_lists_the_bundled_files():

@@ -17,15 +17,9 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import (
-    check_estimator_cloneable,
-    check_estimator_repr,
-    check_get_params_invariance,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-)
 from torch import nn
+from estimator_checks import data_free_checks
+from fast_fit import FAST
 
 import particleseg._training as training
 from particleseg import BorderAnnotator, Normalizer, ParticleSegmenter, annotate_borders
@@ -34,22 +28,6 @@ from particleseg.augmentation import Augmenter, Flip
 from particleseg.datasets import make_particles
 from particleseg.normalization import RECIPE_MEAN, RECIPE_STD
 
-#: Settings of a fast fit: one epoch of 64x64 crops on the CPU backbone.
-FAST = dict(
-    backbone="mobilenet_v3_large",
-    max_epochs=1,
-    crop_size=64,
-    batch_size=2,
-    augment=None,
-    device="cpu",
-    random_state=0,
-)
-
-
-@pytest.fixture(scope="module")
-def data():
-    """Four 64x64 images and their instance maps."""
-    return make_particles(n_images=4, shape=(64, 64), random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -681,13 +659,7 @@ def test_grid_search_over_epochs_and_an_augmentation(data):
 # scikit-learn's data-free checks
 
 
-@pytest.mark.parametrize(
-    "check",
-    [check_no_attributes_set_in_init, check_parameters_default_constructible,
-     check_get_params_invariance, check_set_params, check_estimator_repr,
-     check_estimator_cloneable],
-    ids=lambda c: c.__name__,
-)
+@data_free_checks
 @pytest.mark.parametrize(
     "estimator",
     [ParticleSegmenter(), ParticleSegmenter(augment=Augmenter([("flip", Flip())]),
@@ -726,7 +698,7 @@ def test_inference_scale_returns_full_resolution_and_changes_the_input(data, fit
 def test_bad_inference_scale_is_refused_at_predict(data, fitted, scale):
     seg = clone(fitted).set_params(inference_scale=scale)
     seg.model_, seg.device_, seg.normalization_ = fitted.model_, fitted.device_, fitted.normalization_
-    with pytest.raises(ValueError, match="inference_scale must be a number between 0.25 and 4"):
+    with pytest.raises(ValueError, match='inference_scale must be "auto" or a number between 0.25 and 4'):
         seg.predict_proba(data[0][0])
 
 

@@ -13,7 +13,7 @@ __version__ = "0.1.0.dev0"
 from .annotation import BorderAnnotator, annotate_borders
 from .normalization import Normalizer
 from .postprocessing import count_particles, label_particles, particle_mask
-from .pretrained import pretrained, pretrained_models
+from ._pretrained import pretrained, pretrained_models
 from .segmenter import ParticleSegmenter
 
 __all__ = [

@@ -126,15 +126,28 @@ def _read(source):
     return micrograph.image, micrograph.pixel_size, micrograph.unit, notes
 
 
-def _calibration(source, pixel_size, unit, args):
-    """(pixel_size, unit, where it came from) used to measure a source."""
-    if args.pixel_size is not None:
-        return args.pixel_size, args.unit or "nm", "--pixel-size"
-    if source.path is None:
-        return pixel_size, unit, "sample"
-    if pixel_size is not None:
-        return pixel_size, unit, "file"
-    return None, "px", "none"
+def _calibration(source, image, pixel_size, unit, args):
+    """The :class:`~particleseg.scalebar.Calibration` used to measure a source.
+
+    In order: --pixel-size, the file's metadata, the scale bar in the image
+    (unless --no-scale-bar).
+    """
+    from .scalebar import Calibration, calibrate
+
+    if source.path is None and args.pixel_size is None:
+        return Calibration(pixel_size, unit, "sample")
+    return calibrate(image, pixel_size=args.pixel_size, unit=args.unit or "nm",
+                     metadata=(pixel_size, unit), scale_bar=args.scale_bar)
+
+
+def _scale_bar_columns(calibration, n_removed):
+    bar = calibration.scale_bar
+    return {
+        "scale_bar_text": bar.text if bar is not None and bar.text is not None else "",
+        "scale_bar_length_px": round(bar.length_px, 2) if bar is not None else math.nan,
+        "scale_bar_confidence": round(bar.confidence, 3) if bar is not None else math.nan,
+        "annotations_removed": n_removed,
+    }
 
 
 def _summary_row(source, table, pixel_size, unit, origin, exclude_edge):
@@ -160,17 +173,21 @@ def _summary_row(source, table, pixel_size, unit, origin, exclude_edge):
     }
 
 
-def _save_overlay(path, image, labels, pixel_size, unit):
+def _save_overlay(path, image, labels, pixel_size, unit, scale_bar=None):
     from matplotlib.figure import Figure
 
-    from .plotting import plot_overlay
+    from .plotting import plot_overlay, plot_scale_bar
 
     height, width = image.shape[:2]
     scale = 6.0 / max(height, width)
     # A Figure without pyplot: no backend to choose, nothing left open.
     fig = Figure(figsize=(width * scale, height * scale))
     ax = fig.add_axes((0, 0, 1, 1))
-    plot_overlay(image, labels, ax=ax, pixel_size=pixel_size, unit=unit)
+    # With a scale bar read from the image, its outline replaces a drawn one.
+    drawn = scale_bar is None or not scale_bar.calibrated
+    plot_overlay(image, labels, ax=ax, pixel_size=pixel_size if drawn else None, unit=unit)
+    if scale_bar is not None:
+        plot_scale_bar(scale_bar, ax=ax)
     fig.savefig(path, dpi=min(max(150, max(height, width) / 6), 300))
 
 
@@ -250,7 +267,8 @@ def run(args):
         sources.append(_Source("sample", None))
 
     seg, described = load_model(args.model, args.device)
-    configure_prediction(seg, args.tile_size, args.threads)
+    configure_prediction(seg, args.tile_size, args.threads, args.inference_scale,
+                         args.min_confidence)
     if not args.quiet:
         say(f"Analysing {len(sources)} image{'s' * (len(sources) != 1)} with the {described}.")
 
@@ -268,22 +286,40 @@ def run(args):
                 image, file_pixel_size, file_unit, notes = _read(source)
                 for note in notes:
                     say(f"warning: {note}")
-                pixel_size, unit, origin = _calibration(source, file_pixel_size, file_unit, args)
+                calibration = _calibration(source, image, file_pixel_size, file_unit, args)
+                pixel_size, unit, origin = calibration.pixel_size, calibration.unit, calibration.source
+                for message in calibration.messages:
+                    say(f"warning: {source.name}: {message}")
+                if origin == "scale bar" and not args.quiet:
+                    say(f"note: {source.name}: {pixel_size:.4g} nm per pixel from its scale bar, "
+                        f"{calibration.scale_bar.describe()}")
                 if origin == "none":
                     if not uncalibrated:
+                        no_bar = "" if not args.scale_bar else ", no readable scale bar"
                         say(
-                            f"warning: {source.name} records no pixel size and --pixel-size "
-                            "was not given: its sizes are in pixels (px). Pass --pixel-size "
-                            "to measure in nm. (Said once; summary.csv lists the unit of "
-                            "every image.)"
+                            f"warning: {source.name} records no pixel size{no_bar} and "
+                            "--pixel-size was not given: its sizes are in pixels (px). Pass "
+                            "--pixel-size to measure in nm. (Said once; summary.csv lists the "
+                            "unit of every image.)"
                         )
                     uncalibrated.append(source.name)
-                labels = segment(seg, image, args)
-                table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit)
+                labels, confidence, scale = segment(seg, image, args)
+                n_removed = 0
+                if args.drop_annotations and source.path is not None:
+                    from .scalebar import annotation_mask, remove_annotated_particles
+
+                    mask = annotation_mask(image, scale_bar=calibration.scale_bar)
+                    # labels keep their values, so confidence[label - 1] stays right
+                    labels, n_removed = remove_annotated_particles(labels, mask)
+                table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit,
+                                          confidence=confidence)
                 table.insert(0, "file", source.name)
                 row = _summary_row(source, table, pixel_size, unit, origin, args.exclude_edge)
+                row.update(_scale_bar_columns(calibration, n_removed))
+                row["inference_scale"] = scale
                 if args.plots:
-                    _save_overlay(out_dir / f"{stem}_overlay.png", image, labels, pixel_size, unit)
+                    _save_overlay(out_dir / f"{stem}_overlay.png", image, labels, pixel_size, unit,
+                                  calibration.scale_bar)
                     _save_histogram(out_dir / f"{stem}_sizes.png", table, source.name,
                                     args.exclude_edge)
                     figures += 2
@@ -325,7 +361,7 @@ def run(args):
     if uncalibrated:
         say(
             f"note: sizes of {len(uncalibrated)} image{'s' * (len(uncalibrated) != 1)} are in "
-            "pixels (no pixel size in the file and no --pixel-size)."
+            "pixels (no pixel size in the file, no readable scale bar and no --pixel-size)."
         )
     if interrupted:
         say(f"Interrupted: {done} of {len(sources)} images were analysed; their results "

@@ -62,7 +62,7 @@ def format_table(header, rows):
 
 def bundled_model_names():
     """Names of the pretrained models bundled with the package (no torch import)."""
-    from .pretrained import pretrained_models
+    from ._pretrained import pretrained_models
 
     return [model["name"] for model in pretrained_models()]
 
@@ -105,7 +105,7 @@ def resolve_model(spec):
 
 def check_device(device):
     """Raise CommandError (exit 2) when ``device`` is not usable here."""
-    from ._training import resolve_device
+    from ._models import resolve_device
 
     try:
         resolve_device(device)
@@ -128,7 +128,7 @@ def load_model(spec, device):
             seg = ParticleSegmenter.load(where, device=device)
             described = f"model file {where}"
         else:
-            from .pretrained import pretrained
+            from ._pretrained import pretrained
 
             seg = pretrained(where, device=device)
             described = f"bundled model {where!r}"
@@ -137,8 +137,23 @@ def load_model(spec, device):
     return seg, described
 
 
-def configure_prediction(seg, tile_size, threads):
-    """Apply ``--tile-size`` and ``--threads`` to a loaded segmenter."""
+def configure_prediction(seg, tile_size, threads, inference_scale=None, min_confidence="auto"):
+    """Apply ``--tile-size``, ``--threads``, ``--inference-scale`` and ``--min-confidence``.
+
+    Without ``--inference-scale``, a model that records its typical particle
+    diameter predicts at ``"auto"`` scale; other models keep their own scale.
+    """
+    if inference_scale is None and getattr(seg, "particle_diameter_", None):
+        inference_scale = "auto"
+    if inference_scale == "auto" and not getattr(seg, "particle_diameter_", None):
+        raise CommandError(
+            "--inference-scale auto needs a model that records the typical size of its "
+            "training particles (models saved by this version of particleseg do); give a "
+            "number instead, e.g. --inference-scale 1."
+        )
+    if inference_scale is not None:
+        seg.inference_scale = inference_scale
+    seg.min_confidence = min_confidence
     if tile_size is not None:
         if tile_size == 0:
             seg.tile_size = None
@@ -152,10 +167,8 @@ def configure_prediction(seg, tile_size, threads):
 
 
 def segment(seg, image, args):
-    """Predict one image and label its particles with the command's options."""
-    from .postprocessing import label_particles
-
-    # The segmenter's own decision rule (cores, then calibrated outlines), with
-    # the command's core threshold.
-    classes = seg._decide(seg.predict_proba(image), threshold=args.threshold)
-    return label_particles(classes, min_size=args.min_size, method=args.method)
+    """Predict one image; return its particles' labels, their confidences and the scale used."""
+    labels, confidence = seg.predict_particles(
+        image, return_confidence=True, threshold=args.threshold, min_size=args.min_size,
+        method=args.method)
+    return labels, confidence, seg.last_scales_[0]

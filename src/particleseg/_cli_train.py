@@ -71,7 +71,7 @@ def _starting_weights(spec):
         return "imagenet", None
     kind, where = resolve_model(spec)
     if kind == "bundled":
-        from .pretrained import pretrained_models
+        from ._pretrained import pretrained_models
 
         where = Path(next(m["path"] for m in pretrained_models() if m["name"] == where))
     return str(where), _saved_backbone(where)
@@ -192,7 +192,8 @@ def run_evaluate(args):
     resolve_model(args.model)
     X, y, names = _load_folder(args.folder)
     seg, described = load_model(args.model, args.device)
-    configure_prediction(seg, args.tile_size, args.threads)
+    configure_prediction(seg, args.tile_size, args.threads, args.inference_scale,
+                         args.min_confidence)
     if not args.quiet:
         say(f"Evaluating the {described} on {len(X)} annotated images from {args.folder}.")
 
@@ -201,7 +202,7 @@ def run_evaluate(args):
                    quiet=args.quiet)
     try:
         for name, image, truth in bar:
-            labels = segment(seg, image, args)
+            labels, _, _ = segment(seg, image, args)
             rows.append(_scores(name, truth, labels, args.iou_threshold))
     except KeyboardInterrupt:
         say(f"Interrupted after {len(rows)} of {len(X)} images.")

@@ -204,6 +204,7 @@ def draw_scale_bar(image, rng, *, length_px=None, value=None, unit=None, font=No
         raise ValueError(f"a scale bar of {block_w}x{block_h} px does not fit a {w}x{h} image")
     margin = int(rng.uniform(0.01, 0.05) * short)
     top, left = _place((h, w), (block_h, block_w), corner, margin)
+    top, left = min(top, h - block_h), min(left, w - block_w)  # the margin may not fit
     fg = float(rng.uniform(0.9, 1.0)) if polarity == "light" else float(rng.uniform(0.0, 0.1))
     bg = 1.0 - fg
     mask = np.zeros((h, w), dtype=bool)

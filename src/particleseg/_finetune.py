@@ -1,7 +1,7 @@
 """Few-shot fine-tuning: adapt a fitted segmenter to a handful of annotated micrographs.
 
-:meth:`ParticleSegmenter.fine_tune` validates its arguments and calls
-:func:`fine_tune` here. The recipe (:data:`DEFAULT_RECIPE`; its effect is
+:meth:`ParticleSegmenter.fine_tune` delegates to :func:`fine_tune` here,
+which checks the arguments and runs :func:`train`. The recipe (:data:`DEFAULT_RECIPE`; its effect is
 measured on micrographs the starting model never saw by
 ``benchmarks/finetune.py``):
 
@@ -9,8 +9,10 @@ measured on micrographs the starting model never saw by
   warms up linearly, then decays along a cosine to the end of the budget;
 - each step draws a batch of random crops from the images (many crops per
   image), augmented like the bundled model's training, and rescaled around
-  the model's own ``inference_scale`` so that the network learns particles
-  at the size it will see them at prediction;
+  the scale each image will be predicted at (``inference_scale``; with
+  "auto", the scale that brings its labelled particles to
+  ``particle_diameter_``), so that the network learns particles at the size
+  it will see them at prediction;
 - BatchNorm statistics stay those of the starting model (a few images give
   poor statistics); the backbone can be frozen for the first part of the
   budget;
@@ -23,15 +25,41 @@ measured on micrographs the starting model never saw by
 - Ctrl-C (``KeyboardInterrupt``) stops training; the best weights so far are
   kept.
 
-Nothing in the model's inference settings changes: inference scale, border
-width, normalisation, class weights (and so the decision rule), tiling and
-precision carry over from the starting model.
+Nothing in the model's inference settings changes: inference scale (and
+``particle_diameter_``, which "auto" aims at), border width, normalisation,
+class weights (and so the decision rule), tiling and precision carry over
+from the starting model.
+
+Particle confidence is the exception. The starting model's calibration
+(``confidence_calibration_``) and threshold (``min_confidence_``) were
+measured for its weights on its own held-out images; new weights give
+differently distributed scores, and a few annotated images are too few to
+measure a new calibration (the held-out image also chooses the weights).
+So when fine-tuned weights are kept, both are dropped: ``predict_particles``
+reports the raw score as confidence and drops nothing unless
+``min_confidence`` is set to a number. Held-out checks score each state
+with the rule it will be used with (the starting weights with their
+threshold, fine-tuned weights without), and the message says so. When the
+starting weights are kept, so are their calibration and threshold.
+
+Example::
+
+    >>> from particleseg import ParticleSegmenter
+    >>> from particleseg.datasets import make_particles
+    >>> X, y = make_particles(n_images=2, shape=(64, 64), random_state=0)
+    >>> seg = ParticleSegmenter(backbone="mobilenet_v3_large", max_epochs=1, crop_size=64,
+    ...                         batch_size=2, random_state=0).fit(X, y)
+    >>> seg = seg.fine_tune(X, y, minutes=None, max_steps=2,
+    ...                     recipe={"crop_size": 64, "batch_size": 2})
+    >>> seg.fine_tuning_["steps"]
+    2
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 
@@ -56,7 +84,7 @@ STRIP_FRACTION = 0.25
 MIN_IMAGES_FOR_HOLDOUT = 4
 #: Largest side of the held-out region scored during training: a centred
 #: window of a larger held-out image keeps each validation cheap.
-VALIDATION_SIDE = 512
+VALIDATION_SIDE = 1024
 
 
 @dataclass
@@ -126,6 +154,78 @@ def check_starting_model(seg):
             "the starting model was trained on class maps (annotator=None); fine-tuning "
             "needs a model trained on instance maps with a border width, such as 'emps'."
         )
+
+
+def fine_tune(seg, X, y, *, minutes=10.0, max_steps=None, validation=True, recipe=None,
+              names=None, callback=None, clock=None):
+    """Check the arguments of :meth:`ParticleSegmenter.fine_tune`, then :func:`train`.
+
+    Parameters
+    ----------
+    seg : ParticleSegmenter
+        A fitted segmenter (the starting model), fine-tuned in place.
+    X : list of ndarray (H, W), or one image
+        A few micrographs (one is enough to start; 5 is better).
+    y : list of ndarray (H, W)
+        One instance map per image: 0 background, k > 0 particle k, -1
+        unlabelled (the loss skips these pixels, so only some particles need
+        outlining; see :func:`particleseg.labels.mark_unlabelled`). Every map
+        must label at least one particle.
+    minutes : float or None, default=10.0
+        Time budget (including held-out checks). None: only ``max_steps``.
+    max_steps : int or None, default=None
+        Largest number of optimisation steps.
+    validation : bool, default=True
+        Hold out one image (4 images or more) or the last quarter of every
+        image, score it every so often, keep the best weights. False trains
+        on everything for the whole budget and keeps the last weights.
+    recipe : dict, optional
+        Changes to :data:`DEFAULT_RECIPE`.
+    names : list of str, optional
+        Names of the images, recorded in the model file.
+    callback : callable, optional
+        Called after every step with a dict (``step``, ``seconds``, ``loss``,
+        ``learning_rate``, and held-out scores when computed). Raising
+        ``KeyboardInterrupt`` from it stops like Ctrl-C.
+    clock : callable, optional
+        Measures the budget in seconds (default ``time.monotonic``).
+
+    Returns
+    -------
+    seg : ParticleSegmenter
+        With ``fine_tuning_`` (see :class:`FineTuneResult`) and ``model_info_``
+        recording the parent model, the images and the recipe.
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    from .segmenter import _PARAMETER_CONSTRAINTS, _check_parameters, _scaled_images, _seed
+
+    check_is_fitted(seg, "model_")
+    _check_parameters(seg.get_params(deep=False), _PARAMETER_CONSTRAINTS)
+    if minutes is None and max_steps is None:
+        raise ValueError("give a time budget (minutes) or max_steps; both are None.")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, numbers.Real)
+                                or not minutes > 0):
+        raise ValueError(f"minutes must be a positive number or None; got {minutes!r}.")
+    if max_steps is not None and (isinstance(max_steps, bool)
+                                  or not isinstance(max_steps, numbers.Integral) or max_steps < 1):
+        raise ValueError(f"max_steps must be an integer >= 1 or None; got {max_steps!r}.")
+    recipe = check_recipe(recipe)
+    check_starting_model(seg)
+    mean, std = seg.normalization_ if seg.normalization_ is not None else (0.0, 1.0)
+    images, _, single = _scaled_images(X, "X", seg.normalization_ is not None,
+                                       seg.intensity_range, mean, std)
+    if single:
+        y = [y] if y is not None else None
+    names = [f"image {i}" for i in range(len(images))] if names is None else [str(n) for n in names]
+    if len(names) != len(images):
+        raise ValueError(f"names must have one name per image: got {len(names)} names "
+                         f"and {len(images)} images.")
+    targets = check_training_maps(images, y, names)
+    train(seg, images, targets, names, minutes=minutes, max_steps=max_steps, recipe=recipe,
+          validation=validation, random_state=_seed(seg.random_state), callback=callback,
+          verbose=seg.verbose, clock=clock)
+    return seg
 
 
 def check_training_maps(images, y, names):
@@ -220,42 +320,57 @@ def _strip(shape):
     return (slice(0, h), slice(w - max(1, int(round(w * STRIP_FRACTION))), w))
 
 
-def make_augmenter(seg, crop_size, spread):
-    """The bundled model's scale-robust augmentation, centred on the inference scale.
+def training_scale(seg, target):
+    """The scale ``target``'s image will be predicted at.
 
-    A numeric ``inference_scale`` s rescales training windows log-uniformly
-    within [s / spread, s * spread]; any other value (such as "auto") keeps
-    the bundled model's range, 0.5-2x.
+    A numeric ``inference_scale`` is that number; "auto" is the scale
+    :mod:`particleseg._autoscale` chooses for particles of the size labelled in
+    ``target`` (their true size, where prediction estimates it).
+    """
+    from ._autoscale import choose_scale, typical_diameter
+
+    scale = seg.inference_scale
+    if scale != "auto":
+        return float(scale)
+    diameter = typical_diameter(np.where(target > 0, target, 0))
+    return choose_scale(diameter, seg.particle_diameter_)[0]
+
+
+def make_augmenter(seg, crop_size, spread, scale):
+    """The bundled model's scale-robust augmentation, centred on ``scale``.
+
+    Every training window is rescaled by a factor drawn log-uniformly in
+    ``[scale / spread, scale * spread]``, then augmented like the bundled
+    model's training (flips, rotations, elastic, intensity, noise; a few
+    pasted figure annotations). Returns the augmenter and its scale range.
     """
     from ._figures import ScaleRobustAugmenter
     from .augmentation import Augmenter, default_augmenter
 
-    scale = seg.inference_scale
-    if isinstance(scale, (int, float)) and not isinstance(scale, bool):
-        scale_range = (float(scale) / spread, float(scale) * spread)
-    else:
-        scale_range = (0.5, 2.0)
+    scale_range = (float(scale) / spread, float(scale) * spread)
     steps = [(name, "passthrough" if name == "resize" else step)
              for name, step in default_augmenter().steps]
     return ScaleRobustAugmenter(Augmenter(steps), crop_size=crop_size, scale_range=scale_range,
-                                p_background=0.0, p_annotations=0.1), scale_range
+                                p_rescale=1.0, p_background=0.0, p_annotations=0.1), scale_range
 
 
 # ----------------------------------------------------------------------------
 # Scores
 
 
-def _particles(seg, model, images):
+def _particles(seg, model, images, starting=False):
     """Instance maps of ``images`` ([0, 1] float32) predicted with ``model``.
 
     The segmenter's own prediction path and decision rule are used, with its
-    model replaced by ``model``.
+    model replaced by ``model``; the starting weights (``starting``) keep
+    their confidence threshold, fine-tuned ones have none (module docstring).
     """
     from .normalization import NormalizedImage
-    from .postprocessing import label_particles
 
     view = copy.copy(seg)
     view.model_ = model
+    if not starting:
+        view.confidence_calibration_ = view.min_confidence_ = None
     if seg.normalization_ is not None:
         mean, std = seg.normalization_
         batch = [NormalizedImage((im - np.float32(mean)) / np.float32(std), mean, std)
@@ -263,8 +378,7 @@ def _particles(seg, model, images):
     else:
         batch = list(images)
     model.eval()
-    probas = view.predict_proba(batch)
-    return [label_particles(view._decide(p)) for p in probas]
+    return view.predict_particles(batch)
 
 
 def score_particles(truth, labels):
@@ -291,12 +405,12 @@ def score_particles(truth, labels):
     return float(match.f1), float(count_error(n_true, n_pred)) if n_true else float(n_pred > 0)
 
 
-def validation_score(seg, model, validation):
+def validation_score(seg, model, validation, starting=False):
     """Mean F1@0.5 and mean count error on the held-out data.
 
     The model is left in evaluation mode.
     """
-    predicted = _particles(seg, model, validation.images)
+    predicted = _particles(seg, model, validation.images, starting)
     pairs = [score_particles(t, p) for t, p in zip(validation.truths, predicted)]
     return {"f1": float(np.mean([f for f, _ in pairs])),
             "count_error": float(np.mean([c for _, c in pairs]))}
@@ -402,14 +516,13 @@ def _progress_bar(budget, quiet):
                 disable=quiet, dynamic_ncols=True)
 
 
-def fine_tune(seg, images, targets, names, *, minutes, max_steps=None, recipe=None,
-              validation=True, random_state=None, callback=None, verbose=0, clock=None):
+def train(seg, images, targets, names, *, minutes, max_steps=None, recipe=None,
+          validation=True, random_state=None, callback=None, verbose=0, clock=None):
     """Fine-tune ``seg`` (fitted) on [0, 1] images and instance maps, in place.
 
-    Parameters are those of :meth:`ParticleSegmenter.fine_tune`; ``images``
-    are already scaled to [0, 1] (float32), ``targets`` checked instance maps,
-    ``names`` one string per image. ``clock`` (default ``time.monotonic``)
-    measures the budget; the benchmark passes a CPU clock.
+    Parameters are those of :func:`fine_tune`, checked; ``images`` are
+    already scaled to [0, 1] (float32), ``targets`` checked instance maps,
+    ``names`` one string per image.
 
     Returns
     -------
@@ -418,7 +531,7 @@ def fine_tune(seg, images, targets, names, *, minutes, max_steps=None, recipe=No
     import torch
 
     from . import _training as T
-    from .segmenter import _Standardised, _ThreadSetting
+    from ._models import ThreadSetting
 
     recipe = check_recipe(recipe)
     clock = clock or time.monotonic
@@ -428,14 +541,15 @@ def fine_tune(seg, images, targets, names, *, minutes, max_steps=None, recipe=No
     device = seg.device_
     train_images, train_targets, held = split_validation(images, targets, names, rng, validation)
     mean, std = seg.normalization_ if seg.normalization_ is not None else (0.0, 1.0)
-    augmenter, scale_range = make_augmenter(seg, recipe["crop_size"], recipe["scale_spread"])
-    augment = _Standardised(augmenter, mean, std)
+    scales = [training_scale(seg, t) for t in train_targets]
+    augments = [T.Standardised(make_augmenter(seg, recipe["crop_size"], recipe["scale_spread"],
+                                              s)[0], mean, std) for s in scales]
     weight = torch.as_tensor(np.asarray(seg.class_weight_, dtype=np.float32), device=device)
     result = FineTuneResult()
     budget = _Budget(None if minutes is None else 60.0 * minutes, max_steps, clock)
     rounds = recipe["validation_rounds"]
 
-    with _ThreadSetting(seg.n_threads), torch.random.fork_rng(devices=[]):
+    with ThreadSetting(seg.n_threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = copy.deepcopy(seg.model_).to(device)
         frozen = recipe["frozen_backbone_fraction"] > 0
@@ -450,7 +564,7 @@ def fine_tune(seg, images, targets, names, *, minutes, max_steps=None, recipe=No
         try:
             if held is not None:
                 t0 = clock()
-                before = best = validation_score(seg, model, held)
+                before = best = validation_score(seg, model, held, starting=True)
                 reserve = clock() - t0  # a validation's cost, kept free at the end
                 result.history.append({"step": 0, "seconds": round(budget.elapsed(), 1),
                                        **{f"valid_{k}": v for k, v in before.items()}})
@@ -465,7 +579,7 @@ def fine_tune(seg, images, targets, names, *, minutes, max_steps=None, recipe=No
                                                 recipe["warmup_fraction"])
                 batch = [
                     T.make_sample(train_images[i], train_targets[i],
-                                  crop_size=recipe["crop_size"], augmenter=augment,
+                                  crop_size=recipe["crop_size"], augmenter=augments[i],
                                   border_width=seg.border_width_, rng=rng)
                     for i in (next(images_in_turn) for _ in range(recipe["batch_size"]))
                 ]
@@ -512,7 +626,7 @@ def fine_tune(seg, images, targets, names, *, minutes, max_steps=None, recipe=No
             final_state = _copy_state(model) if step else None
         else:
             final_state = best_state
-        _finish(seg, model, final_state, result, held, before, best, recipe, scale_range, seed,
+        _finish(seg, model, final_state, result, held, before, best, recipe, scales, seed,
                 names, losses)
     return result
 
@@ -530,7 +644,7 @@ def _postfix(losses, best, before):
     return ", ".join(parts)
 
 
-def _finish(seg, model, state, result, held, before, best, recipe, scale_range, seed, names,
+def _finish(seg, model, state, result, held, before, best, recipe, scales, seed, names,
             losses):
     """Put the chosen weights into ``seg`` and record what was done."""
     if held is not None:
@@ -538,6 +652,7 @@ def _finish(seg, model, state, result, held, before, best, recipe, scale_range, 
             "method": held.method, "images": held.names,
             "before": before, "after": best,
         }
+    confidence = ""
     if state is None:
         result.kept_starting_weights = True
         checked = [r for r in result.history if r["step"] > 0 and "valid_f1" in r]
@@ -561,6 +676,7 @@ def _finish(seg, model, state, result, held, before, best, recipe, scale_range, 
         model.load_state_dict(state)
         model.eval()
         seg.model_ = model
+        confidence = _drop_confidence(seg)
         if held is not None:
             result.message = (
                 f"Held-out {held.method}: F1@0.5 {before['f1']:.3f} before, "
@@ -570,17 +686,21 @@ def _finish(seg, model, state, result, held, before, best, recipe, scale_range, 
         else:
             result.message = ("Fine-tuned without held-out data (validation off): the weights "
                               "after the last step are kept, unchecked.")
+        if confidence:
+            result.message += " " + confidence
     parent = _parent_record(seg)
     parent_info = dict(getattr(seg, "model_info_", {}) or {})
     parent["model_info"] = parent_info
     tuned = {
         "parent": parent,
         "images": list(names),
-        "recipe": {**recipe, "scale_range": [round(s, 4) for s in scale_range], "seed": seed,
+        "recipe": {**recipe, "training_scales": [round(s, 4) for s in scales], "seed": seed,
                    "steps": result.steps, "seconds": round(result.seconds, 1),
                    "stopped": result.stopped},
         "validation": result.validation,
         "kept_starting_weights": result.kept_starting_weights,
+        "confidence_calibration": ("dropped: measured for the starting weights"
+                                   if confidence else "kept" if state is None else None),
     }
     parent_data = parent_info.get("training_data")
     seg.model_info_ = {
@@ -593,6 +713,18 @@ def _finish(seg, model, state, result, held, before, best, recipe, scale_range, 
                                          "held_out_count_error": round(best["count_error"], 4)}
     seg.fine_tuning_ = result.as_dict()
     seg.fine_tuning_["mean_loss"] = float(np.mean(losses)) if losses else None
+
+
+def _drop_confidence(seg):
+    """Drop the starting weights' confidence calibration and threshold; say so (or "")."""
+    had = (getattr(seg, "confidence_calibration_", None) is not None
+           or getattr(seg, "min_confidence_", None) is not None)
+    seg.confidence_calibration_ = seg.min_confidence_ = None
+    if not had:
+        return ""
+    return ("The starting model's confidence calibration and threshold were measured for its "
+            "own weights, so they are not carried over: confidence is now the raw score and "
+            "no particle is dropped for it unless you set min_confidence to a number.")
 
 
 def _parent_record(seg):

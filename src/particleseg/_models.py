@@ -1,4 +1,4 @@
-"""Building torchvision DeepLabV3 variants for three particle classes.
+"""Where the model lives: DeepLabV3 variants, their device and CPU threads.
 
 torchvision's builders download ImageNet backbone weights by default; here
 nothing is downloaded unless the user asks for ``weights="imagenet"``.
@@ -9,7 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BACKBONES", "build_model", "forward_logits", "output_stride"]
+__all__ = [
+    "BACKBONES", "ThreadSetting", "build_model", "forward_logits", "output_stride",
+    "resolve_device",
+]
 
 #: Backbones the estimator accepts, with their torchvision builders.
 BACKBONES = ("resnet50", "resnet101", "mobilenet_v3_large")
@@ -64,3 +67,46 @@ def forward_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     ``{"out": ...}`` dictionary is unwrapped.
     """
     return model(batch.expand(-1, 3, -1, -1))["out"]
+
+
+# ----------------------------------------------------------------------------
+# Devices and threads
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; anything else as given."""
+    if device == "auto" or device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f'device must be "auto", "cpu", "cuda" or "cuda:N"; got {device!r}.'
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f'device={device!r} was asked for but no CUDA GPU is available; use device="cpu" '
+            'or "auto".'
+        )
+    return dev
+
+
+class ThreadSetting:
+    """Set torch's CPU thread count for a block, then restore it.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Threads inside the block; None keeps torch's setting.
+    """
+
+    def __init__(self, n_threads):
+        self.n_threads = n_threads
+
+    def __enter__(self):
+        self.previous = torch.get_num_threads()
+        if self.n_threads is not None:
+            torch.set_num_threads(self.n_threads)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.previous)

@@ -23,7 +23,7 @@ _PARAMS_SAVED = (
     "backbone", "max_epochs", "batch_size", "learning_rate", "crop_size", "crops_per_image",
     "normalize", "mean", "std", "intensity_range", "validation_fraction", "tile_size",
     "tile_overlap", "inference_precision", "inference_scale", "calibrate_outlines", "test_time_flips",
-    "random_state",
+    "min_confidence", "random_state",
 )
 
 
@@ -78,6 +78,9 @@ def write_model_file(seg, path, half_precision=False):
         "history": seg.history_,
         "n_iter": seg.n_iter_,
         "half_precision": bool(half_precision),
+        "particle_diameter": getattr(seg, "particle_diameter_", None),
+        "confidence_calibration": getattr(seg, "confidence_calibration_", None),
+        "min_confidence": getattr(seg, "min_confidence_", None),
         "extra": getattr(seg, "model_info_", {}),
     }
     metadata = {
@@ -136,7 +139,7 @@ def read_model_file(path):
 def load_segmenter(cls, path, device="auto"):
     """Build a fitted ``cls`` (ParticleSegmenter) from a model file."""
     from ._models import build_model
-    from ._training import resolve_device
+    from ._models import resolve_device
 
     config, state = read_model_file(path)
     params = dict(config["params"])
@@ -160,6 +163,10 @@ def load_segmenter(cls, path, device="auto"):
     seg.n_iter_ = config["n_iter"]
     seg.border_width_ = config["border_width"]
     seg.model_info_ = config.get("extra", {})
+    # Added after format 1 was first written; older files have none of them.
+    seg.particle_diameter_ = config.get("particle_diameter")
+    seg.confidence_calibration_ = config.get("confidence_calibration")
+    seg.min_confidence_ = config.get("min_confidence")
     # Where the model came from, for the record of a model fine-tuned from it.
     seg.model_file_ = {"path": str(path), "format_version": config["format_version"]}
     if config["border_width"] is not None:

@@ -1,5 +1,9 @@
-"""The torch side of ParticleSegmenter: crops, batches, loss, training loop,
-tiled prediction and checkpoints.
+"""Training the network: crops, batches, loss, the training loop and checkpoints.
+
+:func:`fit_model` is what :meth:`ParticleSegmenter.fit` calls: it splits off
+validation images, weighs the classes, builds (or continues) the model and
+runs the epochs, resuming from a checkpoint when there is one. Prediction
+lives in :mod:`particleseg._inference`.
 
 Nothing here validates user input: :mod:`particleseg.segmenter` does that and
 hands over clean arrays (images scaled to [0, 1] as float32, targets as
@@ -11,38 +15,18 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._models import forward_logits
+from ._inference import predict_logits_whole
+from ._models import ThreadSetting, build_model, forward_logits, output_stride
 from .annotation import annotate_borders
 
 IGNORE = 255  # target value of padding: the loss ignores it
-
-
-# ----------------------------------------------------------------------------
-# Devices and threads
-
-
-def resolve_device(device) -> torch.device:
-    """``"auto"`` is CUDA when available, else CPU; anything else as given."""
-    if device == "auto" or device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f'device must be "auto", "cpu", "cuda" or "cuda:N"; got {device!r}.'
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f'device={device!r} was asked for but no CUDA GPU is available; use device="cpu" '
-            'or "auto".'
-        )
-    return dev
 
 
 # ----------------------------------------------------------------------------
@@ -106,6 +90,27 @@ def balanced_class_weight(class_maps, n_classes=3):
     return (counts.sum() / (n_classes * counts)).astype(np.float32)
 
 
+def resolve_class_weight(class_weight, class_maps):
+    """The estimator's (validated) ``class_weight`` as 3 float32 weights."""
+    if isinstance(class_weight, str):  # "balanced"
+        return balanced_class_weight(class_maps)
+    if class_weight is None:
+        return np.ones(3, dtype=np.float32)
+    return np.asarray(class_weight, dtype=np.float32)
+
+
+class Standardised:
+    """Augment a [0, 1] image, then standardise it with (mean, std)."""
+
+    def __init__(self, augmenter, mean, std):
+        self.augmenter, self.mean, self.std = augmenter, mean, std
+        self.window_factor = getattr(augmenter, "window_factor", 1.5)
+
+    def __call__(self, image, target, random_state=None):
+        image, target = self.augmenter(image, target, random_state=random_state)
+        return (image - np.float32(self.mean)) / np.float32(self.std), target
+
+
 # ----------------------------------------------------------------------------
 # The loop
 
@@ -155,173 +160,240 @@ def train_epoch(model, optimizer, images, targets, *, crop_size, crops_per_image
 
 
 # ----------------------------------------------------------------------------
-# Prediction
+# Fitting: what ParticleSegmenter.fit runs
 
 
-def _window_weights(size, overlap):
-    """A separable weight that ramps from ~0 at a tile's edge to 1 inside."""
-    ramp = np.ones(size, dtype=np.float32)
-    if overlap > 0:
-        r = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-        ramp[:overlap] = r
-        ramp[-overlap:] = r[::-1]
-    return np.outer(ramp, ramp)
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The estimator's parameters that training reads (same names, same meaning)."""
+
+    backbone: str
+    weights: object
+    max_epochs: int
+    batch_size: int
+    learning_rate: float
+    class_weight: object
+    crop_size: int
+    crops_per_image: int
+    validation_fraction: float | None
+    checkpoint: object
+    n_threads: int | None
+    verbose: int
+
+    @classmethod
+    def from_params(cls, params):
+        """Pick the fields from an estimator's ``get_params(deep=False)``."""
+        return cls(**{f.name: params[f.name] for f in fields(cls)})
+
+    def checkpoint_params(self):
+        """The settings a checkpoint must have been written with to resume from it."""
+        return {k: getattr(self, k) for k in
+                ("backbone", "max_epochs", "batch_size", "crop_size", "crops_per_image")}
 
 
-def _pad_to(x, multiple):
-    """Reflect-pad a (N, 1, H, W) tensor so H and W are multiples of ``multiple``."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        mode = "reflect" if (ph < h and pw < w) else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x
+@dataclass
+class FittedModel:
+    """What :func:`fit_model` learned."""
+
+    model: torch.nn.Module
+    history: list
+    class_weight: np.ndarray
+    border_width: int | None
 
 
-def bf16_supported() -> bool:
-    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+def fit_model(settings, images, targets, *, annotator, augmenter, normalization, device, seed,
+              previous=None):
+    """Train a DeepLabV3 on images and targets; return a :class:`FittedModel`.
+
+    Parameters
+    ----------
+    settings : TrainingSettings
+        The estimator's training parameters.
+    images : list of ndarray of float32
+        Images scaled to [0, 1].
+    targets : list of ndarray
+        Instance maps, or class maps when ``annotator`` is None.
+    annotator : BorderAnnotator or None
+        Turns instance maps into class maps.
+    augmenter : callable or None
+        Augments a [0, 1] image and its target.
+    normalization : tuple of (float, float) or None
+        ``(mean, std)`` to standardise with; None uses images as given.
+    device : torch.device
+        Where to train.
+    seed : int
+        Seeds the validation split, crops, augmentations and weights.
+    previous : tuple of (torch.nn.Module, list) or None
+        A model and its history to continue training (warm start).
+
+    Returns
+    -------
+    fitted : FittedModel
+    """
+    rng = np.random.default_rng(seed)
+    valid_idx = _validation_split(len(images), settings.validation_fraction, rng)
+    train_idx = np.setdiff1d(np.arange(len(images)), valid_idx)
+    train_images = [images[i] for i in train_idx]
+    train_targets = [targets[i] for i in train_idx]
+    width = annotator.width if annotator is not None else None
+    if annotator is not None:
+        annotator.fit(train_targets)
+    full_class_maps = [
+        annotator.transform(t) if annotator is not None else t for t in train_targets
+    ]
+    class_weight = resolve_class_weight(settings.class_weight, full_class_maps)
+    mean, std = normalization if normalization is not None else (0.0, 1.0)
+    valid = ([images[i] for i in valid_idx], [targets[i] for i in valid_idx])
+    # Training images are kept in [0, 1] (augmentations act there) and
+    # standardised per crop.
+    with ThreadSetting(settings.n_threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if previous is None:
+            model, history = initial_model(settings.backbone, settings.weights), []
+        else:
+            model, history = previous[0], list(previous[1])
+        model = model.to(device).to(memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(settings.max_epochs, 1)
+        )
+        state = TrainState(epoch=0, history=history)
+        if settings.checkpoint is not None and os.path.exists(settings.checkpoint):
+            state = resume(settings, model, optimizer, scheduler, rng, seed, device)
+        standardise = Standardised(augmenter, mean, std) if augmenter is not None else None
+        if augmenter is None:
+            train_images = [(im - np.float32(mean)) / np.float32(std) for im in train_images]
+        for epoch in range(state.epoch, settings.max_epochs):
+            start = time.perf_counter()
+            train_loss = _train_one_epoch(
+                settings, model, optimizer, train_images, train_targets, epoch,
+                augmenter=standardise, border_width=width, class_weight=class_weight,
+                device=device, rng=rng,
+            )
+            record = {
+                "epoch": len(state.history) + 1,
+                "train_loss": train_loss,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+            }
+            scheduler.step()
+            if len(valid_idx):
+                record.update(validation_scores(
+                    model, *valid, annotator, class_weight, mean, std,
+                    output_stride(settings.backbone), device,
+                ))
+            record["seconds"] = time.perf_counter() - start
+            state.history.append(record)
+            state.epoch = epoch + 1
+            if settings.checkpoint is not None:
+                state.rng_state = rng.bit_generator.state
+                save_checkpoint(settings.checkpoint, model, optimizer, scheduler, state,
+                                settings.checkpoint_params())
+            if settings.verbose:
+                print(_format_record(record))
+    model.eval()
+    return FittedModel(model, state.history, class_weight, width)
+
+
+def _validation_split(n, fraction, rng):
+    """Indices of the images held out for validation (sorted), by image."""
+    if not fraction:
+        return np.array([], dtype=int)
+    n_valid = max(1, int(round(fraction * n)))
+    if n_valid >= n:
+        raise ValueError(
+            f"validation_fraction={fraction} leaves no training image "
+            f"out of {n}; use a smaller fraction or more images."
+        )
+    return np.sort(rng.permutation(n)[:n_valid])
+
+
+def _train_one_epoch(settings, model, optimizer, images, targets, epoch, **kwargs):
+    """:func:`train_epoch` with a progress bar when verbose; the mean training loss."""
+    progress = _progress(settings, epoch, len(images) * settings.crops_per_image)
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+        train_loss = train_epoch(
+            model, optimizer, images, targets,
+            crop_size=settings.crop_size, crops_per_image=settings.crops_per_image,
+            batch_size=settings.batch_size, progress=progress, **kwargs,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    return train_loss
 
 
-def resolve_precision(precision, device) -> torch.dtype | None:
-    """The autocast dtype for inference, or None for plain float32."""
-    if precision == "float32":
+def initial_model(backbone, weights):
+    """A new model: from scratch, from ImageNet weights, or from a saved model file."""
+    if weights is None or weights == "imagenet":
+        return build_model(backbone, imagenet=weights == "imagenet")
+    from ._persistence import read_model_file
+
+    config, state = read_model_file(weights)
+    if config["params"]["backbone"] != backbone:
+        raise ValueError(
+            f"weights file {weights} holds a {config['params']['backbone']} model but "
+            f"backbone={backbone!r}; set backbone to match."
+        )
+    model = build_model(backbone)
+    model.load_state_dict(state)
+    return model
+
+
+def resume(settings, model, optimizer, scheduler, rng, seed, device):
+    """Load the training state stored in ``settings.checkpoint``; return it."""
+    ckpt = load_checkpoint(settings.checkpoint, device)
+    mine = settings.checkpoint_params()
+    saved = ckpt["params"]
+    diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+    if diff:
+        details = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(
+            f"checkpoint {settings.checkpoint} was written with other settings ({details}); "
+            "use the same settings to resume, or another checkpoint file."
+        )
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    rng.bit_generator.state = ckpt["rng_state"]
+    if "torch_rng_state" in ckpt:
+        torch.set_rng_state(ckpt["torch_rng_state"].cpu())
+    else:  # checkpoints written before the torch random state was stored
+        torch.manual_seed(seed + ckpt["epoch"])
+    return TrainState(epoch=ckpt["epoch"], history=list(ckpt["history"]))
+
+
+def validation_scores(model, images, targets, annotator, class_weight, mean, std, stride, device):
+    """Mean cross-entropy and foreground IoU of held-out images."""
+    from .metrics import iou_score
+
+    model.eval()
+    losses, ious = [], []
+    for image, target in zip(images, targets):
+        class_map = annotator.transform(target) if annotator is not None else target
+        logits = predict_logits_whole(model, (image - mean) / std, stride, device)
+        t = torch.from_numpy(class_map.astype(np.int64)).to(device)
+        losses.append(float(F.cross_entropy(logits[None], t[None], ignore_index=IGNORE,
+                                            weight=torch.as_tensor(class_weight, device=device))))
+        pred = logits.argmax(0).cpu().numpy()
+        labelled = class_map != IGNORE  # unlabelled pixels (-1 in an instance map)
+        ious.append(iou_score((class_map > 0) & labelled, (pred > 0) & labelled))
+    model.train()
+    return {"valid_loss": float(np.mean(losses)), "valid_iou": float(np.mean(ious))}
+
+
+def _progress(settings, epoch, total):
+    if not settings.verbose:
         return None
-    if precision == "bfloat16":
-        return torch.bfloat16
-    if precision == "float16":
-        return torch.float16
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if bf16_supported() else None
-    raise ValueError(
-        'inference_precision must be "auto", "float32", "bfloat16" or "float16"; '
-        f"got {precision!r}."
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{settings.max_epochs}", unit="crop",
+                leave=False)
+
+
+def _format_record(record):
+    return "  ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
     )
-
-
-def _run(model, x, stride, autocast_dtype=None, scale=1.0):
-    """Logits (N, 3, h, w) of a (N, 1, h, w) batch of standardised images.
-
-    The batch is enlarged by ``scale`` (bilinear) when it is not 1, padded to
-    a multiple of the network's stride, run under autocast when a reduced
-    precision is asked for, and the logits are brought back to (h, w).
-    """
-    h, w = x.shape[-2:]
-    if scale != 1.0:
-        x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-    sh, sw = x.shape[-2:]
-    x = _pad_to(x, stride).contiguous(memory_format=torch.channels_last)
-    if autocast_dtype is None:
-        logits = forward_logits(model, x)
-    else:
-        with torch.autocast(device_type=x.device.type, dtype=autocast_dtype):
-            logits = forward_logits(model, x)
-    logits = logits[:, :, :sh, :sw].float()
-    if scale != 1.0:
-        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-    return logits
-
-
-@torch.inference_mode()
-def predict_logits_whole(model, image, stride, device, autocast_dtype=None, scale=1.0):
-    """Logits (3, H, W) of one standardised image in one piece."""
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
-    return _run(model, x, stride, autocast_dtype, scale)[0]
-
-
-@torch.inference_mode()
-def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap, tile_batch,
-                        autocast_dtype=None, scale=1.0):
-    """Class probabilities (3, H, W) float32 of one standardised image.
-
-    Images no larger than ``tile_size`` go through in one piece. Larger ones
-    are cut into ``tile_size`` tiles overlapping by ``tile_overlap`` pixels,
-    predicted ``tile_batch`` at a time, and blended with weights that fade
-    towards each tile's edge, so that memory is bounded by the tile batch.
-    """
-    h, w = image.shape
-    if tile_size is None or (h <= tile_size and w <= tile_size):
-        logits = predict_logits_whole(model, image, stride, device, autocast_dtype, scale)
-        return torch.softmax(logits, 0).cpu().numpy()
-    tile = tile_size
-    step = tile - tile_overlap
-    padded = image
-    if h < tile or w < tile:  # one side smaller than a tile: reflect-pad it
-        padded = np.pad(image, ((0, max(tile - h, 0)), (0, max(tile - w, 0))), mode="reflect")
-    ph, pw = padded.shape
-    tops = list(range(0, max(ph - tile, 0) + 1, step))
-    lefts = list(range(0, max(pw - tile, 0) + 1, step))
-    if tops[-1] + tile < ph:
-        tops.append(ph - tile)
-    if lefts[-1] + tile < pw:
-        lefts.append(pw - tile)
-    weights = _window_weights(tile, tile_overlap)
-    acc = np.zeros((3, ph, pw), dtype=np.float32)
-    norm = np.zeros((ph, pw), dtype=np.float32)
-    corners = [(t, l) for t in tops for l in lefts]
-    for start in range(0, len(corners), tile_batch):
-        chunk = corners[start : start + tile_batch]
-        batch = np.stack([padded[t : t + tile, l : l + tile] for t, l in chunk])[:, None]
-        x = torch.from_numpy(batch).to(device)
-        proba = torch.softmax(_run(model, x, stride, autocast_dtype, scale), 1).cpu().numpy()
-        for (t, l), p in zip(chunk, proba):
-            acc[:, t : t + tile, l : l + tile] += p * weights
-            norm[t : t + tile, l : l + tile] += weights
-    acc /= norm  # in place: the probabilities are the largest array here
-    return acc[:, :h, :w]
-
-
-def predict_proba_flips(image, predict_one):
-    """Mean of ``predict_one`` over the 8 flips and rotations of ``image``.
-
-    Each prediction is turned back to the image's orientation before it is
-    added; the result is (3, H, W) float32 like ``predict_one``'s.
-    """
-    acc = None
-    for k in range(4):
-        for flip in (False, True):
-            view = np.rot90(image, k)
-            view = view[:, ::-1] if flip else view
-            p = predict_one(np.ascontiguousarray(view))
-            p = p[:, :, ::-1] if flip else p
-            p = np.rot90(p, -k, axes=(1, 2))
-            if acc is None:
-                acc = np.ascontiguousarray(p)
-            else:
-                acc += p
-    acc /= 8
-    return acc
-
-
-def outline_class_map(proba, class_weight, core_threshold=0.5, rows_per_chunk=1024):
-    """Class map with cores from ``proba`` and outlines from re-weighted ``proba``.
-
-    Core (1): particle probability >= ``core_threshold``. Foreground (core or border, 2):
-    ``p1/w1 + p2/w2 >= p0/w0``, i.e. particle-or-border wins once the class
-    weights ``w`` of the loss are divided out. Background (0) elsewhere.
-    Computed in row chunks to bound memory.
-    """
-    w = np.asarray(class_weight, dtype=np.float32)
-    out = np.empty(proba.shape[1:], dtype=np.uint8)
-    for start in range(0, proba.shape[1], rows_per_chunk):
-        p = proba[:, start : start + rows_per_chunk]
-        chunk = np.where(p[1] / w[1] + p[2] / w[2] >= p[0] / w[0], 2, 0).astype(np.uint8)
-        chunk[p[1] >= core_threshold] = 1
-        out[start : start + rows_per_chunk] = chunk
-    return out
-
-
-def class_map(proba, rows_per_chunk=1024):
-    """``proba.argmax(0)`` as uint8, in row chunks (argmax makes int64)."""
-    out = np.empty(proba.shape[1:], dtype=np.uint8)
-    for start in range(0, proba.shape[1], rows_per_chunk):
-        out[start : start + rows_per_chunk] = proba[:, start : start + rows_per_chunk].argmax(0)
-    return out
 
 
 # ----------------------------------------------------------------------------

@@ -144,6 +144,22 @@ def _check_label_dtype(arr, name, kind):
         )
 
 
+def _check_2d_map(arr, name, kind):
+    """Raise unless ``arr`` is a non-empty 2-D ``kind`` (e.g. "instance map")."""
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D {kind} (H, W); got shape {arr.shape}. {_STACK_HINT}"
+        )
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one pixel.")
+
+
+def _check_not_negative(arr, name, what, expected, lowest=0):
+    """Raise when an integer map holds values below ``lowest`` (negative ``what``)."""
+    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < lowest:
+        raise ValueError(f"{name} contains negative {what} (minimum {arr.min()}); {expected}")
+
+
 def check_instance_map(labels, name: str = "labels", allow_unlabelled: bool = False) -> np.ndarray:
     """Validate an instance map: 2-D integers, 0 background, k > 0 particle k.
 
@@ -152,20 +168,10 @@ def check_instance_map(labels, name: str = "labels", allow_unlabelled: bool = Fa
     """
     arr = _as_array(labels, name)
     _check_label_dtype(arr, name, "instance")
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D instance map (H, W); got shape {arr.shape}. "
-            f"{_STACK_HINT}"
-        )
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one pixel.")
-    lowest = -1 if allow_unlabelled else 0
-    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < lowest:
-        unlabelled = " (and -1 for unlabelled pixels)" if allow_unlabelled else ""
-        raise ValueError(
-            f"{name} contains negative labels (minimum {arr.min()}); an instance map "
-            f"has 0 for background and 1, 2, ... for particles{unlabelled}."
-        )
+    _check_2d_map(arr, name, "instance map")
+    unlabelled = " (and -1 for unlabelled pixels)" if allow_unlabelled else ""
+    _check_not_negative(arr, name, "labels", "an instance map has 0 for background and 1, 2, "
+                        f"... for particles{unlabelled}.", lowest=-1 if allow_unlabelled else 0)
     return arr
 
 
@@ -188,17 +194,9 @@ def check_mask(mask, name: str = "mask") -> np.ndarray:
             f"{name} must be a boolean mask, a class map or an instance map (bool or "
             f"integer dtype); got dtype {arr.dtype}.{hint}"
         )
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D map (H, W); got shape {arr.shape}. {_STACK_HINT}"
-        )
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one pixel.")
-    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
-        raise ValueError(
-            f"{name} contains negative values (minimum {arr.min()}); expected 0 for "
-            "background and positive values for particles."
-        )
+    _check_2d_map(arr, name, "map")
+    _check_not_negative(arr, name, "values", "expected 0 for background and positive values "
+                        "for particles.")
     return arr
 
 
@@ -217,13 +215,7 @@ def check_class_map(classes, name: str = "classes") -> np.ndarray:
     """Validate a class map: 2-D, values 0 background, 1 particle, 2 border."""
     arr = _as_array(classes, name)
     _check_label_dtype(arr, name, "class")
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D class map (H, W); got shape {arr.shape}. "
-            f"{_STACK_HINT}"
-        )
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one pixel.")
+    _check_2d_map(arr, name, "class map")
     lo, hi = arr.min(), arr.max()
     if lo < 0 or hi > 2:
         raise ValueError(

@@ -99,18 +99,13 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.metaestimators import _BaseComposition
 
 __all__ = [
-    "Augmenter",
-    "default_augmenter",
-    "RandomResize",
-    "Flip",
-    "RandomCrop",
-    "RandomRotation",
-    "BrightnessContrast",
-    "Gamma",
-    "ElasticTransform",
-    "GridDistortion",
-    "OpticalDistortion",
-    "InvertContrast",
+    # the composer and the recipe
+    "Augmenter", "default_augmenter",
+    # geometric
+    "RandomResize", "Flip", "RandomCrop", "RandomRotation", "ElasticTransform",
+    "GridDistortion", "OpticalDistortion",
+    # intensity (labels untouched)
+    "BrightnessContrast", "Gamma", "InvertContrast",
 ]
 
 _BORDER_MODES = ("reflect", "constant")
@@ -331,14 +326,14 @@ def _apply(transforms, image, labels, random_state):
 # --------------------------------------------------------------------------
 # One class per augmentation
 # --------------------------------------------------------------------------
-class _Augmentation(BaseEstimator):
-    """Common behaviour: validate, build the albumentations transforms, apply."""
+class _AlbumentationsMixin:
+    """Apply what ``_albumentations_transforms`` builds: to arrays, or as a Compose."""
 
     def _albumentations_transforms(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def __call__(self, image, labels, random_state=None):
-        """Augment an image and its label map together.
+        """Augment an image and its label map together (an Augmenter: step by step).
 
         Parameters
         ----------
@@ -347,7 +342,8 @@ class _Augmentation(BaseEstimator):
         labels : ndarray of shape (H, W), int or bool
             Instance map or class map of ``image``.
         random_state : None, int, RandomState or Generator, default=None
-            Seeds the random draw; the same int gives the same result.
+            Seeds the random draw; the same int gives the same result, one
+            RandomState passed to successive calls a new draw each time.
 
         Returns
         -------
@@ -372,8 +368,48 @@ class _Augmentation(BaseEstimator):
             Takes ``image=`` (float32 in [0, 1] or uint8) and ``mask=``
             (uint8 or uint16); converting other label dtypes and clipping
             the image is left to the caller.
+
+        Examples
+        --------
+        >>> from particleseg.augmentation import default_augmenter
+        >>> compose = default_augmenter().to_albumentations(seed=0)
+        >>> [type(t).__name__ for t in compose.transforms][:3]
+        ['RandomScale', 'D4', 'RandomCropFromBorders']
         """
         return _compose(self._albumentations_transforms(), seed)
+
+
+class _Augmentation(_AlbumentationsMixin, BaseEstimator):
+    """One augmentation: a subclass validates its parameters in ``_transform``.
+
+    ``_transform(A, owner)`` returns one albumentations transform (``A`` is
+    the albumentations module, ``owner`` the class name for error messages).
+    """
+
+    def _albumentations_transforms(self):
+        return [self._transform(_albumentations(), type(self).__name__)]
+
+    def _probability(self):
+        return _check_probability(type(self).__name__, self.p)
+
+
+class _Geometric(_Augmentation):
+    """An augmentation that moves pixels: bilinear image, nearest labels, a border mode."""
+
+    def __init__(self, border_mode="reflect", fill=0.0, p=0.5):
+        self.border_mode = border_mode
+        self.fill = fill
+        self.p = p
+
+    def _warp(self, owner):
+        """Keyword arguments of a geometric transform: interpolation, border and ``p``."""
+        cv2 = _cv2()
+        return {
+            "interpolation": cv2.INTER_LINEAR,
+            "mask_interpolation": cv2.INTER_NEAREST,
+            **_check_border(owner, self.border_mode, self.fill),
+            "p": self._probability(),
+        }
 
 
 class RandomResize(_Augmentation):
@@ -395,11 +431,11 @@ class RandomResize(_Augmentation):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from particleseg.augmentation import RandomResize
-    >>> image = np.zeros((64, 64), dtype=np.float32)
-    >>> labels = np.zeros((64, 64), dtype=np.int32)
-    >>> out_image, out_labels = RandomResize(scale=0.5, p=1.0)(image, labels)
+    >>> from particleseg.datasets import make_particles
+    >>> (image,), (labels,) = make_particles(n_images=1, shape=(64, 64), random_state=0)
+    >>> half_size = RandomResize(scale=0.5, p=1.0)
+    >>> out_image, out_labels = half_size(image / 255, labels)
     >>> out_image.shape, out_labels.shape, out_labels.dtype
     ((32, 32), (32, 32), dtype('int32'))
     """
@@ -408,20 +444,17 @@ class RandomResize(_Augmentation):
         self.scale = scale
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         low, high = _check_range(owner, "scale", self.scale, low=0, low_open=True, symmetric=False)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.RandomScale(
-                scale_limit=(low - 1.0, high - 1.0),
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST_EXACT,
-                area_for_downscale="image",
-                p=p,
-            )
-        ]
+        p = self._probability()
+        cv2 = _cv2()
+        return A.RandomScale(
+            scale_limit=(low - 1.0, high - 1.0),
+            interpolation=cv2.INTER_LINEAR,
+            mask_interpolation=cv2.INTER_NEAREST_EXACT,
+            area_for_downscale="image",
+            p=p,
+        )
 
 
 class Flip(_Augmentation):
@@ -466,15 +499,13 @@ class Flip(_Augmentation):
         self.transpose = transpose
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         if not isinstance(self.transpose, (bool, np.bool_)):
             raise TypeError(f"{owner}: transpose must be True or False; got {self.transpose!r}.")
-        p = _check_probability(owner, self.p)
-        A = _albumentations()
+        p = self._probability()
         if self.transpose:
-            return [A.D4(p=p)]
-        return [A.Sequential([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)], p=p)]
+            return A.D4(p=p)
+        return A.Sequential([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)], p=p)
 
 
 class RandomCrop(_Augmentation):
@@ -514,21 +545,17 @@ class RandomCrop(_Augmentation):
         self.min_fraction = min_fraction
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         fraction = _check_number(owner, "min_fraction", self.min_fraction, low=0, high=1,
                                  low_open=True)
-        p = _check_probability(owner, self.p)
+        p = self._probability()
         cut = (1.0 - float(fraction)) / 2
-        A = _albumentations()
-        return [
-            A.RandomCropFromBorders(
-                crop_left=cut, crop_right=cut, crop_top=cut, crop_bottom=cut, p=p
-            )
-        ]
+        return A.RandomCropFromBorders(
+            crop_left=cut, crop_right=cut, crop_top=cut, crop_bottom=cut, p=p
+        )
 
 
-class RandomRotation(_Augmentation):
+class RandomRotation(_Geometric):
     """Rotate image and labels by a random angle about the image centre.
 
     Parameters
@@ -554,37 +581,25 @@ class RandomRotation(_Augmentation):
     --------
     >>> import numpy as np
     >>> from particleseg.augmentation import RandomRotation
-    >>> image = np.zeros((64, 64), dtype=np.float32)
     >>> labels = np.zeros((64, 64), dtype=np.int32)
     >>> labels[10:30, 20:40] = 7
-    >>> image[labels == 7] = 0.5
-    >>> out_image, out_labels = RandomRotation(p=1.0)(image, labels, random_state=0)
-    >>> sorted(np.unique(out_labels).tolist())
-    [0, 7]
+
+    A range of one angle turns every image by it; here a quarter turn
+    (counter-clockwise, as ``np.rot90``):
+
+    >>> quarter_turn = RandomRotation(limit=(90, 90), p=1.0)
+    >>> _, turned = quarter_turn(labels * np.float32(0.1), labels, random_state=0)
+    >>> bool((turned == np.rot90(labels)).all())
+    True
     """
 
     def __init__(self, limit=180.0, border_mode="reflect", fill=0.0, p=0.5):
         self.limit = limit
-        self.border_mode = border_mode
-        self.fill = fill
-        self.p = p
+        super().__init__(border_mode=border_mode, fill=fill, p=p)
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         limit = _check_range(owner, "limit", self.limit, low=-180, high=180)
-        border = _check_border(owner, self.border_mode, self.fill)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.Rotate(
-                limit=limit,
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
-                crop_border=False,
-                p=p,
-                **border,
-            )
-        ]
+        return A.Rotate(limit=limit, crop_border=False, **self._warp(owner))
 
 
 class BrightnessContrast(_Augmentation):
@@ -592,7 +607,7 @@ class BrightnessContrast(_Augmentation):
 
     The image becomes ``(1 + c) * image + b`` with ``c`` drawn from
     ``contrast_limit`` and ``b`` from ``brightness_limit`` (clipped to
-    [0, 1]).
+    [0, 1]), by ``albumentations.RandomBrightnessContrast``.
 
     Parameters
     ----------
@@ -604,10 +619,6 @@ class BrightnessContrast(_Augmentation):
         low end must be > -1.
     p : float, default=0.5
         Probability of changing the image.
-
-    Notes
-    -----
-    Wraps ``albumentations.RandomBrightnessContrast``.
 
     Examples
     --------
@@ -628,28 +639,21 @@ class BrightnessContrast(_Augmentation):
         self.contrast_limit = contrast_limit
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         brightness = _check_range(owner, "brightness_limit", self.brightness_limit, low=-1, high=1)
         contrast = _check_range(owner, "contrast_limit", self.contrast_limit, low=-1,
                                 low_open=True)
-        p = _check_probability(owner, self.p)
-        A = _albumentations()
-        return [
-            A.RandomBrightnessContrast(
-                brightness_limit=brightness,
-                contrast_limit=contrast,
-                brightness_by_max=True,
-                p=p,
-            )
-        ]
+        return A.RandomBrightnessContrast(
+            brightness_limit=brightness, contrast_limit=contrast, brightness_by_max=True,
+            p=self._probability(),
+        )
 
 
 class Gamma(_Augmentation):
     """Apply a random gamma correction; labels are untouched.
 
     The image becomes ``image ** gamma``, with ``gamma`` drawn from
-    ``gamma_limit / 100``.
+    ``gamma_limit / 100`` (``albumentations.RandomGamma``).
 
     Parameters
     ----------
@@ -657,19 +661,16 @@ class Gamma(_Augmentation):
         Range of gamma *in percent*, as in albumentations: (80, 120) draws
         gamma between 0.8 and 1.2. Both ends must be > 0.
     p : float, default=0.5
-        Probability of changing the image.
-
-    Notes
-    -----
-    Wraps ``albumentations.RandomGamma``.
+        Probability of a gamma correction.
 
     Examples
     --------
+    A gamma of 0.5 takes the square root of the intensities:
+
     >>> import numpy as np
     >>> from particleseg.augmentation import Gamma
-    >>> image = np.full((8, 8), 0.25, dtype=np.float32)
-    >>> labels = np.ones((8, 8), dtype=np.uint8)
-    >>> out_image, _ = Gamma(gamma_limit=(50, 50), p=1.0)(image, labels)
+    >>> gamma = Gamma(gamma_limit=(50, 50), p=1.0)
+    >>> out_image, _ = gamma(np.full((8, 8), 0.25, dtype=np.float32), np.ones((8, 8), dtype=np.uint8))
     >>> round(float(out_image[0, 0]), 3)
     0.5
     """
@@ -678,16 +679,13 @@ class Gamma(_Augmentation):
         self.gamma_limit = gamma_limit
         self.p = p
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         limit = _check_range(owner, "gamma_limit", self.gamma_limit, low=0, low_open=True,
                              symmetric=False)
-        p = _check_probability(owner, self.p)
-        A = _albumentations()
-        return [A.RandomGamma(gamma_limit=limit, p=p)]
+        return A.RandomGamma(gamma_limit=limit, p=self._probability())
 
 
-class ElasticTransform(_Augmentation):
+class ElasticTransform(_Geometric):
     """Deform image and labels with a smooth random displacement field.
 
     Parameters
@@ -698,11 +696,9 @@ class ElasticTransform(_Augmentation):
         Smoothness: standard deviation, in pixels, of the Gaussian that
         smooths the random field (>= 1). Larger is smoother, and weaker for
         the same ``alpha``.
-    border_mode : {"reflect", "constant"}, default="reflect"
-        How to fill pixels pulled in from outside the image (see
-        :class:`RandomRotation`).
-    fill : float, default=0.0
-        Image value of the fill when ``border_mode="constant"``.
+    border_mode, fill : {"reflect", "constant"} and float, default="reflect" and 0.0
+        How pixels pulled in from outside the image are filled, and the
+        image value of a constant fill, as in :class:`RandomRotation`.
     p : float, default=0.25
         Probability of deforming.
 
@@ -733,31 +729,19 @@ class ElasticTransform(_Augmentation):
     def __init__(self, alpha=120.0, sigma=6.0, border_mode="reflect", fill=0.0, p=0.25):
         self.alpha = alpha
         self.sigma = sigma
-        self.border_mode = border_mode
-        self.fill = fill
-        self.p = p
+        super().__init__(border_mode=border_mode, fill=fill, p=p)
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         alpha = _check_number(owner, "alpha", self.alpha, low=0)
         sigma = _check_number(owner, "sigma", self.sigma, low=1)
-        border = _check_border(owner, self.border_mode, self.fill)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.ElasticTransform(
-                alpha=float(alpha),
-                sigma=float(sigma),
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
-                p=p,
-                **border,
-            )
-        ]
+        return A.ElasticTransform(alpha=float(alpha), sigma=float(sigma), **self._warp(owner))
 
 
-class GridDistortion(_Augmentation):
+class GridDistortion(_Geometric):
     """Stretch and squeeze image and labels along a random coarse grid.
+
+    Wraps ``albumentations.GridDistortion`` (``normalized=True``, so the
+    distortion stays within the image).
 
     Parameters
     ----------
@@ -766,27 +750,23 @@ class GridDistortion(_Augmentation):
     distort_limit : float or (float, float), default=0.3
         Range of the relative change of each cell's size: a number x means
         (-x, x); within [-1, 1].
-    border_mode : {"reflect", "constant"}, default="reflect"
-        How to fill pixels pulled in from outside the image (see
-        :class:`RandomRotation`). It matters little here: the image edges
-        stay in place, so at most a sliver is filled.
-    fill : float, default=0.0
-        Image value of the fill when ``border_mode="constant"``.
+    border_mode, fill : {"reflect", "constant"} and float, default="reflect" and 0.0
+        How pixels pulled in from outside the image are filled, and the
+        image value of a constant fill, as in :class:`RandomRotation`.
+        It matters little here: the image edges stay in place, so at most
+        a sliver is filled.
     p : float, default=0.25
         Probability of distorting.
 
-    Notes
-    -----
-    Wraps ``albumentations.GridDistortion`` (``normalized=True``, so the
-    distortion stays within the image).
-
     Examples
     --------
+    A square stays one particle, its sides bent along the grid:
+
     >>> import numpy as np
     >>> from particleseg.augmentation import GridDistortion
-    >>> image = np.zeros((64, 64), dtype=np.float32)
     >>> labels = np.zeros((64, 64), dtype=np.uint8)
     >>> labels[20:40, 20:40] = 1
+    >>> image = labels.astype(np.float32)
     >>> out_image, out_labels = GridDistortion(p=1.0)(image, labels, random_state=0)
     >>> out_labels.shape, sorted(np.unique(out_labels).tolist())
     ((64, 64), [0, 1])
@@ -796,32 +776,20 @@ class GridDistortion(_Augmentation):
                  p=0.25):
         self.num_steps = num_steps
         self.distort_limit = distort_limit
-        self.border_mode = border_mode
-        self.fill = fill
-        self.p = p
+        super().__init__(border_mode=border_mode, fill=fill, p=p)
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         num_steps = _check_number(owner, "num_steps", self.num_steps, low=1, integer=True)
         limit = _check_range(owner, "distort_limit", self.distort_limit, low=-1, high=1)
-        border = _check_border(owner, self.border_mode, self.fill)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.GridDistortion(
-                num_steps=int(num_steps),
-                distort_limit=limit,
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
-                normalized=True,
-                p=p,
-                **border,
-            )
-        ]
+        return A.GridDistortion(num_steps=int(num_steps), distort_limit=limit, normalized=True,
+                                **self._warp(owner))
 
 
-class OpticalDistortion(_Augmentation):
+class OpticalDistortion(_Geometric):
     """Apply a random barrel or pincushion (lens-like) distortion.
+
+    Wraps ``albumentations.OpticalDistortion`` in its ``"camera"`` mode
+    (albumentations 2 dropped the ``shift_limit`` of 1.x).
 
     Parameters
     ----------
@@ -829,54 +797,32 @@ class OpticalDistortion(_Augmentation):
         Range of the radial distortion coefficient ``k``: a number x means
         (-x, x). On a 512 x 512 image, ``k = 0.05`` moves the corners by
         about 14 pixels and ``k = 0.2`` by about 55.
-    border_mode : {"reflect", "constant"}, default="reflect"
-        How to fill pixels pulled in from outside the image (see
-        :class:`RandomRotation`).
-    fill : float, default=0.0
-        Image value of the fill when ``border_mode="constant"``.
     p : float, default=0.25
         Probability of distorting.
-
-    Notes
-    -----
-    Wraps ``albumentations.OpticalDistortion`` in its ``"camera"`` mode
-    (albumentations 2 dropped the ``shift_limit`` of 1.x).
+    border_mode, fill : {"reflect", "constant"} and float, default="reflect" and 0.0
+        As in :class:`RandomRotation`.
 
     Examples
     --------
-    >>> import numpy as np
+    The distortion grows from the centre of the image outwards; every
+    particle keeps its label:
+
     >>> from particleseg.augmentation import OpticalDistortion
-    >>> image = np.zeros((64, 64), dtype=np.float32)
-    >>> labels = np.zeros((64, 64), dtype=np.int32)
-    >>> labels[20:40, 20:40] = 3
-    >>> out_image, out_labels = OpticalDistortion(distort_limit=0.3, p=1.0)(
-    ...     image, labels, random_state=0)
-    >>> sorted(np.unique(out_labels).tolist())
-    [0, 3]
+    >>> from particleseg.datasets import make_particles
+    >>> (image,), (labels,) = make_particles(n_images=1, shape=(64, 64), random_state=0)
+    >>> lens = OpticalDistortion(distort_limit=0.3, p=1.0)
+    >>> _, distorted = lens(image / 255, labels, random_state=0)
+    >>> set(distorted.ravel().tolist()) == set(labels.ravel().tolist())
+    True
     """
 
     def __init__(self, distort_limit=0.05, border_mode="reflect", fill=0.0, p=0.25):
         self.distort_limit = distort_limit
-        self.border_mode = border_mode
-        self.fill = fill
-        self.p = p
+        super().__init__(border_mode=border_mode, fill=fill, p=p)
 
-    def _albumentations_transforms(self):
-        owner = type(self).__name__
+    def _transform(self, A, owner):
         limit = _check_range(owner, "distort_limit", self.distort_limit)
-        border = _check_border(owner, self.border_mode, self.fill)
-        p = _check_probability(owner, self.p)
-        A, cv2 = _albumentations(), _cv2()
-        return [
-            A.OpticalDistortion(
-                distort_limit=limit,
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
-                mode="camera",
-                p=p,
-                **border,
-            )
-        ]
+        return A.OpticalDistortion(distort_limit=limit, mode="camera", **self._warp(owner))
 
 
 class InvertContrast(_Augmentation):
@@ -909,15 +855,14 @@ class InvertContrast(_Augmentation):
     def __init__(self, p=0.5):
         self.p = p
 
-    def _albumentations_transforms(self):
-        p = _check_probability(type(self).__name__, self.p)
-        return [_albumentations().InvertImg(p=p)]
+    def _transform(self, A, owner):
+        return A.InvertImg(p=self._probability())
 
 
 # --------------------------------------------------------------------------
 # The composer
 # --------------------------------------------------------------------------
-class Augmenter(_BaseComposition):
+class Augmenter(_AlbumentationsMixin, _BaseComposition):
     """Chain named augmentations, applied in order to image and labels.
 
     Like a :class:`~sklearn.pipeline.Pipeline`, the steps are named, and
@@ -1040,56 +985,16 @@ class Augmenter(_BaseComposition):
                 )
         return list(steps)
 
+    # Listed here too, so that the API reference shows them on Augmenter's page.
+    __call__ = _AlbumentationsMixin.__call__
+    to_albumentations = _AlbumentationsMixin.to_albumentations
+
     def _albumentations_transforms(self):
         transforms = []
         for _, step in self._checked_steps():
             if not _is_passthrough(step):
                 transforms.extend(step._albumentations_transforms())
         return transforms
-
-    def __call__(self, image, labels, random_state=None):
-        """Augment an image and its label map with every step in turn.
-
-        Parameters
-        ----------
-        image : ndarray of shape (H, W), float
-            Image with values in [0, 1].
-        labels : ndarray of shape (H, W), int or bool
-            Instance map or class map of ``image``.
-        random_state : None, int, RandomState or Generator, default=None
-            Seeds the random draw; the same int gives the same result, one
-            RandomState passed to successive calls a new draw each time.
-
-        Returns
-        -------
-        image : ndarray of shape (H', W'), float32
-            Augmented image, clipped to [0, 1].
-        labels : ndarray of shape (H', W')
-            Augmented label map, with the dtype of ``labels``.
-        """
-        return _apply(self._albumentations_transforms(), image, labels, random_state)
-
-    def to_albumentations(self, seed=None):
-        """Return the equivalent ``albumentations.Compose``.
-
-        Parameters
-        ----------
-        seed : int or None, default=None
-            Seed of the Compose's (shared) random generators.
-
-        Returns
-        -------
-        albumentations.Compose
-            Takes ``image=`` and ``mask=`` (uint8 or uint16 labels).
-
-        Examples
-        --------
-        >>> from particleseg.augmentation import default_augmenter
-        >>> compose = default_augmenter().to_albumentations(seed=0)
-        >>> [type(t).__name__ for t in compose.transforms][:3]
-        ['RandomScale', 'D4', 'RandomCropFromBorders']
-        """
-        return _compose(self._albumentations_transforms(), seed)
 
 
 def default_augmenter():

@@ -112,6 +112,28 @@ def _integer(minimum):
     return parse
 
 
+def _number_or_word(words, low, high):
+    """A parser of a number in [low, high], or one of ``words`` (a dict word -> value)."""
+    expected = " or ".join(f'"{w}"' for w in words) + f" or a number between {low:g} and {high:g}"
+
+    def parse(text):
+        word = text.strip().lower()
+        if word in words:
+            return words[word]
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
+
+
+_inference_scale = _number_or_word({"auto": "auto"}, 0.25, 4)
+_min_confidence = _number_or_word({"auto": "auto", "none": None}, 0, 1)
+
+
 def _tile_size(text):
     """A tile side of 64 pixels or more, or "none" (0) to predict whole images."""
     if text.strip().lower() in ("none", "0"):
@@ -160,11 +182,24 @@ def _add_model_options(parser, default_model="emps"):
         "--threads", type=_integer(1), metavar="N", default=None,
         help="CPU threads for the network; default: torch's choice (all cores)",
     )
+    group.add_argument(
+        "--inference-scale", type=_inference_scale, metavar="SCALE", default=None,
+        help='"auto" chooses, per image, the scale that brings its particles to the size '
+             "the model knows best; a number (0.25 to 4) enlarges every image by it; "
+             'default: "auto" for models that support it (the bundled ones), else the '
+             "model's setting",
+    )
     seg = parser.add_argument_group("particles")
     seg.add_argument(
         "--threshold", type=_fraction, default=0.5,
         help="a pixel belongs to a particle when its predicted particle probability is "
              "at least this (between 0 and 1); default: %(default)s",
+    )
+    seg.add_argument(
+        "--min-confidence", type=_min_confidence, metavar="C", default="auto",
+        help="drop particles whose confidence (0 to 1, the column 'confidence' of "
+             "particles.csv) is below C; \"auto\" uses the model's own threshold, \"none\" "
+             "keeps every particle; default: %(default)s",
     )
     seg.add_argument(
         "--min-size", type=_integer(0), metavar="PIXELS", default=4,
@@ -178,6 +213,18 @@ def _add_model_options(parser, default_model="emps"):
     )
 
 
+def _subparser(subparsers, name, **kwargs):
+    """A sub-command's parser, formatted like the others."""
+    return subparsers.add_parser(name, formatter_class=_Formatter, **kwargs)
+
+
+def _add_annotated_folder(parser):
+    parser.add_argument(
+        "folder", metavar="FOLDER",
+        help="annotated folder with images/ and segmaps/ sub-folders of PNG files",
+    )
+
+
 def _add_quiet(parser):
     parser.add_argument(
         "-q", "--quiet", action="store_true",
@@ -186,10 +233,9 @@ def _add_quiet(parser):
 
 
 def _analyze_parser(subparsers):
-    p = subparsers.add_parser(
-        "analyze",
+    p = _subparser(
+        subparsers, "analyze",
         help="count and size the particles in micrographs",
-        formatter_class=_Formatter,
         description=(
             "Count and size the particles in micrographs. For every image the model\n"
             "predicts particles and their borders; the particles are labelled and\n"
@@ -201,9 +247,12 @@ def _analyze_parser(subparsers):
             "  <stem>_overlay.png   particle outlines and numbers over the image\n"
             "  <stem>_sizes.png     histogram of the equivalent diameters\n"
             "and prints a short table. The pixel size is --pixel-size when given, else\n"
-            "the one the file records (calibrated TIFF, DM3/DM4); without either, sizes\n"
-            "are in pixels (px). Files that cannot be read are reported and skipped;\n"
-            "the exit status is then 1."
+            "the one the file records (calibrated TIFF, DM3/DM4), else the scale bar\n"
+            "burnt into the image when it is read with confidence (needs\n"
+            "pip install \"particleseg[scalebar]\"); without any, sizes are in pixels\n"
+            "(px). summary.csv says which was used (pixel_size_from). Particles inside\n"
+            "figure annotations (scale bar, labels, panel letters) are dropped.\n"
+            "Files that cannot be read are reported and skipped; the exit status is then 1."
         ),
         epilog=(
             "examples:\n"
@@ -244,6 +293,17 @@ def _analyze_parser(subparsers):
         help="unit of --pixel-size, used in the column names (e.g. nm, um); "
              "default: nm. Needs --pixel-size",
     )
+    cal.add_argument(
+        "--no-scale-bar", dest="scale_bar", action="store_false",
+        help="do not read the scale bar of images without a pixel size in their file "
+             "(their sizes are then in px unless --pixel-size is given)",
+    )
+    cal.add_argument(
+        "--keep-annotations", dest="drop_annotations", action="store_false",
+        help="keep particles that lie mostly inside figure annotations (scale bar, text "
+             "labels, panel letters and their boxes); by default they are dropped and "
+             "counted in summary.csv (annotations_removed)",
+    )
     _add_model_options(p)
     stats = p.add_argument_group("statistics and output")
     edge = stats.add_mutually_exclusive_group()
@@ -267,10 +327,9 @@ def _analyze_parser(subparsers):
 
 
 def _train_parser(subparsers):
-    p = subparsers.add_parser(
-        "train",
+    p = _subparser(
+        subparsers, "train",
         help="train a model on an annotated folder",
-        formatter_class=_Formatter,
         description=(
             "Train a particle segmentation model (DeepLabV3) on an annotated folder\n"
             "laid out like the EMPS data set:\n"
@@ -287,8 +346,7 @@ def _train_parser(subparsers):
             "  particleseg train my_data/ --weights emps --epochs 10 --out tuned.safetensors"
         ),
     )
-    p.add_argument("folder", metavar="FOLDER",
-                   help="annotated folder with images/ and segmaps/ sub-folders of PNG files")
+    _add_annotated_folder(p)
     p.add_argument("-o", "--out", metavar="FILE", required=True,
                    help="where to save the trained model, e.g. model.safetensors (required)")
     net = p.add_argument_group("network")
@@ -342,10 +400,9 @@ def _train_parser(subparsers):
 
 
 def _evaluate_parser(subparsers):
-    p = subparsers.add_parser(
-        "evaluate",
+    p = _subparser(
+        subparsers, "evaluate",
         help="score a model against an annotated folder",
-        formatter_class=_Formatter,
         description=(
             "Score a model against an annotated folder laid out like the EMPS data set\n"
             "(images/ and segmaps/, as for `particleseg train`). For every image:\n"
@@ -362,8 +419,7 @@ def _evaluate_parser(subparsers):
             "  particleseg evaluate emps-test/ --model emps --method watershed --out scores.csv"
         ),
     )
-    p.add_argument("folder", metavar="FOLDER",
-                   help="annotated folder with images/ and segmaps/ sub-folders of PNG files")
+    _add_annotated_folder(p)
     p.add_argument("-o", "--out", metavar="CSV", default=None,
                    help="also write the per-image scores to this CSV file (one row per image)")
     p.add_argument("--iou-threshold", type=_iou_fraction, metavar="IOU", default=0.5,
@@ -375,10 +431,9 @@ def _evaluate_parser(subparsers):
 
 
 def _models_parser(subparsers):
-    return subparsers.add_parser(
-        "models",
+    return _subparser(
+        subparsers, "models",
         help="list the bundled pretrained models",
-        formatter_class=_Formatter,
         description=(
             "List the pretrained models bundled with particleseg: their names (for\n"
             "--model), backbones, training data and validation scores. They work\n"
@@ -397,7 +452,6 @@ def build_parser():
     """
     parser = argparse.ArgumentParser(
         prog="particleseg",
-        formatter_class=_Formatter,
         description=(
             "Count and size nanoparticles in electron micrographs (TEM, SEM) with a\n"
             "DeepLabV3 segmentation model."
@@ -439,7 +493,7 @@ def build_parser():
 
 def _run_models(args):
     from ._cli_common import format_table
-    from .pretrained import pretrained_models
+    from ._pretrained import pretrained_models
 
     models = pretrained_models()
     if not models:

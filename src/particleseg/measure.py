@@ -228,7 +228,8 @@ def _empty_table(columns):
     return pd.DataFrame(data, columns=columns)
 
 
-def measure_particles(labels, image=None, pixel_size=None, unit: str = "px") -> pd.DataFrame:
+def measure_particles(labels, image=None, pixel_size=None, unit: str = "px",
+                      confidence=None) -> pd.DataFrame:
     """Measure the size and shape of every particle in an instance map.
 
     Parameters
@@ -245,6 +246,10 @@ def measure_particles(labels, image=None, pixel_size=None, unit: str = "px") -> 
     unit : str, default="px"
         The unit of ``pixel_size``, used in the column names. Must be ``"px"``
         when ``pixel_size`` is None.
+    confidence : array-like of float, optional
+        One confidence per label value 1..max(labels), as returned by
+        :func:`particleseg.postprocessing.particle_confidence`; added as the
+        ``confidence`` column.
 
     Returns
     -------
@@ -276,6 +281,9 @@ def measure_particles(labels, image=None, pixel_size=None, unit: str = "px") -> 
             may be cut off and its size is not trustworthy.
         ``mean_intensity``
             Mean grey value of the particle's pixels (only with ``image``).
+        ``confidence``
+            The network's calibrated confidence that this is a particle
+            (only with ``confidence``).
 
         See the module documentation for how each is computed. An instance map
         without particles gives an empty table with the same columns.
@@ -308,6 +316,15 @@ def measure_particles(labels, image=None, pixel_size=None, unit: str = "px") -> 
         image = check_image(image)
         check_same_shape(image, labels)
     columns = _columns(unit, image is not None)
+    if confidence is not None:
+        confidence = np.asarray(confidence, dtype=np.float64)
+        n_labels = int(labels.max()) if labels.size else 0
+        if confidence.ndim != 1 or len(confidence) < n_labels:
+            raise ValueError(
+                f"confidence must hold one value per label 1..{n_labels}; got shape "
+                f"{confidence.shape}."
+            )
+        columns.append("confidence")
     properties = ["label", "area", "bbox", "centroid", "perimeter_crofton"]
     if image is not None:
         properties.append("intensity_mean")
@@ -342,6 +359,8 @@ def measure_particles(labels, image=None, pixel_size=None, unit: str = "px") -> 
     ]
     if image is not None:
         values.append(props["intensity_mean"].astype(np.float64))
+    if confidence is not None:
+        values.append(confidence[props["label"].astype(np.int64) - 1])
     return pd.DataFrame(dict(zip(columns, values)), columns=columns)
 
 
@@ -446,11 +465,18 @@ class SizeDistribution:
 
         Examples
         --------
+        One column per sample:
+
         >>> import pandas as pd
         >>> from particleseg.measure import size_distribution
-        >>> table = pd.DataFrame({"equivalent_diameter_nm": [1.0, 2.0, 3.0]})
-        >>> size_distribution(table, exclude_edge=False).to_series()["count"]
-        3
+        >>> samples = {"a": [1.0, 2.0, 3.0], "b": [2.0, 4.0]}
+        >>> summary = pd.DataFrame({
+        ...     name: size_distribution(pd.DataFrame({"equivalent_diameter_nm": sizes}),
+        ...                             exclude_edge=False).to_series()
+        ...     for name, sizes in samples.items()
+        ... })
+        >>> summary.loc["count"].tolist()
+        [3, 2]
         """
         return pd.Series(self.to_dict(), name=self.column, dtype=object)
 

@@ -106,12 +106,14 @@ def dice_score(y_true, y_pred) -> float:
 
     Examples
     --------
+    Dice weighs the overlap twice, so it is never below the IoU:
+
     >>> import numpy as np
-    >>> from particleseg.metrics import dice_score
+    >>> from particleseg.metrics import dice_score, iou_score
     >>> y_true = np.array([[0, 1, 1, 0]])
     >>> y_pred = np.array([[0, 0, 1, 1]])
-    >>> dice_score(y_true, y_pred)
-    0.5
+    >>> dice_score(y_true, y_pred), iou_score(y_true, y_pred)
+    (0.5, 0.3333333333333333)
     """
     true, pred = _foregrounds(y_true, y_pred)
     total = np.count_nonzero(true) + np.count_nonzero(pred)
@@ -125,11 +127,8 @@ def pixel_accuracy(y_true, y_pred) -> float:
 
     Parameters
     ----------
-    y_true : ndarray of bool or int, shape (H, W)
-        The reference: a boolean mask, a class map or an instance map;
-        foreground is ``value > 0``.
-    y_pred : ndarray of bool or int, shape (H, W)
-        The prediction, of the same shape.
+    y_true, y_pred : ndarray of bool or int, shape (H, W)
+        The reference and the prediction, as for :func:`iou_score`.
 
     Returns
     -------

@@ -12,7 +12,7 @@ import numpy as np
 from ._validation import check_image, check_instance_map, check_same_shape
 from .measure import _column_unit, _select_values, size_distribution
 
-__all__ = ["plot_overlay", "plot_size_distribution"]
+__all__ = ["plot_overlay", "plot_scale_bar", "plot_size_distribution"]
 
 #: Readable names of the columns of :func:`particleseg.measure_particles`.
 _QUANTITY_NAMES = {
@@ -283,4 +283,73 @@ def plot_size_distribution(table, column=None, ax=None, bins="auto", exclude_edg
         ax.set_ylabel("Number of particles")
     ax.set_xlabel(_axis_label(column))
     ax.spines[["top", "right"]].set_visible(False)
+    return ax
+
+
+_BAR_COLOR = "#00e5ff"  # cyan: apart from the yellow particle outlines
+
+
+def plot_scale_bar(scale_bar, ax=None, *, color: str = _BAR_COLOR, fontsize: float = 7.0):
+    """Outline a scale bar and its label, as read by :func:`particleseg.scalebar.find_scale_bar`.
+
+    Draws a rectangle around the bar and one around its label, and writes
+    what was read ("100 nm = 212.0 px", or why nothing was), so a reading
+    can be checked at a glance.
+
+    Parameters
+    ----------
+    scale_bar : particleseg.scalebar.ScaleBar
+    ax : matplotlib.axes.Axes, optional
+        Axes showing the image (pixel coordinates); the current Axes when omitted.
+    color : str, default="#00e5ff"
+    fontsize : float, default=7.0
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from particleseg.plotting import plot_scale_bar
+    >>> from particleseg.scalebar import ScaleBar
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.imshow(np.zeros((100, 100)), cmap="gray")
+    >>> bar = ScaleBar(length_px=40.0, bar_box=(90, 50, 93, 90), label_box=(78, 55, 87, 85),
+    ...                text="10 nm", value=10.0, unit="nm", confidence=0.9)
+    >>> ax = plot_scale_bar(bar, ax=ax)
+    >>> len(ax.patches)
+    2
+    >>> plt.close(fig)
+    """
+    from matplotlib.patches import Rectangle
+
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.gca()
+    style = "-" if scale_bar.calibrated else "--"
+    for box in (scale_bar.bar_box, scale_bar.label_box):
+        if box is None:
+            continue
+        top, left, bottom, right = box
+        ax.add_patch(Rectangle((left - 1.5, top - 1.5), right - left + 2, bottom - top + 2,
+                               fill=False, edgecolor=color, linewidth=1.0, linestyle=style))
+    if scale_bar.calibrated:
+        note = f"{scale_bar.describe()} ({scale_bar.pixel_size_nm:.3g} nm/px)"
+    elif scale_bar.text is not None:
+        note = f"{scale_bar.describe()}: not used (confidence {scale_bar.confidence:.2f})"
+    else:
+        note = f"bar of {scale_bar.length_px:.0f} px, label not read"
+    top, left, bottom, right = scale_bar.box or scale_bar.bar_box
+    height, width = max(ax.get_ylim()), max(ax.get_xlim())
+    above = top > 0.15 * height
+    on_right = (left + right) / 2 > width / 2
+    ax.annotate(note, (right if on_right else left, top - 3 if above else bottom + 3),
+                ha="right" if on_right else "left", va="bottom" if above else "top",
+                color=color, fontsize=fontsize,
+                bbox={"facecolor": "black", "alpha": 0.55, "edgecolor": "none", "pad": 1.5})
     return ax

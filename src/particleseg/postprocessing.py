@@ -18,7 +18,13 @@ from skimage import measure, morphology, segmentation
 from ._validation import check_prediction
 from .annotation import BORDER, PARTICLE
 
-__all__ = ["particle_mask", "foreground_mask", "label_particles", "count_particles"]
+__all__ = [
+    "particle_mask",
+    "foreground_mask",
+    "label_particles",
+    "count_particles",
+    "particle_confidence",
+]
 
 #: Default smallest particle area in pixels kept by :func:`label_particles`.
 DEFAULT_MIN_SIZE = 4
@@ -49,6 +55,7 @@ def particle_mask(pred, threshold: float = 0.5) -> np.ndarray:
     Returns
     -------
     mask : ndarray of bool, shape (H, W)
+        True on particle cores, False on borders and background.
 
     Examples
     --------
@@ -79,6 +86,7 @@ def foreground_mask(pred, threshold: float = 0.5) -> np.ndarray:
     Returns
     -------
     mask : ndarray of bool, shape (H, W)
+        True on particle cores and borders, False on background.
 
     Examples
     --------
@@ -146,6 +154,9 @@ def label_particles(
     connectivity: int = 1,
     grow: bool = True,
     min_distance: int = 0,
+    min_confidence: float | None = None,
+    proba=None,
+    calibration=None,
 ) -> np.ndarray:
     """Label each particle of a predicted class map with its own number.
 
@@ -178,6 +189,15 @@ def label_particles(
     min_distance : int, default=0
         For ``method="watershed"``: markers closer than this many pixels are
         merged, which prevents over-splitting of large, irregular particles.
+    min_confidence : float in [0, 1], optional
+        Drop particles whose confidence (see :func:`particle_confidence`) is
+        below this. Needs class probabilities: ``pred`` itself, or ``proba``.
+    proba : ndarray (3, H, W), optional
+        The class probabilities ``pred`` was decided from, to score
+        confidence when ``pred`` is a class map.
+    calibration : dict, optional
+        Maps raw scores to calibrated confidences (see
+        :func:`particle_confidence`).
 
     Returns
     -------
@@ -218,6 +238,15 @@ def label_particles(
     """
     _check_min_size(min_size)
     _check_connectivity(connectivity)
+    if min_confidence is not None:
+        if (not isinstance(min_confidence, numbers.Real) or isinstance(min_confidence, bool)
+                or not 0.0 <= min_confidence <= 1.0):
+            raise ValueError(f"min_confidence must be a number in [0, 1]; got {min_confidence!r}.")
+        if proba is None and np.ndim(pred) != 3:
+            raise ValueError(
+                "min_confidence needs the class probabilities: pass pred as probabilities "
+                "(3, H, W), or the class map together with proba=seg.predict_proba(image)."
+            )
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
     arr = check_prediction(pred)
@@ -246,8 +275,70 @@ def label_particles(
         small = areas < min_size
         small[0] = False
         labels[small[labels]] = 0
+    if min_confidence is not None and min_confidence > 0 and labels.max() > 0:
+        scores = particle_confidence(labels, arr if proba is None else proba, calibration)
+        low = np.concatenate([[False], scores < min_confidence])
+        labels[low[labels]] = 0
     labels, _, _ = segmentation.relabel_sequential(labels)
     return labels.astype(np.int32, copy=False)
+
+
+def particle_confidence(labels, proba, calibration=None) -> np.ndarray:
+    """How sure the network is of each particle, a number in [0, 1].
+
+    The raw score of a particle is the mean, over its pixels, of the
+    probability that the pixel belongs to a particle (core or border). A
+    ``calibration`` maps raw scores to calibrated confidences: among
+    particles of confidence near ``c``, about a fraction ``c`` are true
+    particles. The bundled model carries its calibration
+    (``ParticleSegmenter.confidence_calibration_``), measured on held-out
+    images.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Instance map with labels 1..n (as :func:`label_particles` returns).
+    proba : ndarray of float, shape (3, H, W)
+        Class probabilities: background, particle, border.
+    calibration : dict, optional
+        ``{"raw": [...], "calibrated": [...]}``, increasing knots of a
+        piecewise-linear map from raw score to confidence. None: raw scores.
+
+    Returns
+    -------
+    confidence : ndarray of float64, shape (n,)
+        ``confidence[k - 1]`` is the confidence of particle ``k``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.postprocessing import particle_confidence
+    >>> labels = np.array([[1, 1, 0, 2]])
+    >>> proba = np.array([[[0.1, 0.3, 0.9, 0.6]],    # background
+    ...                   [[0.8, 0.6, 0.1, 0.3]],    # particle
+    ...                   [[0.1, 0.1, 0.0, 0.1]]])   # border
+    >>> particle_confidence(labels, proba).round(2)
+    array([0.8, 0.4])
+    """
+    labels = np.asarray(labels)
+    proba = np.asarray(proba)
+    if proba.ndim != 3 or proba.shape[0] != 3 or proba.shape[1:] != labels.shape:
+        raise ValueError(
+            f"proba must have shape (3, H, W) matching labels {labels.shape}; got {proba.shape}."
+        )
+    n = int(labels.max()) if labels.size else 0
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    flat = labels.ravel()
+    foreground = (proba[PARTICLE] + proba[BORDER]).ravel()
+    sums = np.bincount(flat, weights=foreground, minlength=n + 1)[1:]
+    counts = np.bincount(flat, minlength=n + 1)[1:]
+    raw = np.clip(sums / np.maximum(counts, 1), 0.0, 1.0)
+    if calibration is None:
+        return raw
+    knots = np.asarray(calibration["raw"], dtype=np.float64)
+    values = np.asarray(calibration["calibrated"], dtype=np.float64)
+    return np.clip(np.interp(raw, knots, values), 0.0, 1.0)
 
 
 def count_particles(pred, threshold: float = 0.5, min_size: int = DEFAULT_MIN_SIZE, **kwargs) -> int:

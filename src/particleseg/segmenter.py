@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
-import os
-import time
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -17,11 +16,13 @@ from ._validation import (
     check_instance_map,
     check_same_shape,
 )
+from ._autoscale import training_diameter
 from .annotation import BorderAnnotator
 from .normalization import RECIPE_MEAN, RECIPE_STD, NormalizedImage, scale_intensity
 
 __all__ = ["ParticleSegmenter"]
 
+#: The backbones of particleseg._models.BACKBONES (not imported: that module imports torch).
 _BACKBONES = ("resnet50", "resnet101", "mobilenet_v3_large")
 
 
@@ -61,19 +62,232 @@ def _scaled_images(X, name, normalize, intensity_range, mean, std):
     return [im.astype(np.float32) for im in images], None, single
 
 
+
+# ----------------------------------------------------------------------------
+# Parameter constraints: one check per parameter, run at the start of fit and
+# predict (never in __init__, so that clone and set_params take anything).
+
+
+def _integer(minimum, allow_none=False):
+    def check(name, value):
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return check
+
+
+def _positive_number(name, value):
+    if not isinstance(value, numbers.Real) or value <= 0:
+        raise ValueError(f"{name} must be a positive number; got {value!r}.")
+
+
+def _one_of(options, describe=None):
+    def check(name, value):
+        if value not in options:
+            expected = describe or f"one of {options}"
+            raise ValueError(f"{name} must be {expected}; got {value!r}.")
+    return check
+
+
+def _inference_scale(name, value):
+    if value == "auto":
+        return
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0.25 <= value <= 4:
+        raise ValueError(f'{name} must be "auto" or a number between 0.25 and 4; got {value!r}.')
+
+
+def _min_confidence(name, value):
+    if value == "auto" or value is None:
+        return
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(f'{name} must be "auto", None or a number in [0, 1]; got {value!r}.')
+
+
+def _fraction_or_none(name, value):
+    if value is not None and not 0 < value < 1:
+        raise ValueError(f"{name} must be None or between 0 and 1; got {value!r}.")
+
+
+def _weights(name, value):
+    if not (value is None or isinstance(value, str) or hasattr(value, "__fspath__")):
+        raise TypeError(
+            f'{name} must be None, "imagenet" or the path of a saved model; got {value!r}.'
+        )
+
+
+def _class_weight(name, value):
+    if isinstance(value, str):
+        if value != "balanced":
+            raise ValueError(f'{name} must be "balanced", None or 3 numbers; got {value!r}.')
+        return
+    if value is None:
+        return
+    arr = np.asarray(value, dtype=np.float32)
+    if arr.shape != (3,) or not np.all(arr > 0):
+        raise ValueError(
+            f"{name} must be 3 positive numbers (background, particle, border); got {value!r}."
+        )
+
+
+#: Checked at the start of ``fit`` and ``predict``; ``annotator``, ``augment``,
+#: ``device`` and ``random_state`` are checked when ``fit`` resolves them.
+_PARAMETER_CONSTRAINTS = {
+    "backbone": _one_of(_BACKBONES),
+    "max_epochs": _integer(0),
+    "batch_size": _integer(2),  # BatchNorm cannot train on batches of one crop
+    "crop_size": _integer(16),
+    "crops_per_image": _integer(1),
+    "tile_size": _integer(64, allow_none=True),
+    "tile_overlap": _integer(0),
+    "n_threads": _integer(1, allow_none=True),
+    "inference_scale": _inference_scale,
+    "min_confidence": _min_confidence,
+    "learning_rate": _positive_number,
+    "validation_fraction": _fraction_or_none,
+    "intensity_range": _one_of(("dtype", "image"), describe='"dtype" or "image"'),
+    "std": _positive_number,
+    "weights": _weights,
+}
+
+#: Checked at the start of ``fit`` only (prediction does not read them).
+_FIT_CONSTRAINTS = {"class_weight": _class_weight}
+
+
+def _check_parameters(params, constraints):
+    """Run each parameter's check; then the checks that involve two parameters."""
+    for name, check in constraints.items():
+        check(name, params[name])
+    tile_size, tile_overlap = params["tile_size"], params["tile_overlap"]
+    if tile_size is not None and tile_overlap * 2 >= tile_size:
+        raise ValueError(
+            f"tile_overlap ({tile_overlap}) must be less than half of tile_size ({tile_size})."
+        )
+
+
+def _resolve_option(name, value, default, accepts, kind):
+    """``"default"`` becomes ``default()``; None or an accepted object is kept as is."""
+    message = f'{name} must be "default", None or {kind}; got {value!r}.'
+    if isinstance(value, str):
+        if value != "default":
+            raise ValueError(message)
+        return default()
+    if value is None or accepts(value):
+        return value
+    raise TypeError(message)
+
+
+def _default_augmenter():
+    from .augmentation import default_augmenter
+
+    return default_augmenter()
+
+
+def _mean_iou(pred, y):
+    """Mean foreground IoU of predicted class maps and true label maps."""
+    from .metrics import iou_score
+
+    if not isinstance(pred, list):
+        pred, y = [pred], [y]
+    y = _one_per_image(y, len(pred))
+    return float(np.mean([iou_score(np.asarray(t) > 0, p > 0) for t, p in zip(y, pred)]))
+
+
+def _seed(random_state):
+    """An int seed from ``random_state`` (a fresh one for None)."""
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy % (2**31))
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    raise TypeError(f"random_state must be an int, a RandomState or None; got {random_state!r}.")
+
+
+def _one_per_image(y, n_images):
+    """``y`` as a list, checked to hold one label map per image."""
+    y = list(y)
+    if len(y) != n_images:
+        raise ValueError(
+            f"X and y must have the same length: got {n_images} images and {len(y)} label maps."
+        )
+    return y
+
+
+def _training_data(X, y, params):
+    """Validate training data; return [0, 1] images, targets, (mean, std) and the annotator."""
+    if y is None:
+        raise ValueError(
+            "y is required: pass one instance map (or class map with annotator=None) per image."
+        )
+    images, norm, single = _scaled_images(
+        X, "X", params["normalize"], params["intensity_range"], params["mean"], params["std"]
+    )
+    if single:
+        y = [y]
+    if isinstance(y, np.ndarray) and y.ndim == 2:
+        raise ValueError(
+            f"y is one label map but X holds {len(images)} images; pass one label map per image."
+        )
+    y = _one_per_image(y, len(images))
+    annotator = _resolve_option("annotator", params["annotator"], BorderAnnotator,
+                                lambda a: isinstance(a, BorderAnnotator), "a BorderAnnotator")
+    targets = []
+    for i, (image, target) in enumerate(zip(images, y)):
+        targets.append(check_class_map(target, f"y[{i}]") if annotator is None
+                       else check_instance_map(target, f"y[{i}]", allow_unlabelled=True))
+        check_same_shape(image, targets[-1], f"X[{i}]", f"y[{i}]")
+    return images, targets, norm, annotator
+
+
+def _fit(est, X, y, continue_training):
+    """Train ``est`` (a ParticleSegmenter) and set its fitted attributes."""
+    from ._models import resolve_device
+    from ._training import TrainingSettings, fit_model
+
+    params = est.get_params(deep=False)
+    _check_parameters(params, {**_PARAMETER_CONSTRAINTS, **_FIT_CONSTRAINTS})
+    images, targets, norm, annotator = _training_data(X, y, params)
+    augmenter = _resolve_option("augment", est.augment, _default_augmenter, callable,
+                                "an Augmenter")
+    device = resolve_device(est.device)
+    keep = continue_training and hasattr(est, "model_")
+    fitted = fit_model(
+        TrainingSettings.from_params(params), images, targets, annotator=annotator,
+        augmenter=augmenter, normalization=norm, device=device, seed=_seed(est.random_state),
+        previous=(est.model_, est.history_) if keep else None,
+    )
+    est.model_, est.device_, est.classes_ = fitted.model, device, np.array([0, 1, 2])
+    est.class_weight_, est.normalization_ = fitted.class_weight, norm
+    est.history_, est.n_iter_ = fitted.history, len(fitted.history)
+    est.border_width_ = fitted.border_width
+    est.particle_diameter_ = training_diameter(targets, annotator)
+    est.confidence_calibration_ = est.min_confidence_ = None
+    return est
+
+
+def _label(est, proba, threshold=0.5, min_size=4, method="components", return_confidence=False):
+    """Particles of one image's probabilities, without those below ``est``'s confidence."""
+    from ._inference import label_confident_particles
+
+    minimum = getattr(est, "min_confidence_", None) if est.min_confidence == "auto" \
+        else est.min_confidence
+    return label_confident_particles(
+        est._decide(proba, threshold), proba,
+        min_confidence=minimum, calibration=getattr(est, "confidence_calibration_", None),
+        min_size=min_size, method=method, return_confidence=return_confidence)
+
+
 class ParticleSegmenter(BaseEstimator):
     """Segment particles in micrographs with DeepLabV3: background, particle, border.
 
-    A scikit-learn estimator around torchvision's DeepLabV3. It learns from
-    micrographs and their instance maps (or class maps) to predict, for every
-    pixel, one of three classes: 0 background, 1 particle, 2 particle border.
-    The border class separates touching particles; turn predictions into
-    particles with :func:`label_particles` or :func:`count_particles`.
+    Learns from micrographs and their instance maps to predict, per pixel,
+    0 background, 1 particle or 2 particle border; the border separates
+    touching particles (see :func:`label_particles`, :meth:`predict_particles`).
 
-    The defaults follow the published recipe: DeepLabV3 with a ResNet-50
-    backbone, weighted cross-entropy, Adam at a learning rate of 1e-3 with
-    cosine annealing, 50 epochs of batches of 8, the recipe's augmentations
-    and normalisation (mean 0.4773, std 0.1719). On a CPU, prefer
+    The defaults follow the published recipe (ResNet-50, weighted
+    cross-entropy, Adam at 1e-3 with cosine annealing, 50 epochs of batches of
+    8, its augmentations and normalisation). On a CPU, prefer
     ``backbone="mobilenet_v3_large"`` (about 8x cheaper per training step).
 
     Parameters
@@ -100,22 +314,16 @@ class ParticleSegmenter(BaseEstimator):
     crops_per_image : int, default=1
         Random crops taken from every training image in each epoch.
     augment : "default", None or Augmenter, default="default"
-        Augmentations applied to every training crop, freshly at each epoch
-        and never at prediction time. ``"default"`` is
-        :func:`particleseg.augmentation.default_augmenter` (the recipe's nine
-        augmentations); pass an :class:`Augmenter` to change or search them
-        (e.g. ``augment__elastic__alpha`` in a grid search); None trains on
-        plain crops.
+        Augmentations of every training crop (never at prediction): ``"default"``
+        is :func:`~particleseg.augmentation.default_augmenter`, the recipe's
+        nine; an :class:`Augmenter` can be searched (``augment__elastic__alpha``).
     annotator : "default", None or BorderAnnotator, default="default"
-        How targets ``y`` become class maps. ``"default"`` is
-        ``BorderAnnotator()``: ``y`` are instance maps whose borders are
-        annotated after augmentation. None: ``y`` are class maps already
-        (values 0, 1, 2).
+        How instance maps ``y`` become class maps (after augmentation); None:
+        ``y`` are class maps already (values 0, 1, 2).
     normalize : bool, default=True
         Scale images to [0, 1] (see ``intensity_range``) and standardise them
-        with ``mean`` and ``std``. Images that come from a :class:`Normalizer`
-        (for example as the first step of a ``Pipeline``) are recognised and
-        never normalised twice. With False, images are used as given.
+        with ``mean`` and ``std``; images from a :class:`Normalizer` are never
+        normalised twice. With False, images are used as given.
     mean, std : float, default=0.4773, 0.1719
         Standardisation statistics (the recipe's).
     intensity_range : {"dtype", "image"}, default="dtype"
@@ -125,55 +333,39 @@ class ParticleSegmenter(BaseEstimator):
         Fraction of the training images held out to measure validation loss
         and IoU after every epoch (recorded in ``history_``).
     warm_start : bool, default=False
-        When True, a new call to :meth:`fit` continues training the current
-        model instead of starting again.
+        When True, :meth:`fit` continues training the current model.
     checkpoint : str or path-like, optional
-        File where the full training state (weights, optimiser, schedule,
-        epoch, random state) is written after every epoch. If the file exists
-        when :meth:`fit` starts, training resumes from it, so a long run can
-        span several sessions.
+        File where the full training state is written after every epoch; if it
+        exists when :meth:`fit` starts, training resumes from it.
     tile_size : int or None, default=1024
-        At prediction, images larger than this are predicted in overlapping
-        tiles of this size, so memory stays bounded. None: always whole.
+        Larger images are predicted in tiles of this size (bounded memory),
+        overlapping by ``tile_overlap`` pixels and blended. None: always whole.
     tile_overlap : int, default=128
-        Overlap of neighbouring tiles, in pixels; predictions are blended
-        smoothly across it.
     inference_precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
-        Arithmetic precision of prediction (training is always float32).
-        ``"auto"`` computes in bfloat16 on CPUs that support it natively
-        (AVX512-BF16 or AMX; see ``benchmarks/inference.py`` for the speed-up) and in float16 on a
-        GPU, else in float32. Reduced precision changes class probabilities
-        by a few hundredths and the predicted class of very few pixels (see
-        ``benchmarks/inference.py``); use ``"float32"`` for bit-for-bit
-        comparisons across machines.
-    inference_scale : float, default=1.0
-        At prediction, each image (or tile) is enlarged by this factor before
-        the network and its class probabilities are brought back to the
-        image's own size. Values above 1 help the network resolve the borders
-        of small or tightly packed particles (its features are 8 or 16 times
-        coarser than the image) at the cost of ``inference_scale**2`` more
-        computation. Training is unaffected.
+        ``"auto"``: bfloat16 on CPUs with native support, float16 on a GPU,
+        else float32 (``benchmarks/inference.py``); ``"float32"`` is bit-exact.
+    inference_scale : float or "auto", default=1.0
+        Factor by which images are resized before the network (probabilities
+        come back at full size); above 1 resolves small particles at
+        ``inference_scale**2`` the cost. ``"auto"`` (the bundled model's) picks
+        one per image (``last_scales_``): a pass at half size measures the
+        typical particle, then particles reach the network at ``particle_diameter_``.
     calibrate_outlines : bool, default=True
-        How :meth:`predict` decides the classes. The class weights of the
-        loss (``class_weight``) make the network favour the rare border
-        class, which keeps the cores of touching particles apart but makes
-        particles look larger than they are. With True, cores are taken from
-        the network's probabilities as they are, and outlines (particle or
-        border versus background) from the probabilities with the weighting
-        undone (each class's probability divided by its weight, renormalised),
-        so particles are separated *and* not inflated. With False, every
-        pixel gets its most probable class. :meth:`predict_proba` always
-        returns the network's probabilities as they are.
+        Outlines from the probabilities with the loss's class weights divided
+        out, so touching particles stay apart without looking larger (user
+        guide, postprocessing); False: each pixel gets its most probable class.
     test_time_flips : bool, default=False
-        Average the predictions over the 8 flips and rotations of each image
-        (test-time augmentation): 8 times the cost, slightly better
-        segmentations (see the model card for the bundled model).
+        Average the predictions over the 8 flips and rotations of each image:
+        8 times the cost, slightly better segmentations (model card).
+    min_confidence : "auto", None or float in [0, 1], default="auto"
+        :meth:`predict_particles` drops particles less confident than this;
+        ``"auto"`` uses the model's own ``min_confidence_`` (none if it has
+        none), None keeps every particle.
     device : str, default="auto"
         ``"auto"`` uses a CUDA GPU when present, else the CPU; or ``"cpu"``,
         ``"cuda"``, ``"cuda:1"``...
     n_threads : int or None, default=None
-        CPU threads for torch while fitting and predicting. None keeps torch's
-        setting.
+        CPU threads for torch while fitting and predicting (None: torch's).
     random_state : int or None, default=None
         Seed for weights, crops and augmentations: the same seed on a CPU gives
         identical predictions.
@@ -191,13 +383,20 @@ class ParticleSegmenter(BaseEstimator):
     normalization_ : tuple of (float, float) or None
         ``(mean, std)`` the network's input was standardised with.
     history_ : list of dict
-        One entry per epoch: ``epoch``, ``train_loss``, ``learning_rate``,
-        ``seconds`` and, with ``validation_fraction``, ``valid_loss`` and
-        ``valid_iou``.
+        Per epoch: ``epoch``, ``train_loss``, ``learning_rate``, ``seconds``
+        (and ``valid_loss``, ``valid_iou`` with ``validation_fraction``).
     n_iter_ : int
         Number of epochs trained.
     device_ : torch.device
         Where the model lives.
+    particle_diameter_ : float or None
+        Median equivalent diameter of the training particles, in pixels.
+    confidence_calibration_ : dict or None
+        Raw-to-calibrated confidence map, measured on held-out images.
+    min_confidence_ : float or None
+        The model's own confidence threshold.
+    last_scales_ : list of float
+        The inference scale of each image of the last prediction.
 
     See Also
     --------
@@ -219,33 +418,14 @@ class ParticleSegmenter(BaseEstimator):
 
     def __init__(
         self,
-        backbone="resnet50",
-        weights=None,
-        max_epochs=50,
-        batch_size=8,
-        learning_rate=1e-3,
-        class_weight="balanced",
-        crop_size=256,
-        crops_per_image=1,
-        augment="default",
-        annotator="default",
-        normalize=True,
-        mean=RECIPE_MEAN,
-        std=RECIPE_STD,
-        intensity_range="dtype",
-        validation_fraction=None,
-        warm_start=False,
-        checkpoint=None,
-        tile_size=1024,
-        tile_overlap=128,
-        inference_precision="auto",
-        inference_scale=1.0,
-        calibrate_outlines=True,
-        test_time_flips=False,
-        device="auto",
-        n_threads=None,
-        random_state=None,
-        verbose=0,
+        backbone="resnet50", weights=None,
+        max_epochs=50, batch_size=8, learning_rate=1e-3, class_weight="balanced",
+        crop_size=256, crops_per_image=1, augment="default", annotator="default",
+        normalize=True, mean=RECIPE_MEAN, std=RECIPE_STD, intensity_range="dtype",
+        validation_fraction=None, warm_start=False, checkpoint=None,
+        tile_size=1024, tile_overlap=128, inference_precision="auto", inference_scale=1.0,
+        calibrate_outlines=True, test_time_flips=False, min_confidence="auto",
+        device="auto", n_threads=None, random_state=None, verbose=0,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -270,133 +450,11 @@ class ParticleSegmenter(BaseEstimator):
         self.inference_scale = inference_scale
         self.calibrate_outlines = calibrate_outlines
         self.test_time_flips = test_time_flips
+        self.min_confidence = min_confidence
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
-
-    # ------------------------------------------------------------------
-    # Parameter checks
-
-    def _check_params(self):
-        def positive_int(name, minimum=1, allow_none=False):
-            value = getattr(self, name)
-            if value is None and allow_none:
-                return
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-
-        if self.backbone not in _BACKBONES:
-            raise ValueError(f"backbone must be one of {_BACKBONES}; got {self.backbone!r}.")
-        positive_int("max_epochs", 0)
-        positive_int("batch_size", 2)  # BatchNorm cannot train on batches of one crop
-        positive_int("crop_size", 16)
-        positive_int("crops_per_image", 1)
-        positive_int("tile_size", 64, allow_none=True)
-        positive_int("tile_overlap", 0)
-        positive_int("n_threads", 1, allow_none=True)
-        if (not isinstance(self.inference_scale, numbers.Real) or isinstance(self.inference_scale, bool)
-                or not 0.25 <= self.inference_scale <= 4):
-            raise ValueError(
-                f"inference_scale must be a number between 0.25 and 4; got {self.inference_scale!r}."
-            )
-        if self.tile_size is not None and self.tile_overlap * 2 >= self.tile_size:
-            raise ValueError(
-                f"tile_overlap ({self.tile_overlap}) must be less than half of tile_size "
-                f"({self.tile_size})."
-            )
-        if not isinstance(self.learning_rate, numbers.Real) or self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be a positive number; got {self.learning_rate!r}.")
-        if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
-            raise ValueError(
-                f"validation_fraction must be None or between 0 and 1; got {self.validation_fraction!r}."
-            )
-        if self.intensity_range not in ("dtype", "image"):
-            raise ValueError(
-                f'intensity_range must be "dtype" or "image"; got {self.intensity_range!r}.'
-            )
-        if not isinstance(self.std, numbers.Real) or self.std <= 0:
-            raise ValueError(f"std must be a positive number; got {self.std!r}.")
-        if not (self.weights is None or isinstance(self.weights, str) or hasattr(self.weights, "__fspath__")):
-            raise TypeError(
-                f'weights must be None, "imagenet" or the path of a saved model; got {self.weights!r}.'
-            )
-
-    def _resolve_annotator(self):
-        if isinstance(self.annotator, str):
-            if self.annotator != "default":
-                raise ValueError(
-                    f'annotator must be "default", None or a BorderAnnotator; got {self.annotator!r}.'
-                )
-            return BorderAnnotator()
-        if self.annotator is None or isinstance(self.annotator, BorderAnnotator):
-            return self.annotator
-        raise TypeError(
-            f'annotator must be "default", None or a BorderAnnotator; got {self.annotator!r}.'
-        )
-
-    def _resolve_augmenter(self):
-        if isinstance(self.augment, str):
-            if self.augment != "default":
-                raise ValueError(
-                    f'augment must be "default", None or an Augmenter; got {self.augment!r}.'
-                )
-            from .augmentation import default_augmenter
-
-            return default_augmenter()
-        if self.augment is None or callable(self.augment):
-            return self.augment
-        raise TypeError(f'augment must be "default", None or an Augmenter; got {self.augment!r}.')
-
-    def _resolve_class_weight(self, class_maps):
-        from ._training import balanced_class_weight
-
-        cw = self.class_weight
-        if isinstance(cw, str):
-            if cw != "balanced":
-                raise ValueError(f'class_weight must be "balanced", None or 3 numbers; got {cw!r}.')
-            return balanced_class_weight(class_maps)
-        if cw is None:
-            return np.ones(3, dtype=np.float32)
-        arr = np.asarray(cw, dtype=np.float32)
-        if arr.shape != (3,) or not np.all(arr > 0):
-            raise ValueError(
-                f"class_weight must be 3 positive numbers (background, particle, border); got {cw!r}."
-            )
-        return arr
-
-    # ------------------------------------------------------------------
-    # Data
-
-    def _validate_training_data(self, X, y):
-        if y is None:
-            raise ValueError(
-                "y is required: pass one instance map (or class map with annotator=None) per image."
-            )
-        images, norm, single = _scaled_images(
-            X, "X", self.normalize, self.intensity_range, self.mean, self.std
-        )
-        if single:
-            y = [y]
-        if isinstance(y, np.ndarray) and y.ndim == 2:
-            raise ValueError(
-                f"y is one label map but X holds {len(images)} images; pass one label map per image."
-            )
-        y = list(y)
-        if len(y) != len(images):
-            raise ValueError(
-                f"X and y must have the same length: got {len(images)} images and {len(y)} label maps."
-            )
-        annotator = self._resolve_annotator()
-        targets = []
-        for i, (image, target) in enumerate(zip(images, y)):
-            if annotator is None:
-                target = check_class_map(target, f"y[{i}]")
-            else:
-                target = check_instance_map(target, f"y[{i}]", allow_unlabelled=True)
-            check_same_shape(image, target, f"X[{i}]", f"y[{i}]")
-            targets.append(target)
-        return images, targets, norm, annotator
 
     # ------------------------------------------------------------------
     # Fitting
@@ -410,20 +468,17 @@ class ParticleSegmenter(BaseEstimator):
             Micrographs; sizes may differ.
         y : list of ndarray (H, W)
             One instance map per image (0 background, k > 0 particle k, -1
-            unlabelled: the loss skips these pixels), or one class map per
-            image when ``annotator=None``.
+            unlabelled: the loss skips it), or one class map per image when
+            ``annotator=None``.
 
         Returns
         -------
         self : ParticleSegmenter
         """
-        return self._fit(X, y, continue_training=self.warm_start)
+        return _fit(self, X, y, continue_training=self.warm_start)
 
     def partial_fit(self, X, y=None):
-        """Continue training the current model for ``max_epochs`` more epochs.
-
-        The learning-rate schedule starts again (a warm restart). Before the
-        first ``fit``, this is the same as ``fit``.
+        """Train the current model ``max_epochs`` more epochs (a warm restart).
 
         Parameters
         ----------
@@ -433,302 +488,29 @@ class ParticleSegmenter(BaseEstimator):
         -------
         self : ParticleSegmenter
         """
-        return self._fit(X, y, continue_training=True)
+        return _fit(self, X, y, continue_training=True)
 
     def fine_tune(self, X, y, *, minutes=10.0, max_steps=None, validation=True, recipe=None,
                   names=None, callback=None):
-        """Adapt the fitted model to a few annotated micrographs of your own.
-
-        Starts from the current weights (for example ``pretrained("emps")``)
-        and trains for a time budget with a recipe made for few images: a
-        learning rate that warms up then decays, many augmented crops per
-        image rescaled around ``inference_scale``, BatchNorm statistics kept.
-        Held-out data scores the model every so often with its own decision
-        rule (F1 of particles matched at IoU 0.5): one whole image when there
-        are 4 images or more, else the last quarter of every image. The best
-        weights are kept; when no fine-tuned state beats the starting model,
-        the starting weights are kept and ``fine_tuning_["message"]`` says
-        why. Ctrl-C stops early and keeps the best weights so far.
-
-        Every other setting is kept: inference scale, border width,
-        normalisation, class weights (so the decision rule), tiling and
-        precision. Change them with :meth:`set_params` if you want to.
+        """Adapt the fitted model to a few annotated micrographs (user guide, fine-tuning).
 
         Parameters
         ----------
-        X : list of ndarray (H, W)
-            A few micrographs (one is enough to start; 5 is better).
-        y : list of ndarray (H, W)
-            One instance map per image: 0 background, k > 0 particle k, -1
-            unlabelled (the loss skips these pixels, so you may outline only
-            some particles; see :func:`particleseg.labels.mark_unlabelled`).
-            Every map must label at least one particle.
-        minutes : float or None, default=10.0
-            Time budget (wall clock, including validation). None: only
-            ``max_steps`` limits training.
-        max_steps : int or None, default=None
-            Largest number of optimisation steps.
-        validation : bool, default=True
-            Hold out data to keep the best weights (see above). False trains
-            on everything for the whole budget and keeps the last weights.
-        recipe : dict, optional
-            Changes to the recipe, ``particleseg._finetune.DEFAULT_RECIPE``
-            (``learning_rate``, ``warmup_fraction``, ``batch_size``,
-            ``crop_size``, ``freeze_batchnorm``, ``frozen_backbone_fraction``,
-            ``scale_spread``, ``validation_rounds``, ``patience``).
-        names : list of str, optional
-            Names of the images, recorded in the model file.
-        callback : callable, optional
-            Called after every step with a dict (``step``, ``seconds``,
-            ``loss``, ``learning_rate``, and held-out scores when computed).
-            Raising ``KeyboardInterrupt`` from it stops like Ctrl-C.
+        X, y : list of ndarray (H, W)
+            Micrographs and instance maps (-1: unlabelled, skipped by the loss).
+        minutes, max_steps : float or None, int or None, default=10.0, None
+            Budget in wall-clock minutes and/or optimisation steps.
+        validation, recipe, names, callback
+            Held-out choice of weights (default True), recipe changes, image names, a per-step call.
 
         Returns
         -------
         self : ParticleSegmenter
-            With ``fine_tuning_`` (steps, seconds, how it stopped, held-out
-            scores before and after, ``kept_starting_weights``, ``message``)
-            and ``model_info_`` recording the parent model, the images and
-            the recipe (saved with :meth:`save`).
-
-        Examples
-        --------
-        >>> from particleseg import ParticleSegmenter
-        >>> from particleseg.datasets import make_particles
-        >>> X, y = make_particles(n_images=2, shape=(64, 64), random_state=0)
-        >>> seg = ParticleSegmenter(backbone="mobilenet_v3_large", max_epochs=1, crop_size=64,
-        ...                         batch_size=2, random_state=0).fit(X, y)
-        >>> seg = seg.fine_tune(X, y, minutes=None, max_steps=2,
-        ...                     recipe={"crop_size": 64, "batch_size": 2})
-        >>> seg.fine_tuning_["steps"]
-        2
+            With ``fine_tuning_`` (steps, seconds, held-out scores, ``message``).
         """
-        check_is_fitted(self, "model_")
-        from . import _finetune
-
-        self._check_params()
-        if minutes is None and max_steps is None:
-            raise ValueError("give a time budget (minutes) or max_steps; both are None.")
-        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, numbers.Real)
-                                    or not minutes > 0):
-            raise ValueError(f"minutes must be a positive number or None; got {minutes!r}.")
-        if max_steps is not None and (isinstance(max_steps, bool)
-                                      or not isinstance(max_steps, numbers.Integral) or max_steps < 1):
-            raise ValueError(f"max_steps must be an integer >= 1 or None; got {max_steps!r}.")
-        recipe = _finetune.check_recipe(recipe)
-        _finetune.check_starting_model(self)
-        mean, std = self.normalization_ if self.normalization_ is not None else (0.0, 1.0)
-        images, _, single = _scaled_images(X, "X", self.normalization_ is not None,
-                                           self.intensity_range, mean, std)
-        if single:
-            y = [y] if y is not None else None
-        if names is None:
-            names = [f"image {i}" for i in range(len(images))]
-        names = [str(n) for n in names]
-        if len(names) != len(images):
-            raise ValueError(f"names must have one name per image: got {len(names)} names "
-                             f"and {len(images)} images.")
-        targets = _finetune.check_training_maps(images, y, names)
-        _finetune.fine_tune(
-            self, images, targets, names, minutes=minutes, max_steps=max_steps, recipe=recipe,
-            validation=validation, random_state=self._seed(), callback=callback,
-            verbose=self.verbose,
-        )
-        return self
-
-    def _fit(self, X, y, continue_training):
-        import torch
-
-        from . import _training as T
-        from ._models import build_model
-
-        self._check_params()
-        images, targets, norm, annotator = self._validate_training_data(X, y)
-        augmenter = self._resolve_augmenter()
-        device = T.resolve_device(self.device)
-        seed = self._seed()
-        rng = np.random.default_rng(seed)
-
-        # Validation split by image.
-        n = len(images)
-        valid_idx = np.array([], dtype=int)
-        if self.validation_fraction:
-            n_valid = max(1, int(round(self.validation_fraction * n)))
-            if n_valid >= n:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no training image "
-                    f"out of {n}; use a smaller fraction or more images."
-                )
-            valid_idx = np.sort(rng.permutation(n)[:n_valid])
-        train_idx = np.setdiff1d(np.arange(n), valid_idx)
-        train_images = [images[i] for i in train_idx]
-        train_targets = [targets[i] for i in train_idx]
-        width = annotator.width if annotator is not None else None
-        if annotator is not None:
-            annotator.fit(train_targets)
-        full_class_maps = [
-            annotator.transform(t) if annotator is not None else t for t in train_targets
-        ]
-        class_weight = self._resolve_class_weight(full_class_maps)
-        mean, std = norm if norm is not None else (0.0, 1.0)
-        # Training images are kept in [0, 1] (augmentations act there) and
-        # standardised per crop.
-        threads = _ThreadSetting(self.n_threads)
-        with threads, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            keep = continue_training and hasattr(self, "model_")
-            if not keep:
-                model = self._initial_model(build_model)
-                history = []
-            else:
-                model = self.model_
-                history = list(self.history_)
-            model = model.to(device).to(memory_format=torch.channels_last)
-            optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=max(self.max_epochs, 1)
-            )
-            state = T.TrainState(epoch=0, history=history)
-            if self.checkpoint is not None and os.path.exists(self.checkpoint):
-                state = self._resume(model, optimizer, scheduler, rng, seed, device)
-                history = state.history
-            standardise = _Standardised(augmenter, mean, std) if augmenter is not None else None
-            if augmenter is None:
-                train_images = [(im - np.float32(mean)) / np.float32(std) for im in train_images]
-            stride = _stride(self.backbone)
-            for epoch in range(state.epoch, self.max_epochs):
-                start = time.perf_counter()
-                progress = self._progress(epoch, len(train_images) * self.crops_per_image)
-                try:
-                    train_loss = T.train_epoch(
-                        model, optimizer,
-                        train_images, train_targets,
-                        crop_size=self.crop_size, crops_per_image=self.crops_per_image,
-                        batch_size=self.batch_size,
-                        augmenter=standardise,
-                        border_width=width, class_weight=class_weight, device=device,
-                        rng=rng, progress=progress,
-                    )
-                finally:
-                    if progress is not None:
-                        progress.close()
-                record = {
-                    "epoch": len(history) + 1,
-                    "train_loss": train_loss,
-                    "learning_rate": optimizer.param_groups[0]["lr"],
-                }
-                scheduler.step()
-                if len(valid_idx):
-                    record.update(self._validation_scores(
-                        model, [images[i] for i in valid_idx], [targets[i] for i in valid_idx],
-                        annotator, class_weight, mean, std, stride, device,
-                    ))
-                record["seconds"] = time.perf_counter() - start
-                history.append(record)
-                state.epoch = epoch + 1
-                state.history = history
-                if self.checkpoint is not None:
-                    state.rng_state = rng.bit_generator.state
-                    T.save_checkpoint(self.checkpoint, model, optimizer, scheduler, state,
-                                      self._checkpoint_params())
-                if self.verbose:
-                    print(_format_record(record))
-        model.eval()
-        self.model_ = model
-        self.device_ = device
-        self.classes_ = np.array([0, 1, 2])
-        self.class_weight_ = class_weight
-        self.normalization_ = norm
-        self.history_ = history
-        self.n_iter_ = len(history)
-        self.border_width_ = width
-        return self
-
-    def _resume(self, model, optimizer, scheduler, rng, seed, device):
-        """Load the training state stored in ``self.checkpoint``; return it."""
-        import torch
-
-        from . import _training as T
-
-        ckpt = T.load_checkpoint(self.checkpoint, device)
-        self._check_checkpoint_params(ckpt["params"])
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        rng.bit_generator.state = ckpt["rng_state"]
-        if "torch_rng_state" in ckpt:
-            torch.set_rng_state(ckpt["torch_rng_state"].cpu())
-        else:  # checkpoints written before the torch random state was stored
-            torch.manual_seed(seed + ckpt["epoch"])
-        return T.TrainState(epoch=ckpt["epoch"], history=list(ckpt["history"]))
-
-    def _seed(self):
-        if self.random_state is None:
-            return int(np.random.SeedSequence().entropy % (2**31))
-        if isinstance(self.random_state, numbers.Integral):
-            return int(self.random_state)
-        if isinstance(self.random_state, np.random.RandomState):
-            return int(self.random_state.randint(0, 2**31 - 1))
-        raise TypeError(f"random_state must be an int, a RandomState or None; got {self.random_state!r}.")
-
-    def _initial_model(self, build_model):
-        weights = self.weights
-        if weights is None or weights == "imagenet":
-            return build_model(self.backbone, imagenet=weights == "imagenet")
-        from ._persistence import read_model_file
-
-        config, state = read_model_file(weights)
-        if config["params"]["backbone"] != self.backbone:
-            raise ValueError(
-                f"weights file {weights} holds a {config['params']['backbone']} model but "
-                f"backbone={self.backbone!r}; set backbone to match."
-            )
-        model = build_model(self.backbone)
-        model.load_state_dict(state)
-        return model
-
-    def _checkpoint_params(self):
-        return {k: self.get_params(deep=False)[k] for k in
-                ("backbone", "max_epochs", "batch_size", "crop_size", "crops_per_image")}
-
-    def _check_checkpoint_params(self, saved):
-        mine = self._checkpoint_params()
-        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
-        if diff:
-            details = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(
-                f"checkpoint {self.checkpoint} was written with other settings ({details}); "
-                "use the same settings to resume, or another checkpoint file."
-            )
-
-    def _progress(self, epoch, total):
-        if not self.verbose:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=f"epoch {epoch + 1}/{self.max_epochs}", unit="crop", leave=False)
-
-    def _validation_scores(self, model, images, targets, annotator, class_weight, mean, std,
-                           stride, device):
-        import torch
-        import torch.nn.functional as F
-
-        from . import _training as T
-        from .metrics import iou_score
-
-        model.eval()
-        losses, ious = [], []
-        for image, target in zip(images, targets):
-            class_map = annotator.transform(target) if annotator is not None else target
-            logits = T.predict_logits_whole(model, (image - mean) / std, stride, device)
-            t = torch.from_numpy(class_map.astype(np.int64)).to(device)
-            losses.append(float(F.cross_entropy(logits[None], t[None], ignore_index=T.IGNORE,
-                                                weight=torch.as_tensor(class_weight, device=device))))
-            pred = logits.argmax(0).cpu().numpy()
-            labelled = class_map != T.IGNORE
-            ious.append(iou_score((class_map > 0) & labelled, (pred > 0) & labelled))
-        model.train()
-        return {"valid_loss": float(np.mean(losses)), "valid_iou": float(np.mean(ious))}
+        from ._finetune import fine_tune
+        return fine_tune(self, X, y, minutes=minutes, max_steps=max_steps, validation=validation,
+                         recipe=recipe, names=names, callback=callback)
 
     # ------------------------------------------------------------------
     # Prediction
@@ -747,101 +529,101 @@ class ParticleSegmenter(BaseEstimator):
             One per image, at the image's own full resolution.
         """
         check_is_fitted(self, "model_")
-        from . import _training as T
+        from . import _inference
 
-        self._check_params()
-
+        _check_parameters(self.get_params(deep=False), _PARAMETER_CONSTRAINTS)
         images, norm, single = _scaled_images(
             X, "X", self.normalization_ is not None, self.intensity_range,
             *(self.normalization_ or (0.0, 1.0)),
         )
-        mean, std = norm if norm is not None else (0.0, 1.0)
-        stride = _stride(self.backbone)
-        autocast_dtype = T.resolve_precision(self.inference_precision, self.device_)
-        out = []
-        with _ThreadSetting(self.n_threads):
-            self.model_.eval()
-            def predict_one(standardised):
-                return T.predict_proba_image(
-                    self.model_, standardised, stride=stride, device=self.device_,
-                    tile_size=self.tile_size, tile_overlap=self.tile_overlap, tile_batch=4,
-                    autocast_dtype=autocast_dtype, scale=float(self.inference_scale),
-                )
-
-            for image in images:
-                standardised = _standardise(image, mean, std)
-                if self.test_time_flips:
-                    out.append(T.predict_proba_flips(standardised, predict_one))
-                else:
-                    out.append(predict_one(standardised))
+        settings = _inference.InferenceSettings.from_params(
+            self.get_params(deep=False), device=self.device_, normalization=norm,
+            particle_diameter=getattr(self, "particle_diameter_", None),
+            label=functools.partial(_label, self),
+        )
+        self.last_scales_ = []
+        out = _inference.predict_proba(self.model_, images, settings, scales=self.last_scales_)
         return out[0] if single else out
 
     def predict(self, X):
         """Class map per pixel: 0 background, 1 particle, 2 border.
 
-        With ``calibrate_outlines=True`` (the default) the decision is made in
-        two steps: particle cores are the pixels whose particle probability is
-        at least 0.5 as the network predicts it; the particle's outline (core
-        or border versus background) is decided with the class weighting of
-        the loss undone (see ``calibrate_outlines``). With False, each pixel
-        gets its most probable class.
+        Particle cores are the pixels whose particle probability is at least
+        0.5; how outlines are decided is set by ``calibrate_outlines``.
 
         Parameters
         ----------
         X : ndarray (H, W) or list of ndarray
-            One micrograph or a list of them, any sizes.
+            Micrographs, as for :meth:`predict_proba`.
 
         Returns
         -------
         classes : ndarray of uint8, shape (H, W), or a list of them
-            One class map per image, at full resolution.
         """
         proba = self.predict_proba(X)
-        if isinstance(proba, list):
-            return [self._decide(p) for p in proba]
-        return self._decide(proba)
+        return [self._decide(p) for p in proba] if isinstance(proba, list) else self._decide(proba)
+
+    def predict_particles(self, X, return_confidence=False, threshold=0.5, min_size=4,
+                          method="components"):
+        """Labelled particles of each image, and the network's confidence in each.
+
+        :meth:`predict`, then :func:`~particleseg.label_particles`; particles
+        below ``min_confidence`` are dropped.
+
+        Parameters
+        ----------
+        X : ndarray (H, W) or list of ndarray
+            Micrographs, as for :meth:`predict_proba`.
+        return_confidence : bool, default=False
+            Also return each particle's calibrated confidence in [0, 1]: among
+            particles of confidence near ``c``, about a fraction ``c`` are true.
+        threshold, min_size, method
+            As for :func:`~particleseg.label_particles`.
+
+        Returns
+        -------
+        labels : ndarray of int32 (H, W), or a list of them
+            0 background, 1..n particles.
+        confidence : ndarray (n,), or a list of them
+            With ``return_confidence``: ``confidence[k - 1]`` is particle k's.
+
+        Examples
+        --------
+        >>> from particleseg import pretrained
+        >>> from particleseg.datasets import load_sample
+        >>> labels, confidence = pretrained("emps").predict_particles(
+        ...     load_sample()[0], return_confidence=True)
+        >>> len(confidence) == int(labels.max())
+        True
+        """
+        proba = self.predict_proba(X)
+        one = functools.partial(_label, self, threshold=threshold, min_size=min_size,
+                                method=method, return_confidence=return_confidence)
+        if not isinstance(proba, list):
+            return one(proba)
+        found = [one(p) for p in proba]
+        return ([f[0] for f in found], [f[1] for f in found]) if return_confidence else found
 
     def _decide(self, proba, threshold=0.5):
         """The class map of one image's probabilities (see :meth:`predict`)."""
-        from ._training import class_map, outline_class_map
+        from ._inference import decide
 
-        if self.calibrate_outlines:
-            return outline_class_map(proba, self.class_weight_, core_threshold=threshold)
-        if threshold != 0.5:
-            from .postprocessing import foreground_mask, particle_mask
-
-            classes = np.where(foreground_mask(proba, threshold), 2, 0).astype(np.uint8)
-            classes[particle_mask(proba, threshold)] = 1
-            return classes
-        return class_map(proba)
+        return decide(proba, self.class_weight_, self.calibrate_outlines, threshold)
 
     def score(self, X, y):
         """Mean per-image particle IoU (intersection over union of the foreground).
 
         Parameters
         ----------
-        X : list of ndarray
-            Micrographs.
-        y : list of ndarray
-            Their instance maps (or class maps): foreground is every value > 0.
+        X, y : list of ndarray
+            Micrographs and their instance (or class) maps; foreground is > 0.
 
         Returns
         -------
         score : float
-            Mean IoU of predicted (particle or border) and true foreground;
-            higher is better, 1 is perfect.
+            Mean IoU of predicted and true foreground; 1 is perfect.
         """
-        from .metrics import iou_score
-
-        pred = self.predict(X)
-        if not isinstance(pred, list):
-            pred, y = [pred], [y]
-        y = list(y)
-        if len(y) != len(pred):
-            raise ValueError(
-                f"X and y must have the same length: got {len(pred)} images and {len(y)} label maps."
-            )
-        return float(np.mean([iou_score(np.asarray(t) > 0, p > 0) for t, p in zip(y, pred)]))
+        return _mean_iou(self.predict(X), y)
 
     # ------------------------------------------------------------------
     # Persistence
@@ -849,9 +631,8 @@ class ParticleSegmenter(BaseEstimator):
     def save(self, path, half_precision=False):
         """Save the fitted model to one file that cannot run code when loaded.
 
-        The file holds the weights (safetensors) and, in its header, a JSON
-        record of the parameters, normalisation, training history and the
-        versions of particleseg and torch, with a checksum of the weights.
+        Weights in safetensors, with a JSON header of parameters, fitted
+        attributes and versions, and a checksum (see the user guide).
 
         Parameters
         ----------
@@ -897,54 +678,3 @@ class ParticleSegmenter(BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.non_deterministic = self.random_state is None
         return tags
-
-
-def _stride(backbone):
-    from ._models import output_stride
-
-    return output_stride(backbone)
-
-
-def _standardise(image, mean, std):
-    """(image - mean) / std in float32, in place when the image is already a copy."""
-    out = image if image.dtype == np.float32 else image.astype(np.float32)
-    out -= np.float32(mean)
-    out /= np.float32(std)
-    return out
-
-
-class _Standardised:
-    """Augment a [0, 1] image, then standardise it with (mean, std)."""
-
-    def __init__(self, augmenter, mean, std):
-        self.augmenter, self.mean, self.std = augmenter, mean, std
-        self.window_factor = getattr(augmenter, "window_factor", 1.5)
-
-    def __call__(self, image, target, random_state=None):
-        image, target = self.augmenter(image, target, random_state=random_state)
-        return (image - np.float32(self.mean)) / np.float32(self.std), target
-
-
-class _ThreadSetting:
-    """Set torch's CPU thread count for a block, then restore it."""
-
-    def __init__(self, n_threads):
-        self.n_threads = n_threads
-
-    def __enter__(self):
-        import torch
-
-        self.previous = torch.get_num_threads()
-        if self.n_threads is not None:
-            torch.set_num_threads(self.n_threads)
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self.previous)
-
-
-def _format_record(record):
-    return "  ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()
-    )

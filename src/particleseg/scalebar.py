@@ -1,0 +1,1113 @@
+"""Read the scale bar of a figure image, and find its annotations.
+
+Micrographs often reach a user as figures: a PNG or JPEG with a scale bar
+("100 nm"), panel letters and labels burnt into the pixels, and no pixel size
+in the file. This module
+
+* finds the scale bar and measures its length in pixels
+  (:func:`find_scale_bar`), reads its label with an OCR engine when the
+  optional extra is installed (``pip install "particleseg[scalebar]"``, which
+  brings RapidOCR on ONNX Runtime, with its models, working offline), and
+  turns both into a pixel size;
+* marks the pixels of scale bars, text labels, panel letters and their boxes
+  (:func:`annotation_mask`), so that particles found there can be dropped
+  (:func:`remove_annotated_particles`).
+
+Everything here works on plain arrays: 2-D grey images of any dtype (8-bit,
+16-bit or float) or RGB, from 256 to about 8000 pixels a side. Large images
+are searched at a reduced size; the bar is then measured at full resolution.
+
+The bar is found without OCR: a long, thin, uniform rectangle, much lighter or
+darker than what lies above and below it, with text of its own colour next to
+it (above, below, left or right). Without the OCR extra the bar is still
+found and measured, but its value is unknown (``ScaleBar.value`` is None and
+``ScaleBar.message`` says how to get it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ._validation import check_image, check_instance_map, check_mask, check_same_shape
+
+__all__ = [
+    "Calibration",
+    "ScaleBar",
+    "annotation_mask",
+    "calibrate",
+    "find_scale_bar",
+    "parse_scale_label",
+    "remove_annotated_particles",
+    "MIN_CONFIDENCE",
+    "OCR_HINT",
+]
+
+#: A reading below this confidence is not used as a calibration.
+MIN_CONFIDENCE = 0.5
+#: What to tell a user who has no OCR engine.
+OCR_HINT = 'pip install "particleseg[scalebar]"'
+
+#: Nanometres per unit of the labels understood.
+_NM_PER_UNIT = {"nm": 1.0, "\N{MICRO SIGN}m": 1e3, "mm": 1e6, "\N{ANGSTROM SIGN}": 0.1, "pm": 1e-3}
+#: Largest side searched at full resolution; larger images are reduced first.
+_SEARCH_SIDE = 1100
+
+
+@dataclass(frozen=True)
+class ScaleBar:
+    """A scale bar found in an image by :func:`find_scale_bar`.
+
+    Boxes are ``(top, left, bottom, right)`` in pixels of the full image, with
+    ``bottom`` and ``right`` exclusive (``image[top:bottom, left:right]``).
+
+    Attributes
+    ----------
+    length_px : float
+        Length of the bar in pixels, from outer end to outer end (end ticks
+        included), to a fraction of a pixel.
+    bar_box : tuple of 4 int
+        The bar (with its end ticks).
+    label_box : tuple of 4 int or None
+        The label next to the bar; None when none was found.
+    text : str or None
+        The label as read by OCR; None when it was not read.
+    value : float or None
+        The number of the label (``100`` for "100 nm").
+    unit : str or None
+        The unit of the label: ``"nm"``, ``"µm"``, ``"mm"``, ``"Å"`` or
+        ``"pm"`` ("um" is read as ``"µm"``, "A" as ``"Å"``).
+    confidence : float
+        From 0 to 1: how sure the reading is (the OCR score times the
+        geometric checks). A reading below :data:`MIN_CONFIDENCE` is not a
+        calibration (:attr:`calibrated` is False).
+    polarity : {"light", "dark"}
+        A light bar on a darker ground, or a dark bar on a lighter one.
+    box : tuple of 4 int
+        The whole annotation: bar, label and the background box behind them
+        when there is one.
+    message : str
+        Why there is no calibration, when there is none; else ``""``.
+
+    Examples
+    --------
+    >>> from particleseg.scalebar import ScaleBar
+    >>> bar = ScaleBar(length_px=200.0, bar_box=(480, 300, 486, 500), text="1 µm",
+    ...                value=1.0, unit="µm", confidence=0.97)
+    >>> bar.pixel_size, bar.pixel_size_nm, bar.calibrated
+    (0.005, 5.0, True)
+    >>> bar.describe()
+    '"1 µm" = 200.0 px'
+    """
+
+    length_px: float
+    bar_box: tuple
+    label_box: tuple | None = None
+    text: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    confidence: float = 0.0
+    polarity: str = "light"
+    box: tuple = field(default=None)
+    message: str = ""
+
+    @property
+    def pixel_size(self):
+        """Size of one pixel in :attr:`unit` (``value / length_px``), or None."""
+        if self.value is None or not self.length_px:
+            return None
+        return self.value / self.length_px
+
+    @property
+    def pixel_size_nm(self):
+        """Size of one pixel in nanometres, or None."""
+        if self.pixel_size is None or self.unit not in _NM_PER_UNIT:
+            return None
+        return self.pixel_size * _NM_PER_UNIT[self.unit]
+
+    @property
+    def calibrated(self) -> bool:
+        """True when the bar was read with at least :data:`MIN_CONFIDENCE`."""
+        return self.pixel_size_nm is not None and self.confidence >= MIN_CONFIDENCE
+
+    def describe(self) -> str:
+        """A one-line account of the reading.
+
+        Returns
+        -------
+        str
+            Such as ``'"100 nm" = 212.0 px'``.
+        """
+        label = f'"{self.text}"' if self.text is not None else "an unread label"
+        return f"{label} = {self.length_px:.1f} px"
+
+
+# --------------------------------------------------------------------------
+# Labels
+
+
+_UNIT_SPELLINGS = {
+    "nm": "nm", "nrn": "nm", "mn": "nm", "hm": "nm",
+    "um": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "\N{MICRO SIGN}m",
+    "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m", "μm": "\N{MICRO SIGN}m",
+    "mm": "mm",
+    "a": "\N{ANGSTROM SIGN}", "\N{LATIN SMALL LETTER A WITH RING ABOVE}": "\N{ANGSTROM SIGN}",
+    "\N{ANGSTROM SIGN}": "\N{ANGSTROM SIGN}",
+    "pm": "pm",
+}
+_LABEL = re.compile(r"^\s*([0-9OoIl|]+(?:[.,·][0-9Oo]+)?)\s*([^\s0-9]{1,3})\s*$")
+
+
+def parse_scale_label(text):
+    """Value and unit of a scale-bar label, or None when it is not one.
+
+    Parameters
+    ----------
+    text : str
+        The label, as written or as read by OCR: ``"100 nm"``, ``"1.5µm"``,
+        ``"2 um"``, ``"50 Å"``, ``"0,5 mm"``.
+
+    Returns
+    -------
+    (value, unit) or None
+        ``unit`` is one of ``"nm"``, ``"µm"``, ``"mm"``, ``"Å"``, ``"pm"``.
+
+    Examples
+    --------
+    >>> from particleseg.scalebar import parse_scale_label
+    >>> parse_scale_label("100 nm")
+    (100.0, 'nm')
+    >>> parse_scale_label("0,5 um")
+    (0.5, 'µm')
+    >>> parse_scale_label("Au NPs") is None
+    True
+    """
+    if not isinstance(text, str):
+        return None
+    cleaned = text.strip().replace("\N{GREEK SMALL LETTER MU}", "\N{MICRO SIGN}")
+    cleaned = cleaned.strip(".,:;'\"`²\u2018\u2019\u201c\u201d ")
+    match = _LABEL.match(cleaned)
+    if match is None:
+        return None
+    number, unit = match.groups()
+    digits = number.translate(str.maketrans("OoIl|,·", "00111..")) if not number.isdigit() else number
+    # Letters in the number are OCR confusions only next to real digits.
+    if not any(c.isdigit() for c in number):
+        return None
+    try:
+        value = float(digits)
+    except ValueError:
+        return None
+    unit = _UNIT_SPELLINGS.get(unit.lower() if unit not in ("\N{ANGSTROM SIGN}", "Å") else unit)
+    if unit is None or not (value > 0 and math.isfinite(value)):
+        return None
+    return value, unit
+
+
+def _nice(value) -> bool:
+    """1, 2, 2.5 or 5 times a power of ten, or a small whole number (3, 4, 25...)."""
+    mantissa = value / 10.0 ** math.floor(math.log10(value))
+    return any(abs(mantissa - m) < 1e-6 for m in (1, 1.5, 2, 2.5, 3, 4, 5, 7.5))
+
+
+def _ocr_available() -> bool:
+    return importlib.util.find_spec("rapidocr_onnxruntime") is not None
+
+
+@lru_cache(maxsize=1)
+def _ocr_engine():
+    """The RapidOCR engine (built once), or None when the extra is missing."""
+    if not _ocr_available():
+        return None
+    import logging
+
+    from rapidocr_onnxruntime import RapidOCR
+
+    engine = RapidOCR()
+    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+    return engine
+
+
+def _recognise(engine, crop):
+    """(text, score) of a one-line crop (uint8, dark text on white)."""
+    rgb = np.repeat(crop[..., None], 3, axis=2)
+    result, _ = engine(rgb, use_det=False, use_cls=False, use_rec=True)
+    if not result:
+        return "", 0.0
+    text, score = result[0]
+    return str(text), float(score)
+
+
+def _detect_text(engine, crop):
+    """[(box, text, score)] of the text lines in a crop (uint8, dark on white)."""
+    rgb = np.repeat(crop[..., None], 3, axis=2)
+    result, _ = engine(rgb)
+    found = []
+    for points, text, score in result or []:
+        points = np.asarray(points, dtype=float)
+        top, left = points[:, 1].min(), points[:, 0].min()
+        bottom, right = points[:, 1].max(), points[:, 0].max()
+        found.append(((int(top), int(left), int(math.ceil(bottom)), int(math.ceil(right))),
+                      str(text), float(score)))
+    return found
+
+
+# --------------------------------------------------------------------------
+# Finding bars
+
+
+def _normalise(image):
+    """Float32 image in [0, 1] (min to max); None when it is flat."""
+    img = check_image(image).astype(np.float32, copy=False)
+    finite = np.isfinite(img)
+    if not finite.all():
+        img = np.where(finite, img, np.nanmin(np.where(finite, img, np.inf)))
+    low, high = float(img.min()), float(img.max())
+    if not high - low > 0:
+        return None
+    return (img - low) / (high - low)
+
+
+def _pool(img, factor, how):
+    """Reduce by an integer factor with the block max (or min)."""
+    if factor == 1:
+        return img
+    h, w = img.shape
+    hh, ww = h // factor * factor, w // factor * factor
+    blocks = img[:hh, :ww].reshape(hh // factor, factor, ww // factor, factor)
+    return blocks.max(axis=(1, 3)) if how == "max" else blocks.min(axis=(1, 3))
+
+
+@dataclass
+class _Bar:
+    top: int
+    left: int
+    bottom: int
+    right: int
+    length: float
+    thickness: int
+    level: float  # intensity of the bar (polarity image)
+    ground: float  # intensity around it
+    quality: float  # 0..1 geometric checks
+    polarity: str
+    core_top: int = 0  # rows of the bar itself, without its end ticks
+    core_bottom: int = 0
+
+
+def _bar_candidates(p, min_length):
+    """Boxes (top, left, bottom, right) of long thin light rectangles in ``p``."""
+    h, w = p.shape
+    k = int(max(9, min(h, w) / 10))
+    opened = ndi.grey_opening(p, size=(k, 1))
+    tophat = p - opened
+    binary = (tophat > 0.1) & (p > 0.35)
+    binary = ndi.binary_opening(binary, structure=np.ones((1, min_length), bool))
+    labels, n = ndi.label(binary)
+    boxes = []
+    for sl in ndi.find_objects(labels):
+        if sl is None:
+            continue
+        top, bottom = sl[0].start, sl[0].stop
+        left, right = sl[1].start, sl[1].stop
+        length, thick = right - left, bottom - top
+        if length < min_length or length > 0.85 * w or length < 2.5 * thick:
+            continue
+        if left == 0 or right == w or top == 0 or bottom == h:
+            continue
+        boxes.append((top, left, bottom, right))
+    boxes.sort(key=lambda b: b[3] - b[1], reverse=True)
+    return boxes
+
+
+def _run_length(values, a, b, ground, level):
+    """Sub-pixel length of the run ``values[a..b]`` (inclusive) above the midpoint.
+
+    Pixels inside the run count 1; the two end pixels and their outer
+    neighbours count the fraction of the bar they cover, judged from their
+    grey level between ``ground`` and ``level``.
+    """
+    span = max(level - ground, 1e-6)
+
+    def cover(i):
+        if i < 0 or i >= len(values):
+            return 0.0
+        return float(np.clip((values[i] - ground) / span, 0, 1))
+
+    if b - a < 2:
+        return float(b - a + 1)
+    return (b - a - 1) + cover(a) + cover(b) + cover(a - 1) + cover(b + 1)
+
+
+def _measure_bar(p, box, factor, polarity):
+    """Measure a candidate at full resolution; None when it is not a clean bar."""
+    H, W = p.shape
+    top, left, bottom, right = (v * factor for v in box)
+    bottom, right = min(bottom, H), min(right, W)
+    inner = p[top:bottom, left:right]
+    if inner.size == 0:
+        return None
+    level = float(np.percentile(inner, 90))
+    above = p[max(top - 3, 0):top, left:right]
+    below = p[bottom:min(bottom + 3, H), left:right]
+    ground = float(np.median(np.concatenate([above.ravel(), below.ravel()]))) \
+        if above.size + below.size else 0.0
+    if level - ground < 0.1:
+        return None
+    if above.size and below.size:
+        # A bar has the same ground on both sides; a strip of a box between a
+        # bar and the box's edge does not.
+        up, down = float(np.median(above)), float(np.median(below))
+        if abs(up - down) > 0.5 * (level - min(up, down)):
+            return None
+    thr = (level + ground) / 2
+    pad_v, pad_h = 3 + 2 * factor, 3 + 2 * factor + (right - left) // 2
+    r0, r1 = max(top - pad_v, 0), min(bottom + pad_v, H)
+    c0, c1 = max(left - pad_h, 0), min(right + pad_h, W)
+    win = p[r0:r1, c0:c1]
+    labels, n = ndi.label(win >= thr)
+    if n == 0:
+        return None
+    # The component of the longest row inside the candidate's box.
+    sub = labels[top - r0:bottom - r0, left - c0:right - c0]
+    counts = (sub > 0).sum(axis=1)
+    row = int(np.argmax(counts))
+    ids, sizes = np.unique(sub[row][sub[row] > 0], return_counts=True)
+    if len(ids) == 0:
+        return None
+    comp = labels == ids[np.argmax(sizes)]
+    row_counts = comp.sum(axis=1)
+    longest = row_counts.max()
+    bar_rows = np.nonzero(row_counts >= 0.8 * longest)[0]
+    # Keep the contiguous block of rows that holds the longest row.
+    peak = int(np.argmax(row_counts))
+    block = [peak]
+    for step in (-1, 1):
+        r = peak + step
+        while 0 <= r < len(row_counts) and row_counts[r] >= 0.8 * longest:
+            block.append(r)
+            r += step
+    bar_rows = np.array(sorted(block))
+    thickness = len(bar_rows)
+    lefts = np.array([np.nonzero(comp[r])[0][0] for r in bar_rows])
+    rights = np.array([np.nonzero(comp[r])[0][-1] for r in bar_rows])
+    run = int(np.median(rights - lefts + 1))
+    if run < 8 or run < 2.5 * thickness:
+        return None
+    # The bar's rows run on past the window: part of something wider.
+    if (lefts.min() == 0 and c0 > 0) or (rights.max() == win.shape[1] - 1 and c1 < W):
+        return None
+    core = bar_rows[1:-1] if thickness >= 3 else bar_rows
+    a, b = int(np.median(lefts)), int(np.median(rights))
+    interior = win[core][:, a + 1:b] if b - a > 2 else win[core]
+    level = float(np.median(interior))
+    lengths = [_run_length(win[r], int(lefts[i]), int(rights[i]), ground, level)
+               for i, r in enumerate(bar_rows) if r in core]
+    length = float(np.median(lengths))
+    # Checks: straight ends, uniform fill, little attached.
+    end_spread = float(np.std(lefts) + np.std(rights))
+    uniform = float(np.mean(win[bar_rows[0]:bar_rows[-1] + 1, a:b + 1] >= thr))
+    attached = comp.sum() - row_counts[bar_rows].sum()
+    if uniform < 0.85 or attached > 1.5 * thickness * run + 4 * thickness ** 2:
+        return None
+    quality = float(np.clip(1 - end_spread / max(3.0, 0.05 * run), 0, 1))
+    quality *= float(np.clip((level - ground) / 0.25, 0, 1))
+    rows_any = np.nonzero(comp.any(axis=1))[0]
+    cols_any = np.nonzero(comp.any(axis=0))[0]
+    return _Bar(
+        top=r0 + int(rows_any[0]), left=c0 + int(cols_any[0]),
+        bottom=r0 + int(rows_any[-1]) + 1, right=c0 + int(cols_any[-1]) + 1,
+        length=length, thickness=thickness, level=level, ground=ground,
+        quality=quality, polarity=polarity,
+        core_top=r0 + int(bar_rows[0]), core_bottom=r0 + int(bar_rows[-1]) + 1,
+    )
+
+
+# --------------------------------------------------------------------------
+# Finding the label next to a bar
+
+
+@dataclass
+class _Group:
+    side: str
+    box: tuple  # full image coordinates
+    mask: np.ndarray  # the text pixels, in the box
+    distance: float
+
+
+def _components(binary):
+    labels, n = ndi.label(binary, structure=np.ones((3, 3), bool))
+    comps = []
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is not None:
+            comps.append((i, sl[0].start, sl[1].start, sl[0].stop, sl[1].stop))
+    return labels, comps
+
+
+def _grow_line(seed, comps, used, blobs=frozenset()):
+    group = [seed]
+    t, l, b, r = seed[1:]
+    changed = True
+    while changed:
+        changed = False
+        h = b - t
+        for c in comps:
+            if c[0] in used or c in group:
+                continue
+            ct, cl, cb, cr = c[1:]
+            ch = cb - ct
+            overlap = min(b, cb) - max(t, ct)
+            if overlap < 0.4 * min(ch, h) or ch > 1.8 * h:
+                continue
+            if c[0] in blobs and ch > 0.45 * h:  # a particle, not a glyph (dots may join)
+                continue
+            gap = max(cl - r, l - cr)
+            if gap > 1.3 * max(h, ch):
+                continue
+            group.append(c)
+            if ch >= 0.5 * h:  # a dot or a hyphen does not widen the line
+                t, b = min(t, ct), max(b, cb)
+            l, r = min(l, cl), max(r, cr)
+            changed = True
+    return group, (t, l, b, r)
+
+
+def _label_groups(p, bar):
+    """Candidate label lines next to ``bar``, the nearest first."""
+    H, W = p.shape
+    L, t = bar.right - bar.left, max(bar.thickness, 1)
+    reach_v = int(max(0.8 * L, 8 * t, 24))
+    reach_h = int(max(1.3 * L, 10 * t, 40))
+    r0, r1 = max(bar.top - reach_v, 0), min(bar.bottom + reach_v, H)
+    c0, c1 = max(bar.left - reach_h, 0), min(bar.right + reach_h, W)
+    win = p[r0:r1, c0:c1]
+    thr = (bar.level + bar.ground) / 2
+    binary = win >= thr
+    bt, bl, bb, br = bar.top - r0, bar.left - c0, bar.bottom - r0, bar.right - c0
+    ct_, cb_ = bar.core_top - r0, bar.core_bottom - r0
+    # Remove the bar's own rows (and a pixel around them), so that glyphs that
+    # touch the bar (the tail of a "µ") stay glyphs; what is left of the end
+    # ticks is dropped below as thin pieces at the bar's ends.
+    binary[max(ct_ - 1, 0):cb_ + 1, max(bl - 1, 0):br + 1] = False
+    labels, comps = _components(binary)
+    cy = (ct_ + cb_) / 2
+    bar_ids = set()
+    for i, t_, l_, b_, r_ in comps:
+        near_end = min(abs(l_ - bl), abs(r_ - br)) <= 2 * t + 2
+        touches = b_ >= ct_ - 2 and t_ <= cb_ + 2
+        if touches and near_end and r_ - l_ <= 2 * t + 2:
+            bar_ids.add(i)
+    wh, ww = win.shape
+    dist = ndi.distance_transform_edt(binary)
+    stroke = ndi.maximum(dist, labels, index=np.arange(1, labels.max() + 1)) if comps else []
+    blobs = {c[0] for c in comps if 2 * stroke[c[0] - 1] > 0.5 * (c[3] - c[1]) and c[3] - c[1] >= 6}
+    keep = []
+    for c in comps:
+        i, ct, cl, cb, cr = c
+        if i in bar_ids:
+            continue
+        ch, cw = cb - ct, cr - cl
+        if ch < 3 or ch > reach_v or cw > 2.5 * L + 4 * ch:
+            continue
+        if (ct == 0 and r0 > 0) or (cl == 0 and c0 > 0) or (cb == wh and r1 < H) or (cr == ww and c1 < W):
+            continue
+        keep.append(c)
+    groups = []
+    used = set(bar_ids)
+    span_l, span_r = bl - 0.5 * L, br + 0.5 * L
+    for side in ("below", "above", "right", "left"):
+        best, best_gap = None, None
+        for c in keep:
+            i, ct, cl, cb, cr = c
+            ch = cb - ct
+            if i in blobs:
+                continue
+            if side in ("above", "below"):
+                gap = bt - cb if side == "above" else ct - bb
+                if gap < 0 or gap > max(1.5 * ch, 3 * t, 6):
+                    continue
+                if cr < span_l or cl > span_r:
+                    continue
+            else:
+                gap = cl - br if side == "right" else bl - cr
+                if gap < 0 or gap > max(2.0 * ch, 3 * t, 8):
+                    continue
+                if not (ct <= cy + t and cb >= cy - t):
+                    continue
+            if best is None or gap < best_gap:
+                best, best_gap = c, gap
+        if best is None:
+            continue
+        members, (gt, gl, gb, gr) = _grow_line(best, keep, used, blobs)
+        gh, gw = gb - gt, gr - gl
+        if gw < 1.2 * gh or gh < 4:
+            continue
+        mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
+        groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask, float(best_gap)))
+    # Groups found from two sides can be the same line.
+    unique, seen = [], set()
+    for g in sorted(groups, key=lambda g: g.distance):
+        if g.box not in seen:
+            seen.add(g.box)
+            unique.append(g)
+    return unique
+
+
+def _ocr_crop(p, group, height=40):
+    """The label as dark text on white, padded and scaled to ``height`` px text."""
+    top, left, bottom, right = group.box
+    h = bottom - top
+    pad = max(2, int(round(0.35 * h)))
+    H, W = p.shape
+    t0, l0 = max(top - pad, 0), max(left - pad, 0)
+    t1, l1 = min(bottom + pad, H), min(right + pad, W)
+    crop = p[t0:t1, l0:l1].copy()
+    keep = np.zeros(crop.shape, bool)
+    keep[top - t0:bottom - t0, left - l0:right - l0] = ndi.binary_dilation(
+        group.mask, iterations=max(1, h // 12))
+    lo = float(np.median(crop[~keep])) if (~keep).any() else 0.0
+    hi = float(np.percentile(crop[keep], 95)) if keep.any() else 1.0
+    crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
+    crop[~keep] = 0
+    out = (255 * (1 - crop)).astype(np.uint8)
+    scale = float(height) / max(h, 1)
+    if abs(scale - 1) > 0.1:
+        from PIL import Image
+
+        img = Image.fromarray(out)
+        out = np.asarray(img.resize((max(int(img.width * scale), 1), max(int(img.height * scale), 1)),
+                                    Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS))
+    return out
+
+
+def _has_descender(group):
+    """Whether one glyph of the line reaches well below the others (a "µ")."""
+    labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
+    if n < 2:
+        return False
+    boxes = [sl for sl in ndi.find_objects(labels) if sl is not None]
+    h = group.mask.shape[0]
+    tall = [sl for sl in boxes if sl[0].stop - sl[0].start >= 0.4 * h]
+    if not tall:
+        return False
+    baseline = float(np.median([sl[0].stop for sl in tall]))
+    return sum(sl[0].stop > baseline + 0.12 * h for sl in tall) == 1
+
+
+def _glyph_widths(group):
+    """Widths of the full-height glyphs of a label line, left to right."""
+    labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
+    h = group.mask.shape[0]
+    boxes = sorted((sl for sl in ndi.find_objects(labels) if sl is not None),
+                   key=lambda sl: sl[1].start)
+    return [sl[1].stop - sl[1].start for sl in boxes if sl[0].stop - sl[0].start >= 0.35 * h]
+
+
+def _unit_plausibility(unit, group):
+    """A factor <= 1 for units that OCR confuses with "nm".
+
+    "mm" labels are rare on micrographs and "nm" is often misread as "mm" in
+    small text: "mm" is believed only when its two letters are as wide as
+    each other (an "n" is about two thirds of an "m").
+    """
+    if unit != "mm":
+        return 1.0
+    if group is not None:
+        widths = _glyph_widths(group)
+        if len(widths) >= 2 and widths[-2] >= 0.85 * widths[-1]:
+            return 1.0
+    return 0.6
+
+
+def _parse_with_glyphs(text, group):
+    """:func:`parse_scale_label`, reading a lone "m" after a descending glyph as "µm".
+
+    OCR engines often drop the "µ" of a serif font ("1.0 m"); metres never
+    label a micrograph's bar, and the glyph with a tail below the line is the µ.
+    """
+    parsed = parse_scale_label(text)
+    if parsed is None and isinstance(text, str):
+        match = re.match(r"^\s*([0-9.,]+)\s*m\s*$", text)
+        if match and _has_descender(group):
+            parsed = parse_scale_label(match.group(1) + " um")
+    return parsed
+
+
+def _read_groups(p, bar, groups, engine):
+    """The best (group, text, value, unit, score) among the groups, or None.
+
+    A label is read at two sizes; when the readings disagree, the score is
+    halved (small text is where "nm" becomes "mm").
+    """
+    best = None
+    for group in groups:
+        text, score = _recognise(engine, _ocr_crop(p, group, 40))
+        parsed = _parse_with_glyphs(text, group)
+        if parsed is None:
+            continue
+        again, _ = _recognise(engine, _ocr_crop(p, group, 28))
+        if _parse_with_glyphs(again, group) != parsed:
+            score *= 0.5
+        score *= _unit_plausibility(parsed[1], group)
+        if best is None or score > best[4]:
+            best = (group, text, *parsed, score)
+        if score > 0.9:
+            break
+    return best
+
+
+def _read_detected(p, bar, engine):
+    """Fallback: detect text lines around the bar, read the nearest that parses."""
+    H, W = p.shape
+    L = bar.right - bar.left
+    reach = int(max(0.8 * L, 10 * bar.thickness, 30))
+    r0, r1 = max(bar.top - reach, 0), min(bar.bottom + reach, H)
+    c0, c1 = max(bar.left - reach, 0), min(bar.right + reach, W)
+    crop = p[r0:r1, c0:c1]
+    grey = (255 * np.clip(crop, 0, 1)).astype(np.uint8)
+    best = None
+    cy, cx = (bar.top + bar.bottom) / 2 - r0, (bar.left + bar.right) / 2 - c0
+    for candidate in (255 - grey, grey):
+        for (t, l, b, r), text, score in _detect_text(engine, candidate):
+            parsed = parse_scale_label(text)
+            if parsed is None:
+                continue
+            distance = math.hypot(max(l - cx, cx - r, 0) / max(L, 1), max(t - cy, cy - b, 0) / max(L, 1))
+            if distance > 1.0:
+                continue
+            box = (t + r0, l + c0, b + r0, r + c0)
+            score *= 0.8 * _unit_plausibility(parsed[1], None)  # no glyph check here
+            key = score - 0.2 * distance
+            if best is None or key > best[-1]:
+                best = (box, text, *parsed, score, key)
+        if best is not None:
+            break
+    return None if best is None else best[:-1]
+
+
+def _background_box(p, box, ground):
+    """The uniform box of the ground's colour around ``box``, if there is one."""
+    H, W = p.shape
+    top, left, bottom, right = box
+    h = bottom - top
+    grow = max(2, h // 2)
+    t0, l0 = max(top - 3 * grow, 0), max(left - 3 * grow, 0)
+    t1, l1 = min(bottom + 3 * grow, H), min(right + 3 * grow, W)
+    win = p[t0:t1, l0:l1]
+    flat = np.abs(win - ground) < 0.08
+    labels, n = ndi.label(flat)
+    # The flat region that touches the annotation's outline.
+    ring = np.zeros(win.shape, bool)
+    rt, rl = max(top - t0 - 1, 0), max(left - l0 - 1, 0)
+    rb, rr = min(bottom - t0 + 1, win.shape[0]), min(right - l0 + 1, win.shape[1])
+    ring[rt:rb, rl:rr] = True
+    ring[rt + 1:rb - 1, rl + 1:rr - 1] = False
+    ids, counts = np.unique(labels[ring & flat], return_counts=True)
+    if len(ids) == 0:
+        return box
+    region = labels == ids[np.argmax(counts)]
+    rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+    bt, bl, bb, br = rows[0], cols[0], rows[-1] + 1, cols[-1] + 1
+    touches = (bt == 0 and t0 > 0) or (bl == 0 and l0 > 0) or (bb == win.shape[0] and t1 < H) \
+        or (br == win.shape[1] and l1 < W)
+    filled = region[bt:bb, bl:br].mean()
+    if touches or filled < 0.5:
+        return box
+    return (min(top, t0 + bt), min(left, l0 + bl), max(bottom, t0 + bb), max(right, l0 + br))
+
+
+def _ring_median(p, box, width=2):
+    """Median grey of a ring ``width`` px wide just outside ``box``."""
+    H, W = p.shape
+    t, l, b, r = box
+    outer = p[max(t - width, 0):min(b + width, H), max(l - width, 0):min(r + width, W)]
+    ring = np.ones(outer.shape, bool)
+    ring[t - max(t - width, 0):b - max(t - width, 0), l - max(l - width, 0):r - max(l - width, 0)] = False
+    return float(np.median(outer[ring])) if ring.any() else float(np.median(outer))
+
+
+def _union(*boxes):
+    boxes = [b for b in boxes if b is not None]
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _candidates(img):
+    """Bars of both polarities, measured at full resolution, the longest first."""
+    H, W = img.shape
+    factor = max(1, int(math.ceil(max(H, W) / _SEARCH_SIDE)))
+    bars = []
+    for polarity in ("light", "dark"):
+        p = img if polarity == "light" else 1.0 - img
+        small = _pool(p, factor, "max")
+        min_length = max(8, int(0.02 * min(small.shape)))
+        for box in _bar_candidates(small, min_length)[:12]:
+            bar = _measure_bar(p, box, factor, polarity)
+            if bar is not None:
+                bars.append((bar, p))
+    return bars
+
+
+def find_scale_bar(image, *, read=True):
+    """Find the scale bar of a figure image, measure it and read its label.
+
+    Parameters
+    ----------
+    image : array-like, shape (H, W) or (H, W, 3)
+        The image: 8-bit, 16-bit or float; RGB is reduced to grey.
+    read : bool, default=True
+        Read the label with OCR when the extra is installed
+        (``pip install "particleseg[scalebar]"``). With False, or without the
+        extra, the bar and its label are located but not read.
+
+    Returns
+    -------
+    ScaleBar or None
+        None when the image has no scale bar (a long, thin, uniform
+        rectangle with text of its colour next to it). When the label could
+        not be read, or was read with a low confidence, ``value`` is None or
+        ``calibrated`` is False, and ``message`` says why.
+
+    See Also
+    --------
+    annotation_mask : the pixels of scale bars, labels and panel letters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.scalebar import find_scale_bar
+    >>> image = np.full((256, 256), 0.3)
+    >>> image[230:234, 150:230] = 1.0          # a bar, but no label next to it
+    >>> bar = find_scale_bar(image, read=False)
+    >>> round(bar.length_px), bar.label_box, bar.value
+    (80, None, None)
+    >>> find_scale_bar(np.zeros((256, 256))) is None
+    True
+    """
+    img = _normalise(image)
+    if img is None or min(img.shape) < 16:
+        return None
+    engine = _ocr_engine() if read else None
+    found = []
+    for bar, p in _candidates(img):
+        groups = _label_groups(p, bar)
+        found.append((bar, p, groups))
+    # Long, clean bars first.
+    found.sort(key=lambda f: f[0].length * (0.3 + f[0].quality), reverse=True)
+    if not found:
+        return None
+    labelled = [f for f in found if f[2]]
+    if engine is not None:
+        readings = []
+        for bar, p, groups in labelled:
+            hit = _read_groups(p, bar, groups, engine)
+            if hit is not None:
+                group, text, value, unit, score = hit
+                readings.append((bar, p, group.box, text, value, unit, score))
+            if readings and readings[-1][-1] > 0.9:
+                break
+        if not readings:  # labels that line grouping missed (other colour, box)
+            for bar, p, groups in found[:2]:
+                hit = _read_detected(p, bar, engine)
+                if hit is not None:
+                    readings.append((bar, p, *hit))
+                    break
+        if readings:
+            bar, p, label_box, text, value, unit, score = max(
+                readings, key=lambda r: r[-1] * (0.5 + 0.5 * r[0].quality))
+            confidence = score * (0.6 + 0.4 * bar.quality) * (1.0 if _nice(value) else 0.8)
+            box = _background_box(p, _union(_bar_box(bar), label_box), bar.ground)
+            message = "" if confidence >= MIN_CONFIDENCE else (
+                f'read the scale bar as "{text}" with a low confidence ({confidence:.2f} < '
+                f"{MIN_CONFIDENCE}); not used. Pass the pixel size instead.")
+            return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), label_box=label_box,
+                            text=text, value=value, unit=unit, confidence=float(confidence),
+                            polarity=bar.polarity, box=box, message=message)
+    if labelled:
+        bar, p, groups = labelled[0]
+        label_box = groups[0].box
+        if engine is None and read:
+            message = (f"a scale bar of {bar.length:.0f} px was found, but reading its label "
+                       f"needs OCR: {OCR_HINT}, or pass the pixel size.")
+        elif engine is None:
+            message = f"a scale bar of {bar.length:.0f} px was found; its label was not read."
+        else:
+            message = (f"a scale bar of {bar.length:.0f} px was found, but its label could not "
+                       "be read as a length (such as 100 nm). Pass the pixel size instead.")
+        box = _background_box(p, _union(_bar_box(bar), label_box), bar.ground)
+        return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), label_box=label_box,
+                        polarity=bar.polarity, box=box, message=message)
+    # A clean bar with no text next to it: report it, but it calibrates nothing.
+    clean = [f for f in found if f[0].quality > 0.8 and f[0].level - f[0].ground > 0.5]
+    if not clean:
+        return None
+    bar, p, _ = max(clean, key=lambda f: f[0].length)
+    return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), polarity=bar.polarity,
+                    box=_bar_box(bar),
+                    message=f"a bar of {bar.length:.0f} px was found with no label next to it.")
+
+
+def _bar_box(bar):
+    return (bar.top, bar.left, bar.bottom, bar.right)
+
+
+# --------------------------------------------------------------------------
+# Annotations
+
+
+def _glyph_lines(p, min_side):
+    """Boxes of lines of text-like glyphs of the light colour of ``p``."""
+    H, W = p.shape
+    binary = p >= 0.8
+    labels, comps = _components(binary)
+    if not comps:
+        return []
+    max_h = max(8, int(0.2 * min_side))
+    dist = ndi.distance_transform_edt(binary)
+    padded = np.pad(p, 3, mode="edge")
+    objects = ndi.find_objects(labels)
+    glyphs = []
+    for (i, t, l, b, r) in comps:
+        h, w = b - t, r - l
+        if h < 5 or h > max_h or w > 3 * max_h:
+            continue
+        sl = objects[i - 1]
+        comp = labels[sl] == i
+        stroke = 2 * float(dist[sl][comp].max())
+        if stroke > 0.45 * h:
+            continue  # a blob, not a stroke
+        # Sharp: the ring around the glyph is much darker.
+        ring = ndi.binary_dilation(np.pad(comp, 3), iterations=3) & ~np.pad(comp, 3)
+        around = padded[t:b + 6, l:r + 6]  # the glyph's box and 3 px around it
+        if np.median(around[ring]) > 0.45:
+            continue
+        solidity = comp.sum() / max(h * w, 1)
+        glyphs.append((i, t, l, b, r, solidity))
+    if not glyphs:
+        return []
+    comps5 = [g[:5] for g in glyphs]
+    lines, used = [], set()
+    for g in sorted(comps5, key=lambda c: -(c[3] - c[1])):
+        if g[0] in used:
+            continue
+        members, box = _grow_line(g, comps5, used)
+        used.update(m[0] for m in members)
+        t, l, b, r = box
+        near_edge = min(t, l, H - b, W - r) < 0.15 * min_side
+        if len(members) >= 2 or near_edge:
+            lines.append(box)
+    return lines
+
+
+def annotation_mask(image, *, scale_bar=None, margin=None):
+    """The pixels of figure annotations: scale bars, labels, panel letters, boxes.
+
+    Annotations are found by their look, not read: text-like glyphs (thin
+    strokes of the lightest or darkest grey, in lines or near the image edge),
+    the scale bar and its label (:func:`find_scale_bar`), and the uniform box
+    behind them when there is one.
+
+    Parameters
+    ----------
+    image : array-like, shape (H, W) or (H, W, 3)
+    scale_bar : ScaleBar, optional
+        A bar already found; found here when omitted.
+    margin : int, optional
+        Pixels added around every annotation; default ``max(2, min(H, W) // 200)``.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (H, W)
+
+    See Also
+    --------
+    remove_annotated_particles : drop the particles inside the mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.scalebar import annotation_mask
+    >>> image = np.full((128, 128), 0.4)
+    >>> image[100:104, 60:120] = 1.0          # a bar ...
+    >>> image[86:96, 70:72] = image[86:96, 80:82] = image[86:88, 70:82] = 1.0  # ... and a glyph
+    >>> mask = annotation_mask(image)
+    >>> bool(mask[102, 90]), bool(mask[20, 20])
+    (True, False)
+    """
+    img = _normalise(image)
+    if img is None:
+        return np.zeros(np.shape(check_image(image)), dtype=bool)
+    H, W = img.shape
+    margin = max(2, min(H, W) // 200) if margin is None else int(margin)
+    mask = np.zeros((H, W), bool)
+    if scale_bar is None:
+        scale_bar = find_scale_bar(img, read=False)
+
+    def add(box):
+        t, l, b, r = box
+        mask[max(t - margin, 0):min(b + margin, H), max(l - margin, 0):min(r + margin, W)] = True
+
+    if scale_bar is not None:
+        for box in (scale_bar.box, scale_bar.bar_box, scale_bar.label_box):
+            if box is not None:
+                add(box)
+    factor = max(1, int(math.ceil(max(H, W) / 2048)))
+    for polarity in ("light", "dark"):
+        p = img if polarity == "light" else 1.0 - img
+        small = _pool(p, factor, "max") if factor > 1 else p
+        for t, l, b, r in _glyph_lines(small, min(small.shape)):
+            box = (t * factor, l * factor, b * factor, r * factor)
+            add(_background_box(p, box, _ring_median(p, box)))
+    return mask
+
+
+def remove_annotated_particles(labels, mask, *, overlap=0.5):
+    """Drop the particles that lie mostly inside an annotation mask.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Instance map: 0 background, ``k > 0`` the pixels of particle ``k``.
+    mask : ndarray of bool, shape (H, W)
+        The annotation pixels (:func:`annotation_mask`).
+    overlap : float, default=0.5
+        A particle is dropped when more than this fraction of its area lies
+        inside the mask.
+
+    Returns
+    -------
+    labels : ndarray of int
+        A copy without the dropped particles (the others keep their labels).
+    n_removed : int
+        How many particles were dropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.scalebar import remove_annotated_particles
+    >>> labels = np.zeros((8, 8), int); labels[:2, :4] = 1; labels[5:, 5:] = 2
+    >>> mask = np.zeros((8, 8), bool); mask[:3, :] = True
+    >>> kept, n = remove_annotated_particles(labels, mask)
+    >>> n, np.unique(kept).tolist()
+    (1, [0, 2])
+    """
+    labels = check_instance_map(labels, "labels")
+    mask = check_mask(mask, "mask")
+    check_same_shape(labels, mask, "labels", "mask")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must lie in [0, 1); got {overlap}.")
+    if not mask.any() or labels.max() == 0:
+        return labels.copy(), 0
+    n = int(labels.max())
+    area = np.bincount(labels.ravel(), minlength=n + 1)
+    inside = np.bincount(labels[mask].ravel(), minlength=n + 1)
+    drop = (inside > overlap * area) & (area > 0)
+    drop[0] = False
+    out = np.where(drop[labels], 0, labels)
+    return out, int(drop.sum())
+
+
+# --------------------------------------------------------------------------
+# Choosing the calibration of an image
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The pixel size chosen for an image by :func:`calibrate`.
+
+    Attributes
+    ----------
+    pixel_size : float or None
+        Size of one pixel in ``unit``; None when the image stays in pixels.
+    unit : str
+        ``"nm"`` (or the unit given with the pixel size), ``"px"`` when
+        uncalibrated.
+    source : {"option", "metadata", "scale bar", "none"}
+        Where the pixel size came from.
+    scale_bar : ScaleBar or None
+        The bar found in the image, whether or not it was used.
+    messages : tuple of str
+        What a user should know: a bar that could not be read, a bar that
+        disagrees with the metadata.
+
+    Examples
+    --------
+    >>> from particleseg.scalebar import Calibration
+    >>> Calibration(0.5, "nm", "metadata")
+    Calibration(pixel_size=0.5, unit='nm', source='metadata', scale_bar=None, messages=())
+    """
+
+    pixel_size: float | None
+    unit: str
+    source: str
+    scale_bar: ScaleBar | None = None
+    messages: tuple = ()
+
+
+def calibrate(image, *, pixel_size=None, unit="nm", metadata=None, scale_bar=True,
+              tolerance=0.05):
+    """Choose the pixel size of an image: given, from its metadata, or from its scale bar.
+
+    The order is: ``pixel_size`` when given; else the file's own
+    calibration (``metadata``, e.g. from :func:`particleseg.io.imread`);
+    else the scale bar burnt into the image, when it is read with enough
+    confidence (:data:`MIN_CONFIDENCE`). A bar that cannot be read, or is
+    read with a low confidence, leaves the image in pixels, with a message:
+    never a guessed unit.
+
+    Parameters
+    ----------
+    image : array-like, shape (H, W) or (H, W, 3)
+    pixel_size : float, optional
+        A pixel size given by the user, in ``unit``; it wins.
+    unit : str, default="nm"
+        Unit of ``pixel_size``.
+    metadata : (float or None, str), optional
+        ``(pixel_size, unit)`` recorded in the file (``imread(...)[1:3]``).
+    scale_bar : bool, default=True
+        Look for a scale bar. When the metadata also gives a pixel size, the
+        bar is still read and compared, and a message is added when they
+        differ by more than ``tolerance``.
+    tolerance : float, default=0.05
+        Relative difference between bar and metadata that earns a message.
+
+    Returns
+    -------
+    Calibration
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.scalebar import calibrate
+    >>> calibrate(np.zeros((64, 64)), pixel_size=0.8).source
+    'option'
+    >>> calibrate(np.zeros((64, 64)), metadata=(0.5, "nm"), scale_bar=False).pixel_size
+    0.5
+    >>> calibrate(np.zeros((64, 64))).unit
+    'px'
+    """
+    if pixel_size is not None:
+        return Calibration(float(pixel_size), unit, "option")
+    meta_size, meta_unit = metadata if metadata is not None else (None, "px")
+    bar = find_scale_bar(image) if scale_bar else None
+    messages = []
+    if meta_size is not None:
+        if bar is not None and bar.calibrated and meta_unit == "nm":
+            difference = bar.pixel_size_nm / meta_size - 1
+            if abs(difference) > tolerance:
+                messages.append(
+                    f"the scale bar ({bar.describe()}, {bar.pixel_size_nm:.4g} nm per pixel) "
+                    f"and the file's metadata ({meta_size:.4g} nm per pixel) differ by "
+                    f"{abs(difference):.0%}; the metadata is used. Check the image, or pass "
+                    "the pixel size.")
+        return Calibration(float(meta_size), meta_unit, "metadata", bar, tuple(messages))
+    if bar is not None and bar.calibrated:
+        return Calibration(float(bar.pixel_size_nm), "nm", "scale bar", bar)
+    if bar is not None and bar.message:
+        messages.append(bar.message)
+    return Calibration(None, "px", "none", bar, tuple(messages))

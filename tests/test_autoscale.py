@@ -1,0 +1,179 @@
+"""Tests of the automatic inference scale (particleseg._autoscale) and of
+``inference_scale="auto"`` on the segmenter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from particleseg import ParticleSegmenter
+from particleseg._autoscale import (
+    FALLBACK_SCALE,
+    MAX_SCALE,
+    PROBE_SCALE,
+    choose_scale,
+    predict_proba_auto,
+    typical_diameter,
+)
+from particleseg.datasets import make_particles
+
+
+def discs(shape, centres, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, dtype=np.int32)
+    for k, (r, c) in enumerate(centres, start=1):
+        labels[(yy - r) ** 2 + (xx - c) ** 2 <= radius**2] = k
+    return labels
+
+
+def test_typical_diameter_is_the_median_equivalent_diameter():
+    labels = discs((200, 200), [(50, 50), (50, 150), (150, 50), (150, 150)], radius=10)
+    area = np.count_nonzero(labels == 1)
+    assert typical_diameter(labels) == pytest.approx(2 * math.sqrt(area / math.pi))
+
+
+def test_typical_diameter_leaves_out_edge_particles_when_enough_remain():
+    labels = discs((200, 200), [(50, 50), (50, 150), (150, 100)], radius=10)
+    big = discs((200, 200), [(0, 0)], radius=60)  # a large particle cut by the corner
+    labels[big > 0] = 4
+    inner = typical_diameter(labels)
+    assert inner == pytest.approx(typical_diameter(labels * (labels < 4)))
+    # With fewer than three interior particles, edge particles count too.
+    labels[labels == 3] = 0
+    labels[discs((200, 200), [(199, 199)], radius=60) > 0] = 5
+    assert typical_diameter(labels) > inner
+
+
+def test_typical_diameter_of_an_empty_map_is_none():
+    assert typical_diameter(np.zeros((10, 10), dtype=np.int32)) is None
+
+
+@pytest.mark.parametrize("diameter, expected, reuse", [
+    (100.0, 1.0, False),     # already the target size
+    (25.0, 4.0, False),      # small particles: enlarge (up to MAX_SCALE)
+    (5.0, MAX_SCALE, False),
+    (400.0, PROBE_SCALE, True),  # large particles: the probe's own scale
+    (None, FALLBACK_SCALE, False),
+])
+def test_choose_scale(diameter, expected, reuse):
+    scale, reused = choose_scale(diameter, target_diameter=100.0)
+    assert scale == pytest.approx(expected)
+    assert reused is reuse
+
+
+def test_choose_scale_keeps_the_cost_bound():
+    # Whenever a second pass is made, the probe costs at most half of it.
+    for d in np.geomspace(5, 1000, 200):
+        scale, reused = choose_scale(d, 100.0)
+        if not reused:
+            assert PROBE_SCALE**2 <= 0.5 * scale**2 + 1e-9
+
+
+def test_predict_proba_auto_rescales_by_the_measured_size():
+    labels = discs((128, 128), [(30, 30), (30, 90), (90, 30), (90, 90)], radius=5)
+    calls = []
+
+    def predict_at(image, scale):
+        calls.append(scale)
+        return np.stack([labels == 0, labels > 0, np.zeros_like(labels, bool)]).astype(np.float32)
+
+    def label(proba):
+        return labels
+
+    d = typical_diameter(labels)
+    proba, scale = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
+                                      target_diameter=2 * d)
+    assert calls == [PROBE_SCALE, 2.0]
+    assert scale == 2.0
+    assert proba.shape == (3, 128, 128)
+    calls.clear()
+    _, scale = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
+                                  target_diameter=d / 2)
+    assert calls == [PROBE_SCALE] and scale == PROBE_SCALE  # the probe is reused
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = make_particles(n_images=4, shape=(64, 64), random_state=0)
+    seg = ParticleSegmenter(backbone="mobilenet_v3_large", max_epochs=1, crop_size=64,
+                            batch_size=2, augment=None, device="cpu", random_state=0)
+    return seg.fit(X, y), X, y
+
+
+def test_fit_records_the_typical_training_diameter(fitted):
+    seg, X, y = fitted
+    expected = np.median([typical_diameter(t) for t in y])
+    assert seg.particle_diameter_ == pytest.approx(expected)
+
+
+def test_auto_scale_records_the_scale_of_each_image(fitted):
+    seg, X, _ = fitted
+    seg = ParticleSegmenter(**{**seg.get_params(), "inference_scale": "auto"})
+    fitted_seg = fitted[0]
+    for name in ("model_", "device_", "classes_", "class_weight_", "normalization_",
+                 "border_width_", "particle_diameter_", "confidence_calibration_",
+                 "min_confidence_"):
+        setattr(seg, name, getattr(fitted_seg, name))
+    proba = seg.predict_proba(X[:2])
+    assert len(seg.last_scales_) == 2
+    assert all(PROBE_SCALE <= s <= MAX_SCALE for s in seg.last_scales_)
+    fixed = seg.set_params(inference_scale=seg.last_scales_[0]).predict_proba(X[0])
+    np.testing.assert_allclose(proba[0], fixed, atol=1e-6)
+
+
+def test_auto_scale_without_a_recorded_diameter_says_what_to_do(fitted):
+    seg = fitted[0]
+    saved = seg.particle_diameter_
+    try:
+        seg.particle_diameter_ = None
+        seg.set_params(inference_scale="auto")
+        with pytest.raises(ValueError, match="Set inference_scale to a number"):
+            seg.predict_proba(fitted[1][0])
+    finally:
+        seg.particle_diameter_ = saved
+        seg.set_params(inference_scale=1.0)
+
+
+@pytest.mark.parametrize("bad", ["big", 0.1, 5, True])
+def test_bad_inference_scale_is_refused(fitted, bad):
+    seg = fitted[0]
+    try:
+        seg.set_params(inference_scale=bad)
+        with pytest.raises(ValueError, match="inference_scale must be"):
+            seg.predict_proba(fitted[1][0])
+    finally:
+        seg.set_params(inference_scale=1.0)
+
+
+def test_predict_particles_confidence_and_threshold(fitted):
+    seg, X, _ = fitted
+    try:
+        labels, confidence = seg.set_params(min_confidence=None).predict_particles(
+            X[0], return_confidence=True)
+        assert labels.dtype == np.int32
+        assert len(confidence) == labels.max()
+        assert np.all((confidence >= 0) & (confidence <= 1))
+        if len(confidence) >= 2:
+            cut = float(np.median(confidence))
+            kept, kept_conf = seg.set_params(min_confidence=cut).predict_particles(
+                X[0], return_confidence=True)
+            assert kept.max() == np.count_nonzero(confidence >= cut)
+            assert np.all(kept_conf >= cut - 1e-12)
+    finally:
+        seg.set_params(min_confidence="auto")
+
+
+def test_model_file_keeps_diameter_and_calibration(fitted, tmp_path):
+    seg = fitted[0]
+    seg.confidence_calibration_ = {"raw": [0.0, 0.5, 1.0], "calibrated": [0.0, 0.2, 0.9]}
+    seg.min_confidence_ = 0.3
+    try:
+        loaded = ParticleSegmenter.load(seg.save(tmp_path / "m.safetensors"), device="cpu")
+    finally:
+        seg.confidence_calibration_ = None
+        seg.min_confidence_ = None
+    assert loaded.particle_diameter_ == pytest.approx(seg.particle_diameter_)
+    assert loaded.confidence_calibration_ == {"raw": [0.0, 0.5, 1.0], "calibrated": [0.0, 0.2, 0.9]}
+    assert loaded.min_confidence_ == 0.3
