@@ -105,6 +105,8 @@ def score(seg, X, y):
     scores = score_images(y, [seg.predict_particles(image) for image in X])
     return {"f1": scores["F1 mean"], "count_error": scores["count err. median"],
             "diameter_error": scores["diam. err. median"],
+            "precision": round(scores["precision"], 4), "recall": round(scores["recall"], 4),
+            "n_true": scores["n true"], "n_pred": scores["n pred"],
             "per_image_f1": [round(float(f), 4) for f in scores["per-image F1"]]}
 
 
@@ -207,11 +209,11 @@ def main(argv=None):
             seg = load_start(args.start, args.threads).set_params(random_state=args.seed)
             t0, c0 = time.perf_counter(), time.process_time()
             kwargs = {} if clock is None else {"clock": clock}
-            from particleseg import _finetune
+            # ParticleSegmenter.fine_tune, with the benchmark's clock.
+            from particleseg.segmenter import _fine_tune
 
-            _finetune.fine_tune(seg, pool_x[:k], pool_y[:k], names=pool_names[:k],
-                                minutes=minutes, recipe=recipe,
-                                validation=not args.no_validation, **kwargs)
+            _fine_tune(seg, pool_x[:k], pool_y[:k], names=pool_names[:k], minutes=minutes,
+                       recipe=recipe, validation=not args.no_validation, **kwargs)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             result, names = seg.fine_tuning_, pool_names[:k]
             row = {"set": set_name, "model": "fine-tuned", "k": k, "minutes": minutes,

@@ -25,11 +25,12 @@ import particleseg
 PACKAGE = Path(particleseg.__file__).parent
 
 ARRAY_FUNCTIONS = ("_validation", "_figures", "annotation", "postprocessing", "_autoscale",
-                   "metrics", "measure", "datasets", "io", "scalebar")
+                   "metrics", "measure", "datasets", "io", "scalebar", "labels")
 TRANSFORMERS = ("normalization", "augmentation")
 #: Ordered: each may import the ones before it.
-ESTIMATOR = ("_models", "_inference", "_persistence", "_training", "segmenter", "_pretrained")
-ON_TOP = ("plotting", "cli", "_cli_common", "_cli_analyze", "_cli_train")
+ESTIMATOR = ("_models", "_inference", "_persistence", "_training", "_finetune", "segmenter",
+             "_pretrained")
+ON_TOP = ("plotting", "cli", "_cli_common", "_cli_analyze", "_cli_train", "_cli_finetune")
 
 RANK = {
     **{m: 0 for m in ARRAY_FUNCTIONS},
@@ -39,7 +40,7 @@ RANK = {
 }
 
 #: The only modules that may import torch (at their top or inside a function).
-TORCH_MODULES = {"_models", "_inference", "_training", "_persistence"}
+TORCH_MODULES = {"_models", "_inference", "_training", "_finetune", "_persistence"}
 
 
 def _modules():

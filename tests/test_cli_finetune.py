@@ -86,6 +86,9 @@ def test_finetune_reads_labelme_files_and_overrides_the_inference_scale(tmp_path
     seg = ParticleSegmenter.load(out)
     assert seg.inference_scale == 1.0
     assert seg.model_info_["fine_tuned"]["validation"]["method"].startswith("strip")
+    assert main(["finetune", str(tmp_path / "data"), "--from", start_model, "--out", str(out),
+                 "--inference-scale", "auto", "--threads", "1", "--quiet"]) == 0
+    assert ParticleSegmenter.load(out).inference_scale == "auto"
 
 
 def test_finetune_refuses_images_without_labels(tmp_path, start_model, capsys):

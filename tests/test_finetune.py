@@ -15,6 +15,7 @@ from particleseg import _training as T  # noqa: E402
 from particleseg.annotation import UNLABELLED, BorderAnnotator, annotate_borders  # noqa: E402
 from particleseg.datasets import make_particles  # noqa: E402
 from particleseg.labels import mark_unlabelled  # noqa: E402
+from particleseg.segmenter import _fine_tune  # noqa: E402
 
 TINY = {"crop_size": 64, "batch_size": 2}
 
@@ -99,8 +100,7 @@ def test_fine_tune_stops_at_the_time_budget(model_file, data):
     X, y = data
     seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
     ticks = iter(range(0, 10_000, 20))  # a clock that advances 20 s per reading
-    _finetune.fine_tune(seg, X, y, minutes=1, recipe=TINY, validation=False,
-                        clock=lambda: next(ticks))
+    _fine_tune(seg, X, y, minutes=1, recipe=TINY, validation=False, clock=lambda: next(ticks))
     assert seg.fine_tuning_["stopped"] == "budget"
     assert 1 <= seg.fine_tuning_["steps"] <= 3
 

@@ -72,10 +72,11 @@ def add_parser(subparsers, formatter_class, positive_float, integer):
     p.add_argument("--no-validation", action="store_true",
                    help="train on all labels for the whole budget and keep the last weights, "
                         "unchecked (default: hold out data and keep the best weights)")
-    p.add_argument("--inference-scale", type=positive_float("a factor such as 1 or 2"),
-                   metavar="FACTOR", default=None,
-                   help="change the model's inference scale (images are enlarged by it before "
-                        "the network); default: the starting model's")
+    from .cli import _inference_scale
+
+    p.add_argument("--inference-scale", type=_inference_scale, metavar="SCALE", default=None,
+                   help='change the model\'s inference scale: "auto" or a factor by which '
+                        "images are enlarged before the network; default: the starting model's")
     p.add_argument("--seed", type=int, default=0,
                    help="random seed (crops, augmentations, held-out image); default: %(default)s")
     p.add_argument("--device", default="auto",

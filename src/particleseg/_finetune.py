@@ -1,7 +1,8 @@
 """Few-shot fine-tuning: adapt a fitted segmenter to a handful of annotated micrographs.
 
-:meth:`ParticleSegmenter.fine_tune` delegates to :func:`fine_tune` here,
-which checks the arguments and runs :func:`train`. The recipe (:data:`DEFAULT_RECIPE`; its effect is
+:meth:`ParticleSegmenter.fine_tune` delegates to ``segmenter._fine_tune``
+(the estimator's checks, as for ``fit``), then to :func:`fine_tune` here,
+which checks the fine-tuning arguments and runs :func:`train`. The recipe (:data:`DEFAULT_RECIPE`; its effect is
 measured on micrographs the starting model never saw by
 ``benchmarks/finetune.py``):
 
@@ -75,7 +76,7 @@ DEFAULT_RECIPE = {
     "frozen_backbone_fraction": 0.0,
     "scale_spread": 1.5,
     "validation_rounds": 8,
-    "patience": 4,
+    "patience": 6,
 }
 
 #: Fraction of each image held out (as a strip) when there are fewer than
@@ -156,21 +157,27 @@ def check_starting_model(seg):
         )
 
 
-def fine_tune(seg, X, y, *, minutes=10.0, max_steps=None, validation=True, recipe=None,
-              names=None, callback=None, clock=None):
-    """Check the arguments of :meth:`ParticleSegmenter.fine_tune`, then :func:`train`.
+def fine_tune(seg, images, y, *, seed, minutes=10.0, max_steps=None, validation=True,
+              recipe=None, names=None, callback=None, clock=None):
+    """Check the fine-tuning arguments, then :func:`train` ``seg`` in place.
+
+    :meth:`ParticleSegmenter.fine_tune` reaches this through
+    ``segmenter._fine_tune``, which checks the estimator's side first (fitted,
+    parameters, images scaled to [0, 1], the seed).
 
     Parameters
     ----------
     seg : ParticleSegmenter
         A fitted segmenter (the starting model), fine-tuned in place.
-    X : list of ndarray (H, W), or one image
-        A few micrographs (one is enough to start; 5 is better).
+    images : list of ndarray (H, W)
+        A few micrographs, checked and scaled to [0, 1] (float32).
     y : list of ndarray (H, W)
         One instance map per image: 0 background, k > 0 particle k, -1
         unlabelled (the loss skips these pixels, so only some particles need
         outlining; see :func:`particleseg.labels.mark_unlabelled`). Every map
         must label at least one particle.
+    seed : int
+        Seed of the held-out choice, the crops and the augmentations.
     minutes : float or None, default=10.0
         Time budget (including held-out checks). None: only ``max_steps``.
     max_steps : int or None, default=None
@@ -196,12 +203,6 @@ def fine_tune(seg, X, y, *, minutes=10.0, max_steps=None, validation=True, recip
         With ``fine_tuning_`` (see :class:`FineTuneResult`) and ``model_info_``
         recording the parent model, the images and the recipe.
     """
-    from sklearn.utils.validation import check_is_fitted
-
-    from .segmenter import _PARAMETER_CONSTRAINTS, _check_parameters, _scaled_images, _seed
-
-    check_is_fitted(seg, "model_")
-    _check_parameters(seg.get_params(deep=False), _PARAMETER_CONSTRAINTS)
     if minutes is None and max_steps is None:
         raise ValueError("give a time budget (minutes) or max_steps; both are None.")
     if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, numbers.Real)
@@ -212,19 +213,14 @@ def fine_tune(seg, X, y, *, minutes=10.0, max_steps=None, validation=True, recip
         raise ValueError(f"max_steps must be an integer >= 1 or None; got {max_steps!r}.")
     recipe = check_recipe(recipe)
     check_starting_model(seg)
-    mean, std = seg.normalization_ if seg.normalization_ is not None else (0.0, 1.0)
-    images, _, single = _scaled_images(X, "X", seg.normalization_ is not None,
-                                       seg.intensity_range, mean, std)
-    if single:
-        y = [y] if y is not None else None
     names = [f"image {i}" for i in range(len(images))] if names is None else [str(n) for n in names]
     if len(names) != len(images):
         raise ValueError(f"names must have one name per image: got {len(names)} names "
                          f"and {len(images)} images.")
     targets = check_training_maps(images, y, names)
     train(seg, images, targets, names, minutes=minutes, max_steps=max_steps, recipe=recipe,
-          validation=validation, random_state=_seed(seg.random_state), callback=callback,
-          verbose=seg.verbose, clock=clock)
+          validation=validation, random_state=seed, callback=callback, verbose=seg.verbose,
+          clock=clock)
     return seg
 
 

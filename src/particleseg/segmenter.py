@@ -266,6 +266,23 @@ def _fit(est, X, y, continue_training):
     return est
 
 
+def _fine_tune(est, X, y, **options):
+    """Fine-tune ``est`` (fitted) in place; ``options`` as for :func:`_finetune.fine_tune`.
+
+    The estimator's checks (fitted, parameters, images) are made here, as for
+    :func:`_fit`; the fine-tuning arguments are checked by ``_finetune``.
+    """
+    from ._finetune import fine_tune
+
+    check_is_fitted(est, "model_")
+    _check_parameters(est.get_params(deep=False), _PARAMETER_CONSTRAINTS)
+    images, _, single = _scaled_images(X, "X", est.normalization_ is not None,
+                                       est.intensity_range, *(est.normalization_ or (0.0, 1.0)))
+    if single and y is not None:
+        y = [y]
+    return fine_tune(est, images, y, seed=_seed(est.random_state), **options)
+
+
 def _label(est, proba, threshold=0.5, min_size=4, method="components", return_confidence=False):
     """Particles of one image's probabilities, without those below ``est``'s confidence."""
     from ._inference import label_confident_particles
@@ -508,8 +525,7 @@ class ParticleSegmenter(BaseEstimator):
         self : ParticleSegmenter
             With ``fine_tuning_`` (steps, seconds, held-out scores, ``message``).
         """
-        from ._finetune import fine_tune
-        return fine_tune(self, X, y, minutes=minutes, max_steps=max_steps, validation=validation,
+        return _fine_tune(self, X, y, minutes=minutes, max_steps=max_steps, validation=validation,
                          recipe=recipe, names=names, callback=callback)
 
     # ------------------------------------------------------------------
