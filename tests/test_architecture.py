@@ -25,11 +25,13 @@ import particleseg
 PACKAGE = Path(particleseg.__file__).parent
 
 ARRAY_FUNCTIONS = ("_validation", "_figures", "annotation", "postprocessing", "_autoscale",
-                   "metrics", "measure", "datasets", "io", "scalebar")
+                   "metrics", "measure", "datasets", "io", "scalebar", "labels")
 TRANSFORMERS = ("normalization", "augmentation")
 #: Ordered: each may import the ones before it.
-ESTIMATOR = ("_models", "_inference", "_persistence", "_training", "segmenter", "_pretrained")
-ON_TOP = ("plotting", "cli", "_cli_common", "_cli_analyze", "_cli_train", "batch", "mosaic")
+ESTIMATOR = ("_models", "_inference", "_persistence", "_training", "_finetune", "segmenter",
+             "_pretrained")
+ON_TOP = ("plotting", "cli", "_cli_common", "_cli_analyze", "_cli_train", "_cli_finetune", "batch",
+          "mosaic")
 
 RANK = {
     **{m: 0 for m in ARRAY_FUNCTIONS},
@@ -39,7 +41,7 @@ RANK = {
 }
 
 #: The only modules that may import torch (at their top or inside a function).
-TORCH_MODULES = {"_models", "_inference", "_training", "_persistence"}
+TORCH_MODULES = {"_models", "_inference", "_training", "_finetune", "_persistence"}
 
 
 def _modules():

@@ -28,7 +28,7 @@ DOCS = ROOT / "docs"
 #: Submodules whose public names (their ``__all__``) the API reference lists
 #: besides ``particleseg.__all__``.
 SUBMODULES = ("datasets", "metrics", "measure", "plotting", "io", "augmentation",
-              "normalization", "scalebar", "batch", "mosaic")
+              "normalization", "scalebar", "batch", "mosaic", "labels")
 
 #: Public names whose docstrings are known to lack a section, with what is
 #: missing. Each is a strict xfail: once fixed, the test fails until the name

@@ -92,7 +92,10 @@ def training_diameter(targets, annotator):
 
     diameters = []
     for target in targets:
-        labels = np.asarray(target) if annotator is not None else label_particles(target)
+        if annotator is not None:  # instance maps; -1 (unlabelled) is not a particle
+            labels = np.maximum(np.asarray(target), 0)
+        else:
+            labels = label_particles(target)
         d = typical_diameter(labels)
         if d is not None:
             diameters.append(d)

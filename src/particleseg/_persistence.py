@@ -167,6 +167,8 @@ def load_segmenter(cls, path, device="auto"):
     seg.particle_diameter_ = config.get("particle_diameter")
     seg.confidence_calibration_ = config.get("confidence_calibration")
     seg.min_confidence_ = config.get("min_confidence")
+    # Where the model came from, for the record of a model fine-tuned from it.
+    seg.model_file_ = {"path": str(path), "format_version": config["format_version"]}
     if config["border_width"] is not None:
         from .annotation import BorderAnnotator
 

@@ -372,10 +372,11 @@ def validation_scores(model, images, targets, annotator, class_weight, mean, std
         class_map = annotator.transform(target) if annotator is not None else target
         logits = predict_logits_whole(model, (image - mean) / std, stride, device)
         t = torch.from_numpy(class_map.astype(np.int64)).to(device)
-        losses.append(float(F.cross_entropy(logits[None], t[None],
+        losses.append(float(F.cross_entropy(logits[None], t[None], ignore_index=IGNORE,
                                             weight=torch.as_tensor(class_weight, device=device))))
         pred = logits.argmax(0).cpu().numpy()
-        ious.append(iou_score(class_map > 0, pred > 0))
+        labelled = class_map != IGNORE  # unlabelled pixels (-1 in an instance map)
+        ious.append(iou_score((class_map > 0) & labelled, (pred > 0) & labelled))
     model.train()
     return {"valid_loss": float(np.mean(losses)), "valid_iou": float(np.mean(ious))}
 

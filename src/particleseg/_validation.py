@@ -154,19 +154,24 @@ def _check_2d_map(arr, name, kind):
         raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one pixel.")
 
 
-def _check_not_negative(arr, name, what, expected):
-    """Raise when an integer map holds negative ``what``; ``expected`` ends the message."""
-    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
+def _check_not_negative(arr, name, what, expected, lowest=0):
+    """Raise when an integer map holds values below ``lowest`` (negative ``what``)."""
+    if np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < lowest:
         raise ValueError(f"{name} contains negative {what} (minimum {arr.min()}); {expected}")
 
 
-def check_instance_map(labels, name: str = "labels") -> np.ndarray:
-    """Validate an instance map: 2-D integers, 0 background, k > 0 particle k."""
+def check_instance_map(labels, name: str = "labels", allow_unlabelled: bool = False) -> np.ndarray:
+    """Validate an instance map: 2-D integers, 0 background, k > 0 particle k.
+
+    With ``allow_unlabelled``, -1 is accepted too: pixels nobody labelled
+    (training skips them).
+    """
     arr = _as_array(labels, name)
     _check_label_dtype(arr, name, "instance")
     _check_2d_map(arr, name, "instance map")
+    unlabelled = " (and -1 for unlabelled pixels)" if allow_unlabelled else ""
     _check_not_negative(arr, name, "labels", "an instance map has 0 for background and 1, 2, "
-                        "... for particles.")
+                        f"... for particles{unlabelled}.", lowest=-1 if allow_unlabelled else 0)
     return arr
 
 

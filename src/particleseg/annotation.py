@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ._validation import check_instance_map
 
-__all__ = ["annotate_borders", "BorderAnnotator", "BACKGROUND", "PARTICLE", "BORDER"]
+__all__ = ["annotate_borders", "BorderAnnotator", "BACKGROUND", "PARTICLE", "BORDER", "UNLABELLED"]
 
 #: Class value of background pixels in a class map.
 BACKGROUND = 0
@@ -24,6 +24,8 @@ BACKGROUND = 0
 PARTICLE = 1
 #: Class value of particle-border pixels in a class map.
 BORDER = 2
+#: Class value of unlabelled pixels (-1 in an instance map); training skips them.
+UNLABELLED = 255
 
 #: Default border width in pixels, chosen by measurement (see
 #: ``benchmarks/border_width.py``).
@@ -59,10 +61,16 @@ def annotate_borders(instances, width: int = DEFAULT_BORDER_WIDTH) -> np.ndarray
     The image edge is not a boundary: a particle cut by the edge keeps its core
     up to the edge.
 
+    Pixels labelled -1 are *unlabelled* (a sparse annotation: only some
+    particles were outlined). They become :data:`UNLABELLED` (255), which the
+    training loss skips; towards them, a particle's edge is a border, as
+    towards background.
+
     Parameters
     ----------
     instances : ndarray of int, shape (H, W)
-        Instance map: 0 is background, ``k > 0`` marks the pixels of particle k.
+        Instance map: 0 is background, ``k > 0`` marks the pixels of particle k,
+        -1 marks unlabelled pixels.
     width : int, default=1
         Border width in pixels. The default was chosen on the EMPS training
         images: a 1-pixel border followed by :func:`label_particles` recovers
@@ -71,7 +79,8 @@ def annotate_borders(instances, width: int = DEFAULT_BORDER_WIDTH) -> np.ndarray
     Returns
     -------
     classes : ndarray of uint8, shape (H, W)
-        Class map: 0 background, 1 particle core, 2 particle border.
+        Class map: 0 background, 1 particle core, 2 particle border (and 255
+        unlabelled).
 
     See Also
     --------
@@ -95,8 +104,13 @@ def annotate_borders(instances, width: int = DEFAULT_BORDER_WIDTH) -> np.ndarray
            [0, 2, 2, 2, 2, 2, 2, 2, 2, 0],
            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]], dtype=uint8)
     """
-    labels = check_instance_map(instances, "instances")
+    labels = check_instance_map(instances, "instances", allow_unlabelled=True)
     width = _check_width(width)
+    unlabelled = labels < 0
+    if unlabelled.any():
+        labels = np.where(unlabelled, 0, labels)
+    else:
+        unlabelled = None
     footprint = _footprint(width)
     # A pixel is core when every pixel within `width` carries its own label:
     # then the smallest and largest label in its neighbourhood are equal.
@@ -107,6 +121,8 @@ def annotate_borders(instances, width: int = DEFAULT_BORDER_WIDTH) -> np.ndarray
     classes = np.zeros(labels.shape, dtype=np.uint8)
     classes[foreground] = BORDER
     classes[foreground & (low == high)] = PARTICLE
+    if unlabelled is not None:
+        classes[unlabelled] = UNLABELLED
     return classes
 
 
@@ -156,7 +172,7 @@ class BorderAnnotator(TransformerMixin, BaseEstimator):
         _check_width(self.width)
         maps = [X] if isinstance(X, np.ndarray) and X.ndim == 2 else X
         for i, labels in enumerate(maps):
-            check_instance_map(labels, f"X[{i}]")
+            check_instance_map(labels, f"X[{i}]", allow_unlabelled=True)
         return self
 
     def transform(self, X):

@@ -9,6 +9,8 @@ Subcommands
     Train a model on an EMPS-style folder (``images/``, ``segmaps/``).
 ``particleseg evaluate FOLDER --model MODEL``
     Score a model against an annotated EMPS-style folder.
+``particleseg finetune FOLDER --from emps --out my_model.safetensors``
+    Adapt a model to a few annotated micrographs of your own.
 ``particleseg models``
     List the pretrained models bundled with the package.
 
@@ -484,6 +486,7 @@ def build_parser():
             "  particleseg analyze micrographs/ --pixel-size 0.8 --unit nm --out results/\n"
             "  particleseg train emps/ --out model.safetensors --epochs 50\n"
             "  particleseg evaluate emps-test/ --model model.safetensors\n"
+            "  particleseg finetune my_images/ --from emps --out my_model.safetensors\n"
             "  particleseg models\n"
             "\n"
             "Run `particleseg COMMAND --help` for the options of a command.\n"
@@ -502,6 +505,9 @@ def build_parser():
     _train_parser(subparsers)
     _evaluate_parser(subparsers)
     _models_parser(subparsers)
+    from ._cli_finetune import add_parser as _finetune_parser
+
+    _finetune_parser(subparsers, _Formatter, _positive_float, _integer)
     return parser
 
 
@@ -547,6 +553,10 @@ def _dispatch(args):
         from ._cli_train import run_train
 
         return run_train(args)
+    if args.command == "finetune":
+        from ._cli_finetune import run_finetune
+
+        return run_finetune(args)
     if args.command == "evaluate":
         from ._cli_train import run_evaluate
 

@@ -232,10 +232,10 @@ def _training_data(X, y, params):
     y = _one_per_image(y, len(images))
     annotator = _resolve_option("annotator", params["annotator"], BorderAnnotator,
                                 lambda a: isinstance(a, BorderAnnotator), "a BorderAnnotator")
-    check = check_class_map if annotator is None else check_instance_map
     targets = []
     for i, (image, target) in enumerate(zip(images, y)):
-        targets.append(check(target, f"y[{i}]"))
+        targets.append(check_class_map(target, f"y[{i}]") if annotator is None
+                       else check_instance_map(target, f"y[{i}]", allow_unlabelled=True))
         check_same_shape(image, targets[-1], f"X[{i}]", f"y[{i}]")
     return images, targets, norm, annotator
 
@@ -264,6 +264,23 @@ def _fit(est, X, y, continue_training):
     est.particle_diameter_ = training_diameter(targets, annotator)
     est.confidence_calibration_ = est.min_confidence_ = None
     return est
+
+
+def _fine_tune(est, X, y, **options):
+    """Fine-tune ``est`` (fitted) in place; ``options`` as for :func:`_finetune.fine_tune`.
+
+    The estimator's checks (fitted, parameters, images) are made here, as for
+    :func:`_fit`; the fine-tuning arguments are checked by ``_finetune``.
+    """
+    from ._finetune import fine_tune
+
+    check_is_fitted(est, "model_")
+    _check_parameters(est.get_params(deep=False), _PARAMETER_CONSTRAINTS)
+    images, _, single = _scaled_images(X, "X", est.normalization_ is not None,
+                                       est.intensity_range, *(est.normalization_ or (0.0, 1.0)))
+    if single and y is not None:
+        y = [y]
+    return fine_tune(est, images, y, seed=_seed(est.random_state), **options)
 
 
 def _label(est, proba, threshold=0.5, min_size=4, method="components", return_confidence=False):
@@ -467,8 +484,9 @@ class ParticleSegmenter(BaseEstimator):
         X : list of ndarray (H, W), or one image
             Micrographs; sizes may differ.
         y : list of ndarray (H, W)
-            One instance map per image (0 background, k > 0 particle k), or one
-            class map per image when ``annotator=None``.
+            One instance map per image (0 background, k > 0 particle k, -1
+            unlabelled: the loss skips it), or one class map per image when
+            ``annotator=None``.
 
         Returns
         -------
@@ -488,6 +506,27 @@ class ParticleSegmenter(BaseEstimator):
         self : ParticleSegmenter
         """
         return _fit(self, X, y, continue_training=True)
+
+    def fine_tune(self, X, y, *, minutes=10.0, max_steps=None, validation=True, recipe=None,
+                  names=None, callback=None):
+        """Adapt the fitted model to a few annotated micrographs (user guide, fine-tuning).
+
+        Parameters
+        ----------
+        X, y : list of ndarray (H, W)
+            Micrographs and instance maps (-1: unlabelled, skipped by the loss).
+        minutes, max_steps : float or None, int or None, default=10.0, None
+            Budget in wall-clock minutes and/or optimisation steps.
+        validation, recipe, names, callback
+            Held-out choice of weights (default True), recipe changes, image names, a per-step call.
+
+        Returns
+        -------
+        self : ParticleSegmenter
+            With ``fine_tuning_`` (steps, seconds, held-out scores, ``message``).
+        """
+        return _fine_tune(self, X, y, minutes=minutes, max_steps=max_steps, validation=validation,
+                         recipe=recipe, names=names, callback=callback)
 
     # ------------------------------------------------------------------
     # Prediction

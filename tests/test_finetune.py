@@ -1,0 +1,366 @@
+"""Tests for few-shot fine-tuning: ParticleSegmenter.fine_tune and particleseg._finetune."""
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+
+from particleseg import ParticleSegmenter, _finetune  # noqa: E402
+from particleseg import _training as T  # noqa: E402
+from particleseg.annotation import UNLABELLED, BorderAnnotator, annotate_borders  # noqa: E402
+from particleseg.datasets import make_particles  # noqa: E402
+from particleseg.labels import mark_unlabelled  # noqa: E402
+from particleseg.segmenter import _fine_tune  # noqa: E402
+
+TINY = {"crop_size": 64, "batch_size": 2}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_particles(n_images=4, shape=(64, 64), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, data):
+    """A tiny model with inference settings that differ from the defaults."""
+    X, y = data
+    path = tmp_path_factory.mktemp("model") / "start.safetensors"
+    seg = ParticleSegmenter(
+        backbone="mobilenet_v3_large", max_epochs=1, crop_size=64, batch_size=4, augment=None,
+        annotator=BorderAnnotator(width=2), intensity_range="image", mean=0.4, std=0.2,
+        inference_scale=1.5, calibrate_outlines=False, tile_size=96, tile_overlap=16,
+        inference_precision="float32", random_state=0, n_threads=1,
+    ).fit(X, y)
+    seg.model_info_ = {"training_data": "4 synthetic images"}
+    seg.save(path)
+    return path
+
+
+def state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_state(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --------------------------------------------------------------------------
+# What carries over, what is recorded
+
+
+def test_fine_tuned_file_keeps_the_starting_models_inference_settings(model_file, data, tmp_path):
+    X, y = data
+    start = ParticleSegmenter.load(model_file, device="cpu")
+    before = start.get_params(deep=False)
+    seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe=TINY, names=["a", "b", "c", "d"])
+    path = seg.save(tmp_path / "tuned.safetensors")
+    tuned = ParticleSegmenter.load(path, device="cpu")
+    after = tuned.get_params(deep=False)
+    for name in ("inference_scale", "calibrate_outlines", "tile_size", "tile_overlap",
+                 "inference_precision", "intensity_range", "mean", "std", "normalize",
+                 "test_time_flips", "backbone"):
+        assert after[name] == before[name], name
+    assert tuned.border_width_ == start.border_width_ == 2
+    assert tuned.normalization_ == start.normalization_ == (0.4, 0.2)
+    np.testing.assert_array_equal(tuned.class_weight_, start.class_weight_)
+    record = tuned.model_info_["fine_tuned"]
+    assert record["parent"]["file"] == "start.safetensors"
+    assert record["parent"]["sha256"] and record["parent"]["format_version"] == 1
+    assert record["parent"]["model_info"] == {"training_data": "4 synthetic images"}
+    assert record["images"] == ["a", "b", "c", "d"]
+    assert record["recipe"]["learning_rate"] == _finetune.DEFAULT_RECIPE["learning_rate"]
+    assert record["recipe"]["crop_size"] == 64 and record["recipe"]["steps"] == 2
+    # 3 images trained on (one held out), each at the numeric inference_scale.
+    assert record["recipe"]["training_scales"] == [1.5, 1.5, 1.5]
+    assert tuned.model_info_["training_data"].startswith("4 synthetic images; fine-tuned on 4")
+
+
+def test_fine_tune_changes_the_weights_and_reports_what_it_did(model_file, data):
+    X, y = data
+    seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
+    start = state(seg.model_)
+    seg.fine_tune(X, y, minutes=None, max_steps=3, recipe=TINY, validation=False)
+    assert seg.fine_tuning_["steps"] == 3 and seg.fine_tuning_["stopped"] == "budget"
+    assert not seg.fine_tuning_["kept_starting_weights"]
+    assert "without held-out data" in seg.fine_tuning_["message"]
+    assert not same_state(start, state(seg.model_))
+    # BatchNorm statistics are the starting model's (frozen by the recipe).
+    for name, value in state(seg.model_).items():
+        if "running_mean" in name or "running_var" in name:
+            assert torch.equal(value, start[name]), name
+
+
+def test_fine_tune_stops_at_the_time_budget(model_file, data):
+    X, y = data
+    seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
+    ticks = iter(range(0, 10_000, 20))  # a clock that advances 20 s per reading
+    _fine_tune(seg, X, y, minutes=1, recipe=TINY, validation=False, clock=lambda: next(ticks))
+    assert seg.fine_tuning_["stopped"] == "budget"
+    assert 1 <= seg.fine_tuning_["steps"] <= 3
+
+
+# --------------------------------------------------------------------------
+# Validation: keep the best, keep the start when it is better, Ctrl-C
+
+
+def scripted_scores(monkeypatch, f1s, saved):
+    """validation_score returns the given F1s in turn and keeps a copy of each state."""
+    scores = iter(f1s)
+
+    def fake(seg, model, validation, starting=False):
+        saved.append(state(model))
+        return {"f1": next(scores), "count_error": 0.0}
+
+    monkeypatch.setattr(_finetune, "validation_score", fake)
+
+
+def test_ctrl_c_stops_and_keeps_the_best_weights_so_far(model_file, data, monkeypatch):
+    X, y = data
+    saved = []
+    scripted_scores(monkeypatch, [0.5, 0.9, 0.2, 0.1, 0.1], saved)  # before, step 1, 2, 3...
+    seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
+
+    def interrupt(record):
+        if record["step"] == 3:
+            raise KeyboardInterrupt
+
+    seg.fine_tune(X, y, minutes=None, max_steps=10, callback=interrupt,
+                  recipe={**TINY, "validation_rounds": 10})
+    assert seg.fine_tuning_["stopped"] == "interrupted"
+    assert seg.fine_tuning_["steps"] == 3
+    assert seg.fine_tuning_["validation"]["after"]["f1"] == 0.9
+    assert same_state(saved[1], state(seg.model_))  # the state scored 0.9
+    assert not same_state(saved[0], state(seg.model_))
+
+
+def test_starting_weights_are_kept_when_fine_tuning_does_not_help(model_file, data, monkeypatch):
+    X, y = data
+    saved = []
+    scripted_scores(monkeypatch, [0.8, 0.3, 0.3, 0.3], saved)
+    seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
+    start = state(seg.model_)
+    seg.fine_tune(X, y, minutes=None, max_steps=3, recipe={**TINY, "validation_rounds": 3})
+    assert seg.fine_tuning_["kept_starting_weights"]
+    assert "did not beat the starting model" in seg.fine_tuning_["message"]
+    assert "0.800" in seg.fine_tuning_["message"]
+    assert same_state(start, state(seg.model_))
+    assert seg.model_info_["fine_tuned"]["kept_starting_weights"]
+
+
+def test_early_stopping_after_patience_rounds_without_progress(model_file, data, monkeypatch):
+    X, y = data
+    scripted_scores(monkeypatch, [0.5, 0.6, 0.4, 0.4, 0.4, 0.4], [])
+    seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=20,
+                  recipe={**TINY, "validation_rounds": 20, "patience": 2})
+    assert seg.fine_tuning_["stopped"] == "early stopping"
+    assert seg.fine_tuning_["steps"] == 3
+
+
+def test_one_image_of_four_is_held_out_and_strips_below_four(data):
+    X, y = data
+    images = [x.astype(np.float32) for x in X]
+    rng = np.random.default_rng(0)
+    train, targets, held = _finetune.split_validation(images, list(y), list("abcd"), rng, True)
+    assert held.method == "image" and len(train) == 3 and len(held.images) == 1
+    train, targets, held = _finetune.split_validation(images[:2], list(y[:2]), ["a", "b"], rng,
+                                                      True)
+    assert held.method.startswith("strip") and len(train) == 2 and held.names == ["a", "b"]
+    for target, truth in zip(targets, held.truths):
+        assert (target[48:] == -1).all() and (target[:48] >= 0).all()  # last quarter hidden
+        assert truth.shape == (16, 64)
+
+
+def test_score_particles_leaves_out_predictions_on_unlabelled_pixels():
+    truth = np.zeros((20, 20), int)
+    truth[2:6, 2:6] = 1
+    truth[:, 10:] = -1
+    labels = np.zeros((20, 20), int)
+    labels[2:6, 2:6] = 1
+    labels[12:16, 12:16] = 2  # a particle nobody labelled
+    assert _finetune.score_particles(truth, labels) == (1.0, 0.0)
+
+
+# --------------------------------------------------------------------------
+# Unlabelled pixels (-1)
+
+
+def test_unlabelled_pixels_become_the_ignored_class_through_augmentation_and_borders():
+    assert UNLABELLED == T.IGNORE
+    labels = np.zeros((6, 10), int)
+    labels[1:5, 1:5] = 1
+    labels[:, 7:] = -1
+    classes = annotate_borders(labels)
+    assert (classes[:, 7:] == UNLABELLED).all()
+    assert set(np.unique(classes[:, :7])) == {0, 1, 2}
+    from particleseg.augmentation import default_augmenter
+
+    image = np.random.default_rng(0).random((80, 80)).astype(np.float32)
+    target = np.zeros((80, 80), int)
+    target[10:30, 10:30] = 1
+    target[40:] = -1
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(5):
+        _, crop = T.make_sample(image, target, crop_size=48, augmenter=default_augmenter(),
+                                border_width=1, rng=rng)
+        seen |= set(np.unique(crop).tolist())
+    assert UNLABELLED in seen and seen <= {0, 1, 2, UNLABELLED}
+
+
+def test_the_loss_skips_unlabelled_pixels():
+    from particleseg._models import build_model, forward_logits
+
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v3_large").eval()  # deterministic forward (no dropout)
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((2, 64, 64)).astype(np.float32)
+    classes = rng.integers(0, 3, (2, 64, 64))
+    classes[:, :, 40:] = T.IGNORE
+    weight = torch.tensor([0.5, 1.0, 4.0])
+    with torch.no_grad():
+        logits = forward_logits(model, torch.from_numpy(image[:, None]))
+    t = torch.from_numpy(classes)
+    keep = t != T.IGNORE
+    expected = F.cross_entropy(logits.permute(0, 2, 3, 1)[keep], t[keep], weight=weight)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss = _finetune._train_step(model, optimizer, list(zip(image, classes)), weight, "cpu")
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+    everything_ignored = [(im, np.full((64, 64), T.IGNORE)) for im in image]
+    assert _finetune._train_step(model, optimizer, everything_ignored, weight, "cpu") is None
+
+
+def test_fit_and_fine_tune_accept_sparse_labels(data):
+    X, y = data
+    region = np.zeros((64, 64), bool)
+    region[:32] = True
+    sparse = [mark_unlabelled(labels, region) for labels in y]
+    seg = ParticleSegmenter(backbone="mobilenet_v3_large", max_epochs=1, crop_size=64,
+                            batch_size=2, validation_fraction=0.25, random_state=0,
+                            n_threads=1).fit(X, sparse)
+    assert np.isfinite(seg.history_[-1]["valid_loss"])
+    seg.fine_tune(X, sparse, minutes=None, max_steps=1, recipe=TINY, validation=False)
+    assert seg.fine_tuning_["steps"] == 1
+
+
+# --------------------------------------------------------------------------
+# Refusals
+
+
+def test_refuses_images_without_labels(model_file, data):
+    X, y = data
+    seg = ParticleSegmenter.load(model_file, device="cpu")
+    with pytest.raises(ValueError, match="fine-tuning needs labels"):
+        seg.fine_tune(X, None, max_steps=1)
+    with pytest.raises(ValueError, match="4 images and 3 label maps"):
+        seg.fine_tune(X, y[:3], max_steps=1)
+    with pytest.raises(ValueError, match=r"y\[1\] \(b\) is missing"):
+        seg.fine_tune(X[:2], [y[0], None], max_steps=1, names=["a", "b"])
+
+
+def test_refuses_labels_without_a_particle(model_file, data):
+    X, y = data
+    seg = ParticleSegmenter.load(model_file, device="cpu")
+    empty = [y[0], np.zeros_like(y[1])]
+    with pytest.raises(ValueError, match=r"y\[1\] \(image 1\) labels no particle"):
+        seg.fine_tune(X[:2], empty, max_steps=1)
+    unlabelled = [y[0], np.full_like(y[1], -1)]
+    with pytest.raises(ValueError, match="labels no particle"):
+        seg.fine_tune(X[:2], unlabelled, max_steps=1)
+    with pytest.raises(ValueError, match=r"negative labels \(minimum -2\).*-1 for unlabelled"):
+        seg.fine_tune(X[:1], [np.full_like(y[0], -2)], max_steps=1)
+
+
+def test_refuses_a_starting_model_of_another_format_version(model_file, data):
+    X, y = data
+    seg = ParticleSegmenter.load(model_file, device="cpu")
+    seg.model_file_ = {**seg.model_file_, "format_version": 0}
+    with pytest.raises(ValueError, match="model format 0; fine-tuning needs format 1"):
+        seg.fine_tune(X, y, max_steps=1)
+
+
+def test_refuses_an_unfitted_model_and_bad_settings(model_file, data):
+    X, y = data
+    with pytest.raises(NotFittedError):
+        ParticleSegmenter().fine_tune(X, y)
+    seg = ParticleSegmenter.load(model_file, device="cpu")
+    with pytest.raises(ValueError, match="minutes must be a positive number"):
+        seg.fine_tune(X, y, minutes=0)
+    with pytest.raises(ValueError, match="both are None"):
+        seg.fine_tune(X, y, minutes=None)
+    with pytest.raises(ValueError, match="unknown fine-tuning setting"):
+        seg.fine_tune(X, y, recipe={"epochs": 3})
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
+        seg.fine_tune(X, y, recipe={"batch_size": 1})
+
+
+def test_learning_rate_warms_up_then_decays():
+    lr = [_finetune.learning_rate(1.0, f, 0.1) for f in np.linspace(0, 1, 101)]
+    peak = int(np.argmax(lr))
+    assert 9 <= peak <= 11 and lr[0] < 0.05 and lr[-1] < 1e-6
+    assert all(a <= b + 1e-12 for a, b in zip(lr[:peak], lr[1 : peak + 1]))
+    assert all(a >= b - 1e-12 for a, b in zip(lr[peak:], lr[peak + 1 :]))
+
+
+# --------------------------------------------------------------------------
+# Automatic scale and particle confidence
+
+
+@pytest.fixture(scope="module")
+def auto_model_file(tmp_path_factory, data):
+    """A tiny model that predicts at inference_scale="auto", with a confidence calibration."""
+    X, y = data
+    path = tmp_path_factory.mktemp("auto") / "auto.safetensors"
+    seg = ParticleSegmenter(
+        backbone="mobilenet_v3_large", max_epochs=1, crop_size=64, batch_size=4, augment=None,
+        inference_scale="auto", inference_precision="float32", random_state=0, n_threads=1,
+    ).fit(X, y)
+    seg.particle_diameter_ = 9.5
+    seg.confidence_calibration_ = {"raw": [0.0, 0.5, 1.0], "calibrated": [0.0, 0.6, 0.9]}
+    seg.min_confidence_ = 0.3
+    seg.save(path)
+    return path
+
+
+def test_fine_tuned_auto_model_keeps_its_scale_and_drops_the_calibration(auto_model_file, data,
+                                                                         tmp_path):
+    X, y = data
+    seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe=TINY, validation=False)
+    assert "confidence calibration and threshold" in seg.fine_tuning_["message"]
+    tuned = ParticleSegmenter.load(seg.save(tmp_path / "tuned.safetensors"), device="cpu")
+    assert tuned.inference_scale == "auto" and tuned.particle_diameter_ == 9.5
+    assert tuned.confidence_calibration_ is None and tuned.min_confidence_ is None
+    record = tuned.model_info_["fine_tuned"]
+    assert record["confidence_calibration"].startswith("dropped")
+    # Each image is trained at the scale "auto" chooses for its labelled particles.
+    from particleseg._autoscale import choose_scale, typical_diameter
+
+    assert record["recipe"]["training_scales"] == [
+        round(choose_scale(typical_diameter(t), 9.5)[0], 4) for t in y]
+    # The fine-tuned model predicts like any auto model: one scale per image.
+    tuned.predict(X[0])
+    assert len(tuned.last_scales_) == 1
+
+
+def test_kept_starting_weights_keep_their_calibration(auto_model_file, data, monkeypatch):
+    X, y = data
+    calls = []
+
+    def fake(seg, model, validation, starting=False):
+        calls.append(starting)
+        return {"f1": 0.8 if starting else 0.3, "count_error": 0.0}
+
+    monkeypatch.setattr(_finetune, "validation_score", fake)
+    seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
+    assert seg.fine_tuning_["kept_starting_weights"]
+    assert calls[0] is True and not any(calls[1:])  # only the start is scored with its threshold
+    assert seg.min_confidence_ == 0.3 and seg.confidence_calibration_ is not None
+    assert seg.model_info_["fine_tuned"]["confidence_calibration"] == "kept"
