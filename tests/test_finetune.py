@@ -25,17 +25,23 @@ def data():
     return make_particles(n_images=4, shape=(64, 64), random_state=0)
 
 
+def fit_tiny(X, y, **params):
+    """A one-epoch MobileNet segmenter on the synthetic data, float32, seeded."""
+    return ParticleSegmenter(
+        backbone="mobilenet_v3_large", max_epochs=1, crop_size=64, batch_size=4, augment=None,
+        inference_precision="float32", random_state=0, n_threads=1, **params,
+    ).fit(X, y)
+
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory, data):
     """A tiny model with inference settings that differ from the defaults."""
     X, y = data
     path = tmp_path_factory.mktemp("model") / "start.safetensors"
-    seg = ParticleSegmenter(
-        backbone="mobilenet_v3_large", max_epochs=1, crop_size=64, batch_size=4, augment=None,
-        annotator=BorderAnnotator(width=2), intensity_range="image", mean=0.4, std=0.2,
+    seg = fit_tiny(
+        X, y, annotator=BorderAnnotator(width=2), intensity_range="image", mean=0.4, std=0.2,
         inference_scale=1.5, calibrate_outlines=False, tile_size=96, tile_overlap=16,
-        inference_precision="float32", random_state=0, n_threads=1,
-    ).fit(X, y)
+    )
     seg.model_info_ = {"training_data": "4 synthetic images"}
     seg.save(path)
     return path
@@ -317,10 +323,7 @@ def auto_model_file(tmp_path_factory, data):
     """A tiny model that predicts at inference_scale="auto", with a confidence calibration."""
     X, y = data
     path = tmp_path_factory.mktemp("auto") / "auto.safetensors"
-    seg = ParticleSegmenter(
-        backbone="mobilenet_v3_large", max_epochs=1, crop_size=64, batch_size=4, augment=None,
-        inference_scale="auto", inference_precision="float32", random_state=0, n_threads=1,
-    ).fit(X, y)
+    seg = fit_tiny(X, y, inference_scale="auto")
     seg.particle_diameter_ = 9.5
     seg.confidence_calibration_ = {"raw": [0.0, 0.5, 1.0], "calibrated": [0.0, 0.6, 0.9]}
     seg.min_confidence_ = 0.3

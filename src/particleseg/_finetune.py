@@ -474,23 +474,9 @@ def _set_backbone_trainable(model, trainable):
 
 def _train_step(model, optimizer, batch, weight, device):
     """One optimisation step on a list of (image, class map) crops; the loss."""
-    import torch
-    import torch.nn.functional as F
+    from ._training import train_step
 
-    from ._models import forward_logits
-    from ._training import IGNORE
-
-    x = torch.from_numpy(np.stack([p[0] for p in batch])[:, None]).to(device)
-    t = torch.from_numpy(np.stack([p[1] for p in batch]).astype(np.int64)).to(device)
-    if not bool((t != IGNORE).any()):
-        return None  # nothing labelled in these crops
-    x = x.contiguous(memory_format=torch.channels_last)
-    logits = forward_logits(model, x)
-    loss = F.cross_entropy(logits, t, weight=weight, ignore_index=IGNORE)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return float(loss.item())
+    return train_step(model, optimizer, batch, weight, device)
 
 
 def _sampler(n_images, rng):

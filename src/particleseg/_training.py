@@ -124,6 +124,24 @@ class TrainState:
     rng_state: dict | None = None
 
 
+
+def train_step(model, optimizer, pairs, weight, device):
+    """One optimisation step on (image, class map) crops.
+
+    Returns the loss, or None (and no step) when no pixel of the crops is
+    labelled (all ``IGNORE``).
+    """
+    x = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None]).to(device)
+    t = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64)).to(device)
+    if not bool((t != IGNORE).any()):
+        return None
+    logits = forward_logits(model, x.contiguous(memory_format=torch.channels_last))
+    loss = F.cross_entropy(logits, t, weight=weight, ignore_index=IGNORE)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.item())
+
 def train_epoch(model, optimizer, images, targets, *, crop_size, crops_per_image, batch_size,
                 augmenter, border_width, class_weight, device, rng, progress=None):
     """One pass: ``crops_per_image`` random crops of every image, shuffled."""
@@ -143,16 +161,10 @@ def train_epoch(model, optimizer, images, targets, *, crop_size, crops_per_image
                         border_width=border_width, rng=rng)
             for i in idx
         ]
-        x = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None]).to(device)
-        t = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64)).to(device)
-        x = x.contiguous(memory_format=torch.channels_last)
-        logits = forward_logits(model, x)
-        loss = F.cross_entropy(logits, t, weight=weight, ignore_index=IGNORE)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(idx)
-        n_seen += len(idx)
+        loss = train_step(model, optimizer, pairs, weight, device)
+        if loss is not None:
+            total += loss * len(idx)
+            n_seen += len(idx)
         if progress is not None:
             progress.update(len(idx))
             progress.set_postfix(loss=f"{total / n_seen:.4f}")
