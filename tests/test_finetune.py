@@ -304,6 +304,8 @@ def test_refuses_an_unfitted_model_and_bad_settings(model_file, data):
         seg.fine_tune(X, y, recipe={"epochs": 3})
     with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
         seg.fine_tune(X, y, recipe={"batch_size": 1})
+    with pytest.raises(ValueError, match="keep_confidence must be True or False"):
+        seg.fine_tune(X, y, recipe={"keep_confidence": "yes"})
 
 
 def test_learning_rate_warms_up_then_decays():
@@ -331,17 +333,27 @@ def auto_model_file(tmp_path_factory, data):
     return path
 
 
-def test_fine_tuned_auto_model_keeps_its_scale_and_drops_the_calibration(auto_model_file, data,
-                                                                         tmp_path):
+@pytest.mark.parametrize("keep", [True, False])
+def test_fine_tuned_auto_model_keeps_its_scale_and_its_calibration_unless_asked(
+        auto_model_file, data, tmp_path, keep):
     X, y = data
     seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
-    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe=TINY, validation=False)
-    assert "confidence calibration and threshold" in seg.fine_tuning_["message"]
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "keep_confidence": keep},
+                  validation=False)
     tuned = ParticleSegmenter.load(seg.save(tmp_path / "tuned.safetensors"), device="cpu")
     assert tuned.inference_scale == "auto" and tuned.particle_diameter_ == 9.5
-    assert tuned.confidence_calibration_ is None and tuned.min_confidence_ is None
     record = tuned.model_info_["fine_tuned"]
-    assert record["confidence_calibration"].startswith("dropped")
+    assert not record["kept_starting_weights"]
+    if keep:
+        assert tuned.min_confidence_ == 0.3
+        assert tuned.confidence_calibration_ == {"raw": [0.0, 0.5, 1.0],
+                                                 "calibrated": [0.0, 0.6, 0.9]}
+        assert record["confidence_calibration"] == "kept"
+        assert "confidence" not in seg.fine_tuning_["message"]
+    else:
+        assert "confidence calibration and threshold" in seg.fine_tuning_["message"]
+        assert tuned.confidence_calibration_ is None and tuned.min_confidence_ is None
+        assert record["confidence_calibration"].startswith("dropped")
     # Each image is trained at the scale "auto" chooses for its labelled particles.
     from particleseg._autoscale import choose_scale, typical_diameter
 
@@ -352,18 +364,38 @@ def test_fine_tuned_auto_model_keeps_its_scale_and_drops_the_calibration(auto_mo
     assert len(tuned.last_scales_) == 1
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_held_out_checks_use_the_rule_the_weights_will_be_used_with(auto_model_file, data,
+                                                                   monkeypatch, keep):
+    X, y = data
+    calls = []
+
+    def fake(seg, model, validation, keep_confidence=True):
+        calls.append(keep_confidence)
+        return {"f1": 0.3 if len(calls) == 1 else 0.8, "count_error": 0.0}
+
+    monkeypatch.setattr(_finetune, "validation_score", fake)
+    seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2,
+                  recipe={**TINY, "validation_rounds": 2, "keep_confidence": keep})
+    assert not seg.fine_tuning_["kept_starting_weights"]
+    assert calls[0] is True  # the start is scored with its own threshold
+    assert len(calls) > 1 and all(c is keep for c in calls[1:])
+    assert (seg.min_confidence_ == 0.3) is keep
+
+
 def test_kept_starting_weights_keep_their_calibration(auto_model_file, data, monkeypatch):
     X, y = data
     calls = []
 
-    def fake(seg, model, validation, starting=False):
-        calls.append(starting)
-        return {"f1": 0.8 if starting else 0.3, "count_error": 0.0}
+    def fake(seg, model, validation, keep_confidence=True):
+        calls.append(keep_confidence)  # the start scores 0.8, fine-tuned states 0.3
+        return {"f1": 0.8 if len(calls) == 1 else 0.3, "count_error": 0.0}
 
     monkeypatch.setattr(_finetune, "validation_score", fake)
     seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
     seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
     assert seg.fine_tuning_["kept_starting_weights"]
-    assert calls[0] is True and not any(calls[1:])  # only the start is scored with its threshold
+    assert len(calls) > 1
     assert seg.min_confidence_ == 0.3 and seg.confidence_calibration_ is not None
     assert seg.model_info_["fine_tuned"]["confidence_calibration"] == "kept"

@@ -47,7 +47,8 @@ def add_parser(subparsers, formatter_class, positive_float, integer):
             "the model is scored on it as it trains and the best weights are kept. If\n"
             "fine-tuning does not beat the starting model there, the starting weights\n"
             "are kept and the command says so. The new model keeps the starting model's\n"
-            "settings (inference scale, border width, normalisation, decision rule).\n"
+            "settings (inference scale, border width, normalisation, decision rule,\n"
+            "confidence calibration and threshold).\n"
             "Shows a progress bar with the time left; Ctrl-C stops and saves the best\n"
             "model so far."
         ),

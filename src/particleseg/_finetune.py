@@ -31,17 +31,17 @@ Nothing in the model's inference settings changes: inference scale (and
 class weights (and so the decision rule), tiling and precision carry over
 from the starting model.
 
-Particle confidence is the exception. The starting model's calibration
-(``confidence_calibration_``) and threshold (``min_confidence_``) were
-measured for its weights on its own held-out images; new weights give
-differently distributed scores, and a few annotated images are too few to
-measure a new calibration (the held-out image also chooses the weights).
-So when fine-tuned weights are kept, both are dropped: ``predict_particles``
+Particle confidence carries over too, by default. The starting model's
+calibration (``confidence_calibration_``) and threshold (``min_confidence_``)
+were measured for its weights on its own held-out images; a few annotated
+images are too few to measure new ones (the held-out image also chooses the
+weights), and fine-tuning moves the weights only a little from the start.
+Held-out checks score every state with that rule, so the weights are chosen
+for the rule they will be used with; on test images, keeping it gave higher
+F1 than dropping it (``benchmarks/finetune_confidence.py``). The recipe's
+``keep_confidence=False`` drops both instead: ``predict_particles`` then
 reports the raw score as confidence and drops nothing unless
-``min_confidence`` is set to a number. Held-out checks score each state
-with the rule it will be used with (the starting weights with their
-threshold, fine-tuned weights without), and the message says so. When the
-starting weights are kept, so are their calibration and threshold.
+``min_confidence`` is set to a number; the message says so.
 
 Example::
 
@@ -77,6 +77,7 @@ DEFAULT_RECIPE = {
     "scale_spread": 1.5,
     "validation_rounds": 8,
     "patience": 6,
+    "keep_confidence": True,
 }
 
 #: Fraction of each image held out (as a strip) when there are fewer than
@@ -135,6 +136,8 @@ def check_recipe(recipe):
         value = out[name]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+    if not isinstance(out["keep_confidence"], bool):
+        raise ValueError(f"keep_confidence must be True or False; got {out['keep_confidence']!r}.")
     return out
 
 
@@ -354,18 +357,18 @@ def make_augmenter(seg, crop_size, spread, scale):
 # Scores
 
 
-def _particles(seg, model, images, starting=False):
+def _particles(seg, model, images, keep_confidence=True):
     """Instance maps of ``images`` ([0, 1] float32) predicted with ``model``.
 
     The segmenter's own prediction path and decision rule are used, with its
-    model replaced by ``model``; the starting weights (``starting``) keep
-    their confidence threshold, fine-tuned ones have none (module docstring).
+    model replaced by ``model``, and its confidence calibration and threshold
+    unless ``keep_confidence`` is False (module docstring).
     """
     from .normalization import NormalizedImage
 
     view = copy.copy(seg)
     view.model_ = model
-    if not starting:
+    if not keep_confidence:
         view.confidence_calibration_ = view.min_confidence_ = None
     if seg.normalization_ is not None:
         mean, std = seg.normalization_
@@ -401,12 +404,12 @@ def score_particles(truth, labels):
     return float(match.f1), float(count_error(n_true, n_pred)) if n_true else float(n_pred > 0)
 
 
-def validation_score(seg, model, validation, starting=False):
+def validation_score(seg, model, validation, keep_confidence=True):
     """Mean F1@0.5 and mean count error on the held-out data.
 
     The model is left in evaluation mode.
     """
-    predicted = _particles(seg, model, validation.images, starting)
+    predicted = _particles(seg, model, validation.images, keep_confidence)
     pairs = [score_particles(t, p) for t, p in zip(validation.truths, predicted)]
     return {"f1": float(np.mean([f for f, _ in pairs])),
             "count_error": float(np.mean([c for _, c in pairs]))}
@@ -546,7 +549,7 @@ def train(seg, images, targets, names, *, minutes, max_steps=None, recipe=None,
         try:
             if held is not None:
                 t0 = clock()
-                before = best = validation_score(seg, model, held, starting=True)
+                before = best = validation_score(seg, model, held)
                 reserve = clock() - t0  # a validation's cost, kept free at the end
                 result.history.append({"step": 0, "seconds": round(budget.elapsed(), 1),
                                        **{f"valid_{k}": v for k, v in before.items()}})
@@ -576,7 +579,7 @@ def train(seg, images, targets, names, *, minutes, max_steps=None, recipe=None,
                           "learning_rate": optimizer.param_groups[0]["lr"]}
                 if held is not None and budget.fraction(step) >= next_round / rounds:
                     next_round = int(budget.fraction(step) * rounds) + 1
-                    score = validation_score(seg, model, held)
+                    score = validation_score(seg, model, held, recipe["keep_confidence"])
                     _training_mode(model, recipe["freeze_batchnorm"])
                     record.update({f"valid_{k}": v for k, v in score.items()})
                     if _better(score, best):
@@ -593,7 +596,7 @@ def train(seg, images, targets, names, *, minutes, max_steps=None, recipe=None,
                 result.stopped = "budget"
             if held is not None and result.stopped == "budget" and step and (
                     not result.history or result.history[-1]["step"] != step):
-                score = validation_score(seg, model, held)
+                score = validation_score(seg, model, held, recipe["keep_confidence"])
                 result.history.append({"step": step, "seconds": round(budget.elapsed(), 1),
                                        **{f"valid_{k}": v for k, v in score.items()}})
                 if _better(score, best):
@@ -658,7 +661,7 @@ def _finish(seg, model, state, result, held, before, best, recipe, scales, seed,
         model.load_state_dict(state)
         model.eval()
         seg.model_ = model
-        confidence = _drop_confidence(seg)
+        confidence = "" if recipe["keep_confidence"] else _drop_confidence(seg)
         if held is not None:
             result.message = (
                 f"Held-out {held.method}: F1@0.5 {before['f1']:.3f} before, "
@@ -682,7 +685,7 @@ def _finish(seg, model, state, result, held, before, best, recipe, scales, seed,
         "validation": result.validation,
         "kept_starting_weights": result.kept_starting_weights,
         "confidence_calibration": ("dropped: measured for the starting weights"
-                                   if confidence else "kept" if state is None else None),
+                                   if confidence else "kept"),
     }
     parent_data = parent_info.get("training_data")
     seg.model_info_ = {
@@ -705,8 +708,8 @@ def _drop_confidence(seg):
     if not had:
         return ""
     return ("The starting model's confidence calibration and threshold were measured for its "
-            "own weights, so they are not carried over: confidence is now the raw score and "
-            "no particle is dropped for it unless you set min_confidence to a number.")
+            "own weights and are dropped (keep_confidence=False): confidence is now the raw "
+            "score and no particle is dropped for it unless you set min_confidence to a number.")
 
 
 def _parent_record(seg):
