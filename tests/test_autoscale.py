@@ -12,7 +12,6 @@ from particleseg import ParticleSegmenter
 from particleseg._autoscale import (
     FALLBACK_SCALE,
     MAX_SCALE,
-    MIN_SCALE,
     PROBE_SCALE,
     ESCALATION_LIMIT,
     choose_scale,
@@ -56,10 +55,7 @@ def test_typical_diameter_of_an_empty_map_is_none():
     (100.0, 1.0, False),     # already the target size
     (25.0, 4.0, False),      # small particles: enlarge (up to MAX_SCALE)
     (5.0, MAX_SCALE, False),
-    (200.0, PROBE_SCALE, True),  # large particles: the probe's own scale
-    (160.0, PROBE_SCALE, True),  # within sqrt(2) of the probe: reused
-    (400.0, 0.25, False),    # larger still: shrink below the probe
-    (5000.0, MIN_SCALE, False),
+    (400.0, PROBE_SCALE, True),  # large particles: the probe's own scale
     (None, FALLBACK_SCALE, False),
 ])
 def test_choose_scale(diameter, expected, reuse):
@@ -69,12 +65,11 @@ def test_choose_scale(diameter, expected, reuse):
 
 
 def test_choose_scale_keeps_the_cost_bound():
-    # Whenever a second pass is made, the smaller of the two costs at most half
-    # of the other.
+    # Whenever a second pass is made, the probe costs at most half of it.
     for d in np.geomspace(5, 1000, 200):
         scale, reused = choose_scale(d, 100.0)
         if not reused:
-            assert min(PROBE_SCALE, scale)**2 <= 0.5 * max(PROBE_SCALE, scale)**2 + 1e-9
+            assert PROBE_SCALE**2 <= 0.5 * scale**2 + 1e-9
 
 
 def test_predict_proba_auto_rescales_by_the_measured_size():
@@ -98,12 +93,6 @@ def test_predict_proba_auto_rescales_by_the_measured_size():
     _, scale = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
                                   target_diameter=d / 2)
     assert calls == [PROBE_SCALE] and scale == PROBE_SCALE  # the probe is reused
-    calls.clear()
-    _, scale = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
-                                  target_diameter=d / 3)
-    # Particles too large even at the probe: one pass down, and that is the answer.
-    assert calls == [PROBE_SCALE, 0.33]  # 1/3, to two significant digits
-    assert scale == calls[-1]
 
 
 def test_predict_proba_auto_looks_again_when_a_pass_shows_smaller_particles():
@@ -168,7 +157,7 @@ def test_auto_scale_records_the_scale_of_each_image(fitted):
         setattr(seg, name, getattr(fitted_seg, name))
     proba = seg.predict_proba(X[:2])
     assert len(seg.last_scales_) == 2
-    assert all(MIN_SCALE <= s <= MAX_SCALE for s in seg.last_scales_)
+    assert all(PROBE_SCALE <= s <= MAX_SCALE for s in seg.last_scales_)
     fixed = seg.set_params(inference_scale=seg.last_scales_[0]).predict_proba(X[0])
     np.testing.assert_allclose(proba[0], fixed, atol=1e-6)
 

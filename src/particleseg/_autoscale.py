@@ -11,25 +11,23 @@ estimator):
    pass) is segmented and labelled;
 2. the median equivalent diameter ``d`` of the particles it finds (those
    not cut by the image edge, when there are enough of them) gives the scale
-   ``s = target_diameter / d``, clipped to [:data:`MIN_SCALE`, :data:`MAX_SCALE`];
-3. when ``s`` is close enough to the scale just predicted (within a factor
-   ``sqrt(2)``), that prediction is the answer; otherwise the image is
+   ``s = target_diameter / d``, clipped to [:data:`PROBE_SCALE`, :data:`MAX_SCALE`];
+3. when ``s`` is close enough to the scale just predicted (``s <= sqrt(2)``
+   times it), that prediction is the answer; otherwise the image is
    predicted again at ``s``, and step 2 is repeated on the new prediction
-   (at most :data:`MAX_PASSES` passes in all). After the probe, a pass only
-   goes *up* in scale: particles too small to be resolved at the probe's
-   scale are missed or merged by it, so the probe over-estimates their
-   size, and the pass at ``s`` shows them. Particles larger than the
-   network knows, even at the probe's scale, are well resolved there: the
-   pass *down* to ``s`` is the answer;
+   (at most :data:`MAX_PASSES` passes in all). A pass only ever goes *up*
+   in scale: particles too small to be resolved at the probe's scale are
+   missed or merged by it, so the probe over-estimates their size, and the
+   pass at ``s`` shows them;
 4. when a pass finds no particle at all, the next one is made at twice its
    scale, up to :data:`ESCALATION_LIMIT` (tiny, densely packed particles
    can be invisible at half size and at full size alike).
 
 The cost is bounded by the chosen scale: each pass before the last is made
 at most at ``1 / sqrt(2)`` of the next one's scale, so in the common case
-(probe, then one pass up) the total is at most 1.5 times a fixed-scale
+(probe, then one pass) the total is at most 1.5 times a fixed-scale
 prediction at the chosen scale, and a probe that is already the answer
-costs nothing more. A pass down costs at most half the probe.
+costs nothing more.
 
 Nothing here imports torch: the prediction and the decision rule come in as
 callables.
@@ -45,9 +43,6 @@ import numpy as np
 PROBE_SCALE = 0.5
 #: Largest scale "auto" chooses.
 MAX_SCALE = 4.0
-#: Smallest scale "auto" chooses (particles larger than the network knows
-#: even at the probe's scale).
-MIN_SCALE = 0.25
 #: Scale used when the probe finds no particle (see :func:`choose_scale`).
 FALLBACK_SCALE = 1.0
 #: A pass that finds no particle is followed by one at twice its scale, up to this.
@@ -107,8 +102,7 @@ def training_diameter(targets, annotator):
     return float(np.median(diameters)) if diameters else None
 
 
-def choose_scale(diameter, target_diameter, probe_scale=PROBE_SCALE, max_scale=MAX_SCALE,
-                 min_scale=MIN_SCALE):
+def choose_scale(diameter, target_diameter, probe_scale=PROBE_SCALE, max_scale=MAX_SCALE):
     """The scale that brings particles of ``diameter`` px to ``target_diameter`` px.
 
     Parameters
@@ -121,16 +115,16 @@ def choose_scale(diameter, target_diameter, probe_scale=PROBE_SCALE, max_scale=M
     Returns
     -------
     scale : float
-        In [min_scale, max_scale]; :data:`FALLBACK_SCALE` when
+        In [probe_scale, max_scale]; :data:`FALLBACK_SCALE` when
         ``diameter`` is None.
     reuse_probe : bool
-        True when the probe's own prediction is to be used (the scale is
-        within a factor sqrt(2) of the probe's, and returned as the probe's).
+        True when the probe's own prediction is to be used (the scale is the
+        probe's).
     """
     if diameter is None or not diameter > 0:
         return FALLBACK_SCALE, False
-    scale = float(np.clip(target_diameter / diameter, min(min_scale, probe_scale), max_scale))
-    if probe_scale / math.sqrt(2.0) <= scale <= math.sqrt(2.0) * probe_scale:
+    scale = float(np.clip(target_diameter / diameter, probe_scale, max_scale))
+    if scale <= math.sqrt(2.0) * probe_scale:
         return float(probe_scale), True
     # Round to two significant digits: the same particles give the same scale
     # even when the estimate moves by a hair.
@@ -167,8 +161,6 @@ def predict_proba_auto(image, predict_at, label, target_diameter, probe_scale=PR
             wanted = 2 * scale
         else:
             wanted, _ = choose_scale(diameter, target_diameter, probe_scale)
-            if scale == probe_scale and wanted < scale / math.sqrt(2.0):
-                return predict_at(image, wanted), wanted  # down: the answer (module docs)
             if wanted <= math.sqrt(2.0) * scale:
                 break
         del proba
