@@ -449,11 +449,13 @@ def _measure_bar(p, box, factor, polarity):
     level = float(np.percentile(inner, 90))
     # The bar's rows: the block of rows around the brightest one that are
     # mostly at the bar's level (the search's box can take in a row of ground).
-    t0, t1 = max(top - factor - 2, 0), min(bottom + factor + 2, H)
-    row_level = np.median(p[t0:t1, left:right], axis=1)
+    t0 = max(top - 2, 0)
+    row_level = np.median(p[t0:min(bottom + 2, H), left:right], axis=1)
     on, _ = ndi.label(row_level >= (level + row_level.min()) / 2)
-    rows = np.nonzero(on == on[int(np.argmax(row_level))])[0]
-    top, bottom = t0 + int(rows[0]), t0 + int(rows[-1]) + 1
+    peak = top - t0 + int(np.argmax(row_level[top - t0:bottom - t0]))
+    if on[peak]:
+        rows = np.nonzero(on == on[peak])[0] + t0
+        top, bottom = max(top, int(rows[0])), min(bottom, int(rows[-1]) + 1)  # only ever narrower
     above = p[max(top - 3, 0):top, left:right]
     below = p[bottom:min(bottom + 3, H), left:right]
     ground = float(np.median(np.concatenate([above.ravel(), below.ravel()]))) \
@@ -466,7 +468,7 @@ def _measure_bar(p, box, factor, polarity):
         # bar and the box's edge does not.
         up, down = float(np.median(above)), float(np.median(below))
         sides = abs(up - down) / (level - min(up, down))
-        if sides > 0.65:
+        if sides > 0.5:
             return None
     thr = (level + ground) / 2
     # A candidate can be a piece of its bar (a glyph touching the bar's middle
@@ -521,7 +523,7 @@ def _measure_bar(p, box, factor, polarity):
     length = float(np.median([_run_length(win[r], a, b, ground, level) for r in core]))
     # A bar drawn with a thin dark outline (for contrast) ends at the
     # outline's outer edge: add the outline's columns when both ends have one.
-    dark, step = ground - 0.1 * (level - ground), 0.15 * (level - ground)
+    dark, step = ground - 0.25 * (level - ground), 0.15 * (level - ground)
 
     def outline(columns):  # columns outward from an end, through a dark outline
         values = [float(np.median(win[core, c])) if 0 <= c < win.shape[1] else np.inf
@@ -682,6 +684,13 @@ def _label_groups(p, bar):
         members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
         gh, gw = gb - gt, gr - gl
         if gw < 1.2 * gh or gh < 4:
+            continue
+        # A "bar" that is a stroke of the text itself (the foot of a "2"): the
+        # line above it reaches into its rows, or the line beside it is not
+        # centred on it.
+        if (side == "above" and gb > ct_ + 1) or (side == "below" and gt < cb_ - 1):
+            continue
+        if side in ("left", "right") and not gt + 0.15 * gh <= cy <= gb - 0.15 * gh:
             continue
         mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
         groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask, float(best_gap)))
@@ -908,6 +917,7 @@ def _read_detected(p, bar, engine):
     grey = (255 * np.clip(crop, 0, 1)).astype(np.uint8)
     best = None
     cy, cx = (bar.top + bar.bottom) / 2 - r0, (bar.left + bar.right) / 2 - c0
+    thr = (bar.level + bar.ground) / 2
     for candidate in (255 - grey, grey):
         for (t, l, b, r), text, score in _join_words(_detect_text(engine, candidate)):
             parsed = parse_scale_label(text)
@@ -917,10 +927,15 @@ def _read_detected(p, bar, engine):
             if distance > 1.0:
                 continue
             box = (t + r0, l + c0, b + r0, r + c0)
-            score *= 0.8 * _unit_plausibility(parsed[1], None)[1]  # no glyphs to check here
+            # Text of the bar's colour: its glyphs can be checked (the stems of "nm").
+            t, l = max(t, 0), max(l, 0)
+            glyphs = _Group("detected", box, crop[t:b, l:r] >= thr, 0.0) \
+                if candidate is not grey and b > t and r > l else None
+            unit, factor = _unit_plausibility(parsed[1], glyphs)
+            score *= 0.8 * factor
             key = score - 0.2 * distance
             if best is None or key > best[-1]:
-                best = (box, text, *parsed, score, key)
+                best = (box, text, parsed[0], unit, score, key)
         if best is not None:
             break
     return None if best is None else best[:-1]
@@ -985,12 +1000,26 @@ def _clean_length(bar):
     return bar.length * bar.quality * max(1 - bar.sides, 0)
 
 
-def _candidates(img):
-    """Bars of both polarities, measured at full resolution, the longest first.
+def _better(a, b):
+    """Whether bar ``a`` is more likely the scale bar than ``b``, which touches it.
 
-    Where two bars overlap or touch, the longer and cleaner one is kept, the
-    one whose grounds above and below agree best: a dark bar inside a light
-    box, not the strip of box between the bar and the box's edge.
+    A bar less than half as long as the other is a piece of something next
+    to it. Of two of similar length, the one with the same ground above and
+    below is the bar, the other a strip of the box it is drawn in (between
+    the bar and the box's edge); else the longer and cleaner one.
+    """
+    if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
+        return a.length > b.length
+    if abs(a.sides - b.sides) > 0.1:
+        return a.sides < b.sides
+    return _clean_length(a) > _clean_length(b)
+
+
+def _candidates(img):
+    """Bars of both polarities, measured at full resolution.
+
+    Where two bars overlap or touch, the one more likely the scale bar is
+    kept (:func:`_better`).
     """
     H, W = img.shape
     factor = max(1, int(math.ceil(max(H, W) / _SEARCH_SIDE)))
@@ -1003,13 +1032,13 @@ def _candidates(img):
             bar = _measure_bar(p, box, factor, polarity)
             if bar is not None:
                 measured.append((bar, p))
-    order = sorted(range(len(measured)), key=lambda i: -_clean_length(measured[i][0]))
     kept = []
-    for i in order:
+    for i in sorted(range(len(measured)), key=lambda i: -_clean_length(measured[i][0])):
         bar = measured[i][0]
         t, l, b, r = _bar_box(bar)
-        if not any(_overlap((t - 2, l, b + 2, r), _bar_box(measured[j][0])) for j in kept):
-            kept.append(i)
+        rivals = [j for j in kept if _overlap((t - 2, l, b + 2, r), _bar_box(measured[j][0]))]
+        if all(_better(bar, measured[j][0]) for j in rivals):
+            kept = [j for j in kept if j not in rivals] + [i]
     return [measured[i] for i in sorted(kept)]
 
 
