@@ -523,13 +523,13 @@ def _measure_bar(p, box, factor, polarity):
     length = float(np.median([_run_length(win[r], a, b, ground, level) for r in core]))
     # A bar drawn with a thin dark outline (for contrast) ends at the
     # outline's outer edge: add the outline's columns when both ends have one.
-    dark, step = ground - 0.25 * (level - ground), 0.15 * (level - ground)
+    dark, step = ground - 0.1 * (level - ground), 0.15 * (level - ground)
 
     def outline(columns):  # columns outward from an end, through a dark outline
         values = [float(np.median(win[core, c])) if 0 <= c < win.shape[1] else np.inf
                   for c in columns]
-        for i in (0, 1):  # darker than the ground, then the ground again
-            if values[i] < dark and values[i + 1] > max(values[i] + step, ground - 2 * step):
+        for i in (0, 1):  # darker than the ground, then at least halfway back to it
+            if values[i] < dark and values[i + 1] > max(values[i] + step, (values[i] + ground) / 2):
                 return i + 1
         return 0
 
