@@ -287,6 +287,19 @@ def test_nm_and_mm_are_told_apart_by_the_stems_of_their_letters(monkeypatch, dra
     assert bar.calibrated, bar.message
 
 
+def test_a_speck_beside_a_stem_is_not_another_stem():
+    # "1 nm" as a mask: a tall "1", then an "n" (two stems) with a one-pixel
+    # sliver between its stems, and an "m" (three stems): five stems, not six.
+    mask = np.zeros((12, 40), bool)
+    mask[:, 1:3] = True  # the "1", full height
+    mask[4, 6:16] = mask[4, 19:34] = True  # the arches of "n" and "m"
+    for left in (6, 13, 19, 25, 31):
+        mask[4:, left:left + 3] = True  # stems, 3 px wide
+    mask[6:11, 11] = True  # the sliver, inside the "n"
+    group = scalebar._Group("above", (0, 0, 12, 40), mask, 0.0)
+    assert scalebar._unit_stems(group) == 5
+
+
 def two_panel_figure(second_length):
     """A 384 px figure with a bar of 90 px = 100 nm and one of ``second_length`` = 50 nm."""
     image, first = figure(shape=(384, 384), corner=("bottom", "right"), length_px=90)

@@ -805,8 +805,12 @@ def _unit_stems(group):
     if x_height < 4:
         return None
     band = letters[x_top + int(0.35 * x_height):x_top + int(math.ceil(0.65 * x_height))]
-    stems = np.concatenate([[0], (band.mean(axis=0) >= 0.6).astype(np.int8), [0]])
-    return int(np.count_nonzero(np.diff(stems) == 1))
+    edges = np.diff(np.concatenate([[0], (band.mean(axis=0) >= 0.6).astype(np.int8), [0]]))
+    widths = np.nonzero(edges == -1)[0] - np.nonzero(edges == 1)[0]
+    if len(widths) == 0:
+        return 0
+    # A sliver beside a stem (a speck, a stem split by a JPEG artefact) is no stem.
+    return int(np.count_nonzero(widths >= 0.5 * np.median(widths)))
 
 
 def _unit_plausibility(unit, group):
