@@ -158,6 +158,68 @@ def test_a_label_without_a_bar_is_not_a_scale_bar():
     assert (calibration.pixel_size, calibration.unit, calibration.source) == (None, "px", "none")
 
 
+def disk(image, centre, radius, value, keep=None):
+    """Paint a disk of grey ``value`` (a particle), leaving the pixels of ``keep`` alone."""
+    yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+    inside = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+    if keep is not None:
+        t, l, b, r = keep
+        inside[t:b, l:r] = False
+    image[inside] = value
+    return image
+
+
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_particle_touching_one_side_of_the_bar_does_not_shorten_it(polarity):
+    image, truth = figure(length_px=100, font_size=14, polarity=polarity, label_side="above",
+                          corner=("top", "right"))
+    t, l, b, r = truth.bar_box
+    grey = 0.95 if polarity == "light" else 0.05  # as light, or as dark, as the bar
+    disk(image, (b + 9, l + 4), 10, grey)  # below the left end, touching it
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
+def test_a_particle_across_the_end_of_the_bar_neither_shortens_nor_lengthens_it():
+    image, truth = figure(length_px=100, font_size=14, label_side="above")
+    t, l, b, r = truth.bar_box
+    disk(image, ((t + b) // 2, r - 4), 12, 0.7, keep=truth.bar_box)  # the bar drawn over it
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
+def test_particles_darker_than_the_ground_at_both_ends_are_not_an_outline():
+    # A dark bar between two light particles: the particles are "darker than
+    # the ground" in the bar's polarity, but they are not a thin outline.
+    image, truth = figure(length_px=60, font_size=14, polarity="dark", label_side="above")
+    t, l, b, r = truth.bar_box
+    for x in (l - 11, r + 10):
+        disk(image, ((t + b) // 2, x), 11, 0.8)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
+@pytest.mark.parametrize("label_side", ["left", "below"])
+def test_a_dark_bar_in_a_light_box_is_the_bar_not_the_strip_of_box_beside_it(label_side):
+    image, truth = figure(length_px=100, font_size=20, polarity="dark", boxed=True,
+                          label_side=label_side)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None and bar.polarity == "dark"
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
+def test_the_foot_of_a_glyph_is_not_a_scale_bar():
+    image, truth = figure(value=25, unit="mm", font="DejaVuSerif.ttf", font_size=22,
+                          polarity="dark", label_side="left")
+    t, l, b, r = truth.bar_box
+    image[t:b, l:r] = image[t - 12:b - 12, l:r]  # erase the bar, keep the text
+    bar = find_scale_bar(image, read=False)
+    assert bar is None or bar.label_box is None
+
+
 def test_several_bars_give_one_of_them():
     image, first = figure(shape=(384, 384), corner=("bottom", "right"), length_px=90)
     image, second = draw_scale_bar(image, np.random.default_rng(1), length_px=60, value=50,
@@ -209,6 +271,33 @@ def test_a_low_confidence_reading_is_not_a_calibration(monkeypatch):
     assert bar.value == 100 and not bar.calibrated
     assert "low confidence" in bar.message
     assert calibrate(image).unit == "px"
+
+
+@pytest.mark.parametrize("drawn, ocr", [("nm", "100 mm"), ("mm", "100 nm")])
+@pytest.mark.parametrize("font", ["DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf"])
+def test_nm_and_mm_are_told_apart_by_the_stems_of_their_letters(monkeypatch, drawn, ocr, font):
+    # OCR confuses "nm" and "mm" in small text, both ways: an "n" has two
+    # stems, an "m" three, and the glyphs decide.
+    pytest.importorskip("rapidocr_onnxruntime")
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (ocr, 0.95))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = figure(value=100, unit=drawn, font=font, font_size=14)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (100, drawn)
+    assert bar.calibrated, bar.message
+
+
+def test_a_speck_beside_a_stem_is_not_another_stem():
+    # "1 nm" as a mask: a tall "1", then an "n" (two stems) with a one-pixel
+    # sliver between its stems, and an "m" (three stems): five stems, not six.
+    mask = np.zeros((12, 40), bool)
+    mask[:, 1:3] = True  # the "1", full height
+    mask[4, 6:16] = mask[4, 19:34] = True  # the arches of "n" and "m"
+    for left in (6, 13, 19, 25, 31):
+        mask[4:, left:left + 3] = True  # stems, 3 px wide
+    mask[6:11, 11] = True  # the sliver, inside the "n"
+    group = scalebar._Group("above", (0, 0, 12, 40), mask, 0.0)
+    assert scalebar._unit_stems(group) == 5
 
 
 def two_panel_figure(second_length):

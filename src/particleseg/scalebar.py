@@ -315,6 +315,7 @@ class _Bar:
     polarity: str
     core_top: int = 0  # rows of the bar itself, without its end ticks
     core_bottom: int = 0
+    sides: float = 0.0  # how much the grounds above and below differ, relative to the contrast
 
 
 def _bar_candidates(p, min_length):
@@ -370,18 +371,28 @@ def _run_length(values, a, b, ground, level):
 
     Pixels inside the run count 1; the two end pixels and their outer
     neighbours count the fraction of the bar they cover, judged from their
-    grey level between ``ground`` and ``level``.
+    grey level between what lies beyond that end and ``level``. Beyond an
+    end lies the ``ground``, or something lighter (in the polarity of the
+    bar) that touches the end, such as a particle.
     """
-    span = max(level - ground, 1e-6)
+    n = len(values)
 
-    def cover(i):
-        if i < 0 or i >= len(values):
+    def beyond(lo, hi):  # the grey two and three pixels past an end
+        outside = values[max(lo, 0):max(hi, 0)]
+        if len(outside) == 0:
+            return ground
+        return float(np.clip(np.median(outside), ground, ground + 0.6 * (level - ground)))
+
+    left, right = beyond(a - 3, a - 1), beyond(b + 2, min(b + 4, n))
+
+    def cover(i, out):
+        if i < 0 or i >= n:
             return 0.0
-        return float(np.clip((values[i] - ground) / span, 0, 1))
+        return float(np.clip((values[i] - out) / max(level - out, 1e-6), 0, 1))
 
     if b - a < 2:
         return float(b - a + 1)
-    return (b - a - 1) + cover(a) + cover(b) + cover(a - 1) + cover(b + 1)
+    return (b - a - 1) + cover(a, left) + cover(b, right) + cover(a - 1, left) + cover(b + 1, right)
 
 
 def _bar_component(p, box, thr, pad_v, pad_h):
@@ -436,17 +447,28 @@ def _measure_bar(p, box, factor, polarity):
     if inner.size == 0:
         return None
     level = float(np.percentile(inner, 90))
+    # The bar's rows: the block of rows around the brightest one that are
+    # mostly at the bar's level (the search's box can take in a row of ground).
+    t0 = max(top - 2, 0)
+    row_level = np.median(p[t0:min(bottom + 2, H), left:right], axis=1)
+    on, _ = ndi.label(row_level >= (level + row_level.min()) / 2)
+    peak = top - t0 + int(np.argmax(row_level[top - t0:bottom - t0]))
+    if on[peak]:
+        rows = np.nonzero(on == on[peak])[0] + t0
+        top, bottom = max(top, int(rows[0])), min(bottom, int(rows[-1]) + 1)  # only ever narrower
     above = p[max(top - 3, 0):top, left:right]
     below = p[bottom:min(bottom + 3, H), left:right]
     ground = float(np.median(np.concatenate([above.ravel(), below.ravel()]))) \
         if above.size + below.size else 0.0
     if level - ground < 0.1:
         return None
+    sides = 0.0
     if above.size and below.size:
         # A bar has the same ground on both sides; a strip of a box between a
         # bar and the box's edge does not.
         up, down = float(np.median(above)), float(np.median(below))
-        if abs(up - down) > 0.5 * (level - min(up, down)):
+        sides = abs(up - down) / (level - min(up, down))
+        if sides > 0.5:
             return None
     thr = (level + ground) / 2
     # A candidate can be a piece of its bar (a glyph touching the bar's middle
@@ -477,18 +499,23 @@ def _measure_bar(p, box, factor, polarity):
         return None
     k = int(np.argmax(stops - starts))
     a, b = int(starts[k]), int(stops[k]) - 1
-    clean = whole & (comp.sum(axis=0) <= thickness + 2)
+    # A column belongs to the bar when the bar stands out there on at least
+    # one side: a particle or a glyph touching it from above or below does
+    # not end it. Where the bar runs into something of its own brightness on
+    # both sides (a particle across its end, a glyph beside it), it ends;
+    # a few such columns at an end are its end ticks.
+    span = level - ground
+    rows = np.clip([bar_rows[0] - 2, bar_rows[-1] + 2], 0, win.shape[0] - 1)
+    profile = np.median(win[core], axis=0)
+    clean = whole & (profile - win[rows].min(axis=0) >= 0.25 * span)
     reach = max(3, thickness)
-    i = a
-    while i <= b and not clean[i]:
-        i += 1
-    j = b
-    while j >= a and not clean[j]:
-        j -= 1
-    if i - a > reach:
-        a = i
-    if b - j > reach:
-        b = j
+    if clean[a:b + 1].any():
+        i = a + int(np.argmax(clean[a:b + 1]))
+        j = b - int(np.argmax(clean[a:b + 1][::-1]))
+        if i - a > reach:
+            a = i
+        if b - j > reach:
+            b = j
     if b - a + 1 < max(8, 2.5 * thickness) or b - a + 1 > 0.85 * W:
         return None  # too short, or a strip across the image
     interior = win[core][:, a + 1:b] if b - a > 2 else win[core]
@@ -501,8 +528,8 @@ def _measure_bar(p, box, factor, polarity):
     def outline(columns):  # columns outward from an end, through a dark outline
         values = [float(np.median(win[core, c])) if 0 <= c < win.shape[1] else np.inf
                   for c in columns]
-        for i in (0, 1):
-            if values[i] < dark and values[i + 1] > values[i] + step:
+        for i in (0, 1):  # darker than the ground, then at least halfway back to it
+            if values[i] < dark and values[i + 1] > max(values[i] + step, (values[i] + ground) / 2):
                 return i + 1
         return 0
 
@@ -512,7 +539,7 @@ def _measure_bar(p, box, factor, polarity):
     # Checks: straight ends, uniform fill, little attached.
     end_spread = float(np.std(lefts) + np.std(rights))
     uniform = float(np.mean(win[bar_rows[0]:bar_rows[-1] + 1, a:b + 1] >= thr))
-    attached = comp.sum() - row_counts[bar_rows].sum()
+    attached = comp[:, a:b + 1].sum() - comp[bar_rows][:, a:b + 1].sum()  # past its ends: not the bar's
     if uniform < 0.85 or attached > 1.5 * thickness * run + 4 * thickness ** 2:
         return None
     quality = float(np.clip(1 - end_spread / max(3.0, 0.05 * run), 0, 1))
@@ -527,7 +554,7 @@ def _measure_bar(p, box, factor, polarity):
         top=top, left=c0 + a, bottom=bottom, right=c0 + b + 1,
         length=length, thickness=thickness, level=level, ground=ground,
         quality=quality, polarity=polarity,
-        core_top=r0 + int(bar_rows[0]), core_bottom=r0 + int(bar_rows[-1]) + 1,
+        core_top=r0 + int(bar_rows[0]), core_bottom=r0 + int(bar_rows[-1]) + 1, sides=sides,
     )
 
 
@@ -658,6 +685,13 @@ def _label_groups(p, bar):
         gh, gw = gb - gt, gr - gl
         if gw < 1.2 * gh or gh < 4:
             continue
+        # A "bar" that is a stroke of the text itself (the foot of a "2"): the
+        # line above it reaches into its rows, or the line beside it is not
+        # centred on it.
+        if (side == "above" and gb > ct_ + 1) or (side == "below" and gt < cb_ - 1):
+            continue
+        if side in ("left", "right") and not gt + 0.15 * gh <= cy <= gb - 0.15 * gh:
+            continue
         mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
         groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask, float(best_gap)))
     # Groups found from two sides can be the same line.
@@ -742,12 +776,52 @@ def _glyph_widths(group):
     return [sl[1].stop - sl[1].start for sl in boxes if sl[0].stop - sl[0].start >= 0.35 * h]
 
 
+def _unit_stems(group):
+    """How many vertical stems the lower-case letters at the end of a label line have.
+
+    The digits reach the top of the line; the unit's "n" and "m" stop at the
+    x-height. Across the middle of the x-height, an "n" shows two stems and
+    an "m" three: "nm" has five, "mm" six. None when the letters cannot be
+    told apart (no digits, a glyph with a tail below the line, text too small).
+    """
+    mask = group.mask
+    h = mask.shape[0]
+    if h < 6 or _has_descender(group):
+        return None
+    filled = mask.any(axis=0)
+    tops = np.argmax(mask, axis=0)
+    tall = np.nonzero(filled & (tops <= 0.12 * h))[0]
+    if len(tall) == 0:
+        return None
+    gaps = np.nonzero(~filled[tall[-1]:])[0]  # the letters start after the last digit
+    if len(gaps) == 0:
+        return None
+    letters = mask[:, tall[-1] + int(gaps[0]):]
+    rows = np.nonzero(letters.any(axis=1))[0]
+    if len(rows) == 0 or rows[0] < 0.15 * h:
+        return None
+    x_top, base = int(rows[0]), int(rows[-1]) + 1
+    x_height = base - x_top
+    if x_height < 4:
+        return None
+    band = letters[x_top + int(0.35 * x_height):x_top + int(math.ceil(0.65 * x_height))]
+    edges = np.diff(np.concatenate([[0], (band.mean(axis=0) >= 0.6).astype(np.int8), [0]]))
+    widths = np.nonzero(edges == -1)[0] - np.nonzero(edges == 1)[0]
+    if len(widths) == 0:
+        return 0
+    # A sliver beside a stem (a speck, a stem split by a JPEG artefact) is no stem.
+    return int(np.count_nonzero(widths >= 0.5 * np.median(widths)))
+
+
 def _unit_plausibility(unit, group):
-    """The unit, checked against the glyphs when OCR says "mm"; and a factor <= 1.
+    """The unit, checked against the glyphs when OCR says "nm" or "mm"; and a factor <= 1.
 
     "pm" is doubted: a "µ" is often read as a "p", and picometre bars are
-    rare. "mm" labels are rare on micrographs and "nm" is often misread as "mm" in
-    small text. An "n" is about two thirds as wide as an "m" in every common
+    rare. In small text OCR confuses "nm" and "mm" both ways. The glyphs
+    decide when they can: an "n" has two stems and an "m" three
+    (:func:`_unit_stems`); the OCR's unit is changed at a small cost in
+    confidence when the stems disagree with it. Else, "mm" labels being rare
+    on micrographs, an "m" about a third wider than an "n" in every common
     font: "mm" is believed when its two letters are as wide as each other,
     read as "nm" when the first is clearly narrower (at a small cost in
     confidence), and doubted otherwise (no glyphs to measure).
@@ -759,6 +833,11 @@ def _unit_plausibility(unit, group):
     """
     if unit == "pm":  # "µm" is often read "pm"; picometre bars are rare
         return unit, 0.45
+    if unit in ("nm", "mm") and group is not None:
+        stems = _unit_stems(group)
+        if stems in (5, 6):  # the letters' stems decide between "nm" and "mm"
+            read = ("nm", "mm")[stems - 5]
+            return read, 1.0 if read == unit else 0.9
     if unit != "mm":
         return unit, 1.0
     if group is not None:
@@ -842,6 +921,7 @@ def _read_detected(p, bar, engine):
     grey = (255 * np.clip(crop, 0, 1)).astype(np.uint8)
     best = None
     cy, cx = (bar.top + bar.bottom) / 2 - r0, (bar.left + bar.right) / 2 - c0
+    thr = (bar.level + bar.ground) / 2
     for candidate in (255 - grey, grey):
         for (t, l, b, r), text, score in _join_words(_detect_text(engine, candidate)):
             parsed = parse_scale_label(text)
@@ -851,10 +931,15 @@ def _read_detected(p, bar, engine):
             if distance > 1.0:
                 continue
             box = (t + r0, l + c0, b + r0, r + c0)
-            score *= 0.8 * _unit_plausibility(parsed[1], None)[1]  # no glyphs to check here
+            # Text of the bar's colour: its glyphs can be checked (the stems of "nm").
+            t, l = max(t, 0), max(l, 0)
+            glyphs = _Group("detected", box, crop[t:b, l:r] >= thr, 0.0) \
+                if candidate is not grey and b > t and r > l else None
+            unit, factor = _unit_plausibility(parsed[1], glyphs)
+            score *= 0.8 * factor
             key = score - 0.2 * distance
             if best is None or key > best[-1]:
-                best = (box, text, *parsed, score, key)
+                best = (box, text, parsed[0], unit, score, key)
         if best is not None:
             break
     return None if best is None else best[:-1]
@@ -914,20 +999,51 @@ def _union(*boxes):
             max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
+def _clean_length(bar):
+    """A bar's length, discounted for ragged ends and for different grounds above and below."""
+    return bar.length * bar.quality * max(1 - bar.sides, 0)
+
+
+def _better(a, b):
+    """Whether bar ``a`` is more likely the scale bar than ``b``, which touches it.
+
+    A bar less than half as long as the other is a piece of something next
+    to it. Of two of similar length, the one with the same ground above and
+    below is the bar, the other a strip of the box it is drawn in (between
+    the bar and the box's edge); else the longer and cleaner one.
+    """
+    if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
+        return a.length > b.length
+    if abs(a.sides - b.sides) > 0.1:
+        return a.sides < b.sides
+    return _clean_length(a) > _clean_length(b)
+
+
 def _candidates(img):
-    """Bars of both polarities, measured at full resolution, the longest first."""
+    """Bars of both polarities, measured at full resolution.
+
+    Where two bars overlap or touch, the one more likely the scale bar is
+    kept (:func:`_better`).
+    """
     H, W = img.shape
     factor = max(1, int(math.ceil(max(H, W) / _SEARCH_SIDE)))
-    bars = []
+    measured = []
     for polarity in ("light", "dark"):
         p = img if polarity == "light" else 1.0 - img
         small = _pool(p, factor, "max")
         min_length = max(8, int(0.02 * min(small.shape)))
         for box in _bar_candidates(small, min_length)[:16]:
             bar = _measure_bar(p, box, factor, polarity)
-            if bar is not None and not any(_overlap(_bar_box(bar), _bar_box(b)) for b, _ in bars):
-                bars.append((bar, p))
-    return bars
+            if bar is not None:
+                measured.append((bar, p))
+    kept = []
+    for i in sorted(range(len(measured)), key=lambda i: -_clean_length(measured[i][0])):
+        bar = measured[i][0]
+        t, l, b, r = _bar_box(bar)
+        rivals = [j for j in kept if _overlap((t - 2, l, b + 2, r), _bar_box(measured[j][0]))]
+        if all(_better(bar, measured[j][0]) for j in rivals):
+            kept = [j for j in kept if j not in rivals] + [i]
+    return [measured[i] for i in sorted(kept)]
 
 
 def find_scale_bar(image, *, read=True):
