@@ -125,7 +125,7 @@ class InferenceSettings:
         )
 
 
-def predict_proba(model, images, settings, scales=None):
+def predict_proba(model, images, settings, scales=None, labels=None):
     """Class probabilities (3, H, W) float32 of each image.
 
     Parameters
@@ -139,6 +139,10 @@ def predict_proba(model, images, settings, scales=None):
         How to run the network.
     scales : list, optional
         The scale used for each image is appended to it.
+    labels : list, optional
+        For each image, ``settings.label(proba)`` is appended to it when
+        ``scale="auto"`` made it to choose the scale, else None: the caller
+        who labels the probabilities with the same rule can reuse it.
 
     Returns
     -------
@@ -150,10 +154,11 @@ def predict_proba(model, images, settings, scales=None):
         model.eval()
         for image in images:
             standardised = standardise(image, settings.mean, settings.std)
+            found = None
             if settings.scale == "auto":
                 from ._autoscale import predict_proba_auto
 
-                proba, scale = predict_proba_auto(
+                proba, scale, found = predict_proba_auto(
                     standardised,
                     lambda im, s: predict_proba_one(model, im, replace(settings, scale=s)),
                     settings.label, settings.particle_diameter)
@@ -162,6 +167,8 @@ def predict_proba(model, images, settings, scales=None):
             out.append(proba)
             if scales is not None:
                 scales.append(scale)
+            if labels is not None:
+                labels.append(found)
     return out
 
 
