@@ -249,14 +249,18 @@ def standardise(image, mean, std):
 # Tiles, scale and precision
 
 
-def _window_weights(size, overlap):
-    """A separable weight that ramps from ~0 at a tile's edge to 1 inside."""
+def _ramp(size, overlap):
+    """A tile's weight along one side: from ~0 at its edges to 1 inside.
+
+    The outer product of two ramps weights a tile's pixels when tiles are
+    blended.
+    """
     ramp = np.ones(size, dtype=np.float32)
     if overlap > 0:
         r = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
         ramp[:overlap] = r
         ramp[-overlap:] = r[::-1]
-    return np.outer(ramp, ramp)
+    return ramp
 
 
 def _pad_to(x, multiple):
@@ -325,46 +329,78 @@ def predict_logits_whole(model, image, stride, device, autocast_dtype=None, scal
     return _run(model, x, stride, autocast_dtype, scale)[0]
 
 
+def tile_starts(length, tile_size, overlap, multiple=1):
+    """Tile side and start positions that cover ``length`` pixels evenly.
+
+    The fewest tiles of at most ``tile_size`` pixels that overlap by at least
+    ``overlap``; their side is then shrunk to the smallest multiple of
+    ``multiple`` that still covers ``length`` with that overlap, and the
+    tiles are spread evenly. A length no larger than ``tile_size`` is one
+    tile of its own length.
+
+    Parameters
+    ----------
+    length, tile_size, overlap : int
+        In pixels; ``overlap < tile_size / 2``.
+    multiple : int, default=1
+        The tile side is rounded up to a multiple of this (the network's
+        stride), unless that exceeds ``tile_size``.
+
+    Returns
+    -------
+    side : int
+    starts : list of int
+        From 0 to ``length - side``, increasing.
+
+    Examples
+    --------
+    >>> tile_starts(2048, 1024, 128, multiple=16)
+    (768, [0, 640, 1280])
+    >>> tile_starts(900, 1024, 128)
+    (900, [0])
+    """
+    if length <= tile_size:
+        return length, [0]
+    n = -(-(length - overlap) // (tile_size - overlap))
+    side = -(-(length + (n - 1) * overlap) // n)
+    side = min(-(-side // multiple) * multiple, tile_size)
+    starts = np.linspace(0, length - side, n).round().astype(int)
+    return side, starts.tolist()
+
+
 @torch.inference_mode()
 def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap, tile_batch,
                         autocast_dtype=None, scale=1.0):
     """Class probabilities (3, H, W) float32 of one standardised image.
 
     Images no larger than ``tile_size`` go through in one piece. Larger ones
-    are cut into ``tile_size`` tiles overlapping by ``tile_overlap`` pixels,
-    predicted ``tile_batch`` at a time, and blended with weights that fade
-    towards each tile's edge, so that memory is bounded by the tile batch.
+    are cut into the fewest tiles of at most ``tile_size`` pixels that
+    overlap by at least ``tile_overlap`` pixels, spread evenly
+    (:func:`tile_starts`), predicted ``tile_batch`` at a time, and blended
+    with weights that fade towards each tile's edge, so that memory is
+    bounded by the tile batch.
     """
     h, w = image.shape
     if tile_size is None or (h <= tile_size and w <= tile_size):
         logits = predict_logits_whole(model, image, stride, device, autocast_dtype, scale)
         return torch.softmax(logits, 0).cpu().numpy()
-    tile = tile_size
-    step = tile - tile_overlap
-    padded = image
-    if h < tile or w < tile:  # one side smaller than a tile: reflect-pad it
-        padded = np.pad(image, ((0, max(tile - h, 0)), (0, max(tile - w, 0))), mode="reflect")
-    ph, pw = padded.shape
-    tops = list(range(0, max(ph - tile, 0) + 1, step))
-    lefts = list(range(0, max(pw - tile, 0) + 1, step))
-    if tops[-1] + tile < ph:
-        tops.append(ph - tile)
-    if lefts[-1] + tile < pw:
-        lefts.append(pw - tile)
-    weights = _window_weights(tile, tile_overlap)
-    acc = np.zeros((3, ph, pw), dtype=np.float32)
-    norm = np.zeros((ph, pw), dtype=np.float32)
+    th, tops = tile_starts(h, tile_size, tile_overlap, stride)
+    tw, lefts = tile_starts(w, tile_size, tile_overlap, stride)
+    weights = np.outer(_ramp(th, tile_overlap), _ramp(tw, tile_overlap))
+    acc = np.zeros((3, h, w), dtype=np.float32)
+    norm = np.zeros((h, w), dtype=np.float32)
     corners = [(t, l) for t in tops for l in lefts]
     for start in range(0, len(corners), tile_batch):
         chunk = corners[start : start + tile_batch]
-        batch = np.stack([padded[t : t + tile, l : l + tile] for t, l in chunk])[:, None]
+        batch = np.stack([image[t : t + th, l : l + tw] for t, l in chunk])[:, None]
         x = torch.from_numpy(batch).to(device)
         proba = torch.softmax(_run(model, x, stride, autocast_dtype, scale), 1).cpu().numpy()
         for (t, l), p in zip(chunk, proba):
-            acc[:, t : t + tile, l : l + tile] += p * weights
-            norm[t : t + tile, l : l + tile] += weights
+            p *= weights
+            acc[:, t : t + th, l : l + tw] += p
+            norm[t : t + th, l : l + tw] += weights
     acc /= norm  # in place: the probabilities are the largest array here
-    return acc[:, :h, :w]
+    return acc
 
 
 # ----------------------------------------------------------------------------
