@@ -15,6 +15,8 @@ pass ``dataclasses.replace(settings, scale=...)`` for that image.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._models import ThreadSetting, forward_logits, output_stride
+from ._models import ThreadSetting, fold_batch_norms, forward_logits, output_stride
 
 __all__ = [
     "InferenceSettings",
@@ -151,7 +153,7 @@ def predict_proba(model, images, settings, scales=None, labels=None):
     """
     out = []
     with ThreadSetting(settings.n_threads):
-        model.eval()
+        model = inference_model(model)
         for image in images:
             standardised = standardise(image, settings.mean, settings.std)
             found = None
@@ -170,6 +172,30 @@ def predict_proba(model, images, settings, scales=None, labels=None):
             if labels is not None:
                 labels.append(found)
     return out
+
+
+#: Folded copies of the models predicted with, while their weights stay the same.
+_FOLDED = weakref.WeakKeyDictionary()
+_FOLDED_LOCK = threading.Lock()
+
+
+def inference_model(model):
+    """``model`` in evaluation mode with its BatchNorms folded (:func:`fold_batch_norms`).
+
+    The folded copy is kept with the model and made again when any of its
+    weights or buffers changes (training updates them in place, which torch
+    counts in every tensor's version).
+    """
+    model.eval()
+    try:
+        key = tuple((t.data_ptr(), t._version) for t in model.state_dict().values())
+    except RuntimeError:  # tensors made under inference_mode keep no version
+        return fold_batch_norms(model)
+    with _FOLDED_LOCK:
+        kept = _FOLDED.get(model)
+        if kept is None or kept[0] != key:
+            kept = _FOLDED[model] = (key, fold_batch_norms(model))
+    return kept[1]
 
 
 def predict_proba_one(model, image, settings):
