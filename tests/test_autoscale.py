@@ -84,15 +84,17 @@ def test_predict_proba_auto_rescales_by_the_measured_size():
         return labels
 
     d = typical_diameter(labels)
-    proba, scale = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
-                                      target_diameter=2 * d)
+    proba, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at,
+                                            label, target_diameter=2 * d)
     assert calls == [PROBE_SCALE, 2.0]
     assert scale == 2.0
     assert proba.shape == (3, 128, 128)
+    assert kept is labels  # the pass kept was labelled to decide: its labels come back
     calls.clear()
-    _, scale = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
-                                  target_diameter=d / 2)
+    _, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
+                                        target_diameter=d / 2)
     assert calls == [PROBE_SCALE] and scale == PROBE_SCALE  # the probe is reused
+    assert kept is labels
 
 
 def test_predict_proba_auto_looks_again_when_a_pass_shows_smaller_particles():
@@ -111,13 +113,14 @@ def test_predict_proba_auto_looks_again_when_a_pass_shows_smaller_particles():
         return big if proba[0, 0, 0] == PROBE_SCALE else small
 
     target = 2 * typical_diameter(big)
-    proba, scale = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
-                                      target_diameter=target)
+    proba, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at,
+                                            label, target_diameter=target)
     first = choose_scale(typical_diameter(big), target)[0]
     second = choose_scale(typical_diameter(small), target)[0]
     assert (first, second) == (2.0, MAX_SCALE)
     assert calls == [PROBE_SCALE, first, second]
     assert scale == second and proba[0, 0, 0] == second
+    assert kept is None  # the last pass allowed is not labelled here
 
 
 def test_predict_proba_auto_enlarges_when_a_pass_finds_nothing():
@@ -127,8 +130,9 @@ def test_predict_proba_auto_enlarges_when_a_pass_finds_nothing():
         calls.append(scale)
         return np.zeros((3, 32, 32), dtype=np.float32)
 
-    _, scale = predict_proba_auto(np.zeros((32, 32), np.float32), predict_at,
-                                  lambda proba: np.zeros((32, 32), np.int32), target_diameter=50.0)
+    _, scale, _ = predict_proba_auto(np.zeros((32, 32), np.float32), predict_at,
+                                     lambda proba: np.zeros((32, 32), np.int32),
+                                     target_diameter=50.0)
     assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, ESCALATION_LIMIT]
     assert scale == ESCALATION_LIMIT
 

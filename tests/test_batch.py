@@ -27,7 +27,7 @@ import tifffile  # noqa: E402
 from skimage.filters import threshold_otsu  # noqa: E402
 from skimage.measure import label  # noqa: E402
 
-from particleseg import ParticleSegmenter  # noqa: E402
+import particleseg.segmenter  # noqa: E402
 from particleseg._cli_analyze import Outcome  # noqa: E402
 from particleseg._figures import draw_scale_bar  # noqa: E402
 from particleseg.annotation import annotate_borders  # noqa: E402
@@ -40,7 +40,7 @@ def dark_particles(image):
     return label(image < threshold_otsu(image))
 
 
-def fake_predict_proba(self, X):
+def fake_predict_proba(self, X, labels=None):
     X = np.asarray(X)
     classes = annotate_borders(dark_particles(X))
     # A scale that differs between images, as inference_scale="auto" chooses it.
@@ -54,7 +54,8 @@ def fake_predict_proba(self, X):
 
 @pytest.fixture
 def fake_prediction(monkeypatch):
-    monkeypatch.setattr(ParticleSegmenter, "predict_proba", fake_predict_proba)
+    # What ParticleSegmenter.predict_proba and the commands call.
+    monkeypatch.setattr(particleseg.segmenter, "_predict_proba", fake_predict_proba)
 
 
 def write_images(folder, n, shape=(64, 64), random_state=0, scale_bar=False):
@@ -157,14 +158,14 @@ _RUNNER = textwrap.dedent("""
     import sys, time
     import numpy as np
     sys.path.insert(0, {tests!r})
-    from particleseg import ParticleSegmenter
+    import particleseg.segmenter
     from test_batch import fake_predict_proba
 
-    def slow_predict_proba(self, X):
+    def slow_predict_proba(self, X, labels=None):
         time.sleep(0.15)
         return fake_predict_proba(self, X)
 
-    ParticleSegmenter.predict_proba = slow_predict_proba
+    particleseg.segmenter._predict_proba = slow_predict_proba
     from particleseg.cli import main
     sys.exit(main(sys.argv[1:]))
 """)

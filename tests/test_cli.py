@@ -22,6 +22,7 @@ import tifffile  # noqa: E402
 from skimage.filters import threshold_otsu  # noqa: E402
 from skimage.measure import label  # noqa: E402
 
+import particleseg.segmenter  # noqa: E402
 from particleseg import ParticleSegmenter, __version__  # noqa: E402
 from particleseg._cli_analyze import find_images  # noqa: E402
 from particleseg.annotation import annotate_borders  # noqa: E402
@@ -40,12 +41,13 @@ def fake_prediction(monkeypatch):
     """
 
     def install(segment):
-        def predict_proba(self, X):
+        def predict_proba(est, X, labels=None):
             classes = annotate_borders(segment(np.asarray(X)))
-            self.last_scales_ = [1.0]
+            est.last_scales_ = [1.0]
             return np.eye(3, dtype=np.float32)[classes].transpose(2, 0, 1)
 
-        monkeypatch.setattr(ParticleSegmenter, "predict_proba", predict_proba)
+        # What ParticleSegmenter.predict_proba and the commands call.
+        monkeypatch.setattr(particleseg.segmenter, "_predict_proba", predict_proba)
 
     return install
 

@@ -16,7 +16,13 @@ from torchvision.models.resnet import Bottleneck
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 
 from particleseg import ParticleSegmenter
-from particleseg._models import BACKBONES, build_model, forward_logits, output_stride
+from particleseg._models import (
+    BACKBONES,
+    build_model,
+    fold_batch_norms,
+    forward_logits,
+    output_stride,
+)
 from particleseg.datasets import make_particles
 
 
@@ -152,3 +158,43 @@ def test_zero_epochs_builds_an_untrained_model():
     bn = seg.model_.backbone.bn1
     assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
     assert int(bn.num_batches_tracked) == 0
+
+
+def _with_running_statistics(model, seed=0):
+    """``model`` with BatchNorm statistics and affine weights that are not the identity."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", "mobilenet_v3_large"])
+def test_fold_batch_norms_computes_the_same_function(backbone):
+    torch.manual_seed(0)
+    model = _with_running_statistics(build_model(backbone))
+    folded = fold_batch_norms(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) > 0  # left as it was
+    x = torch.randn(2, 1, 64, 80)
+    with torch.no_grad():
+        expected, got = forward_logits(model, x), forward_logits(folded, x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_inference_model_is_folded_again_when_the_weights_change():
+    from particleseg._inference import inference_model
+
+    torch.manual_seed(0)
+    model = _with_running_statistics(build_model("mobilenet_v3_large"))
+    first = inference_model(model)
+    assert inference_model(model) is first
+    with torch.no_grad():
+        model.classifier[-1].bias.add_(1.0)  # as an optimiser step does, in place
+    second = inference_model(model)
+    assert second is not first
+    torch.testing.assert_close(second.classifier[-1].bias, model.classifier[-1].bias)

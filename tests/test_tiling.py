@@ -62,3 +62,31 @@ def test_an_image_that_fits_in_one_tile_is_unchanged(image):
     whole = seg.set_params(tile_size=None).predict_proba(small)
     tiled = seg.set_params(tile_size=TILE, tile_overlap=OVERLAP).predict_proba(small)
     np.testing.assert_array_equal(whole, tiled)
+
+
+@pytest.mark.parametrize("length", [1025, 1100, 1920, 1921, 2048, 3000, 4096, 5000])
+@pytest.mark.parametrize("tile_size, overlap, multiple", [(1024, 128, 16), (256, 32, 8),
+                                                           (512, 0, 1)])
+def test_tile_starts_cover_evenly_with_the_fewest_tiles(length, tile_size, overlap, multiple):
+    from particleseg._inference import tile_starts
+
+    side, starts = tile_starts(length, tile_size, overlap, multiple)
+    assert side <= tile_size
+    assert starts[0] == 0 and starts[-1] + side == length
+    gaps = np.diff(starts)
+    assert (side - gaps >= overlap).all()  # neighbours overlap by at least `overlap`
+    assert gaps.max() - gaps.min() <= 1  # spread evenly
+    # No fewer tiles of tile_size could cover the length with that overlap.
+    assert len(starts) == 1 or (len(starts) - 2) * (tile_size - overlap) + tile_size < length
+
+
+def test_tiles_of_a_two_by_two_grid_are_smaller_than_tile_size(image):
+    # 640 in tiles of at most 512 overlapping by 64: two tiles of 352, not of 512.
+    from particleseg._inference import tile_starts
+
+    assert tile_starts(640, 512, 64, 16) == (352, [0, 288])
+    seg = _bundled().set_params(inference_precision="float32", inference_scale=1.0)
+    whole = seg.set_params(tile_size=None).predict_proba(image)
+    tiled = seg.set_params(tile_size=512, tile_overlap=64).predict_proba(image)
+    np.testing.assert_allclose(tiled.sum(axis=0), 1.0, atol=1e-5)
+    assert (whole.argmax(0) != tiled.argmax(0)).mean() <= 0.02

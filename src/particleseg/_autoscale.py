@@ -150,20 +150,24 @@ def predict_proba_auto(image, predict_at, label, target_diameter, probe_scale=PR
     proba : ndarray (3, H, W)
     scale : float
         The scale used.
+    labels : ndarray (H, W) or None
+        ``label(proba)`` when it was made to decide that no other pass was
+        needed (so the caller need not label ``proba`` again), else None.
     """
     scale = float(probe_scale)
     proba = predict_at(image, scale)
     for _ in range(MAX_PASSES - 1):
-        diameter = typical_diameter(label(proba))
+        labels = label(proba)
+        diameter = typical_diameter(labels)
         if diameter is None:
             if 2 * scale > ESCALATION_LIMIT:
-                break
+                return proba, scale, labels
             wanted = 2 * scale
         else:
             wanted, _ = choose_scale(diameter, target_diameter, probe_scale)
             if wanted <= math.sqrt(2.0) * scale:
-                break
-        del proba
+                return proba, scale, labels
+        del proba, labels
         scale = wanted
         proba = predict_at(image, scale)
-    return proba, scale
+    return proba, scale, None

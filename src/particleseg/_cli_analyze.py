@@ -236,6 +236,7 @@ class _Predicted:
     notes: list
     proba: object
     scale: float
+    found: object = None  # the particles "auto" found in proba, or None
 
 
 def _reason(exc):
@@ -258,10 +259,10 @@ def predict_source(seg, source, stem, args):
         if calibration.source == "scale bar":
             notes.append(f"note: {source.name}: {calibration.pixel_size:.4g} nm per pixel from "
                          f"its scale bar, {calibration.scale_bar.describe()}")
-        proba, scale = predict_image(seg, image)
+        proba, scale, found = predict_image(seg, image)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
         return Outcome(source.name, notes=notes, error=_reason(exc))
-    return _Predicted(source, stem, image, calibration, notes, proba, scale)
+    return _Predicted(source, stem, image, calibration, notes, proba, scale, found)
 
 
 def finish_source(seg, predicted, args):
@@ -277,7 +278,7 @@ def finish_source(seg, predicted, args):
     try:
         from .measure import measure_particles
 
-        labels, confidence = label_prediction(seg, predicted.proba, args)
+        labels, confidence = label_prediction(seg, predicted.proba, args, predicted.found)
         n_removed = 0
         if args.drop_annotations and source.path is not None:
             from .scalebar import annotation_mask, remove_annotated_particles

@@ -179,25 +179,32 @@ def load_for_prediction(args):
 
 def segment(seg, image, args):
     """Predict one image; return its particles' labels, their confidences and the scale used."""
-    proba, scale = predict_image(seg, image)
-    labels, confidence = label_prediction(seg, proba, args)
+    proba, scale, found = predict_image(seg, image)
+    labels, confidence = label_prediction(seg, proba, args, found)
     return labels, confidence, scale
 
 
 def predict_image(seg, image):
-    """``segment``'s first half: the class probabilities of one image and the scale used."""
-    proba = seg.predict_proba(image)
-    return proba, seg.last_scales_[0]
+    """``segment``'s first half: the class probabilities of one image, the scale used,
+    and the particles ``inference_scale="auto"`` found in them (or None)."""
+    from .segmenter import _predict_proba
+
+    found = []
+    proba = _predict_proba(seg, image, labels=found)
+    return proba, seg.last_scales_[0], (found or [None])[0]
 
 
-def label_prediction(seg, proba, args):
+def label_prediction(seg, proba, args, found=None):
     """``segment``'s second half: labels and confidences of one image's probabilities.
 
     The segmenter's decision rule (cores, then calibrated outlines) with the
     command's ``threshold``, ``min_size`` and ``method``; particles below the
     segmenter's ``min_confidence`` are dropped, as by ``predict_particles``.
+    ``found``: the particles of :func:`predict_image`, reused when the
+    command's rule is the one they were found with.
     """
-    from .segmenter import _label
+    from .segmenter import _PROBE_RULE, _label
 
-    return _label(seg, proba, threshold=args.threshold, min_size=args.min_size,
-                  method=args.method, return_confidence=True)
+    rule = {"threshold": args.threshold, "min_size": args.min_size, "method": args.method}
+    return _label(seg, proba, return_confidence=True,
+                  labels=found if rule == _PROBE_RULE else None, **rule)

@@ -15,6 +15,8 @@ pass ``dataclasses.replace(settings, scale=...)`` for that image.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._models import ThreadSetting, forward_logits, output_stride
+from ._models import ThreadSetting, fold_batch_norms, forward_logits, output_stride
 
 __all__ = [
     "InferenceSettings",
@@ -125,7 +127,7 @@ class InferenceSettings:
         )
 
 
-def predict_proba(model, images, settings, scales=None):
+def predict_proba(model, images, settings, scales=None, labels=None):
     """Class probabilities (3, H, W) float32 of each image.
 
     Parameters
@@ -139,6 +141,10 @@ def predict_proba(model, images, settings, scales=None):
         How to run the network.
     scales : list, optional
         The scale used for each image is appended to it.
+    labels : list, optional
+        For each image, ``settings.label(proba)`` is appended to it when
+        ``scale="auto"`` made it to choose the scale, else None: the caller
+        who labels the probabilities with the same rule can reuse it.
 
     Returns
     -------
@@ -147,13 +153,14 @@ def predict_proba(model, images, settings, scales=None):
     """
     out = []
     with ThreadSetting(settings.n_threads):
-        model.eval()
+        model = inference_model(model)
         for image in images:
             standardised = standardise(image, settings.mean, settings.std)
+            found = None
             if settings.scale == "auto":
                 from ._autoscale import predict_proba_auto
 
-                proba, scale = predict_proba_auto(
+                proba, scale, found = predict_proba_auto(
                     standardised,
                     lambda im, s: predict_proba_one(model, im, replace(settings, scale=s)),
                     settings.label, settings.particle_diameter)
@@ -162,7 +169,33 @@ def predict_proba(model, images, settings, scales=None):
             out.append(proba)
             if scales is not None:
                 scales.append(scale)
+            if labels is not None:
+                labels.append(found)
     return out
+
+
+#: Folded copies of the models predicted with, while their weights stay the same.
+_FOLDED = weakref.WeakKeyDictionary()
+_FOLDED_LOCK = threading.Lock()
+
+
+def inference_model(model):
+    """``model`` in evaluation mode with its BatchNorms folded (:func:`fold_batch_norms`).
+
+    The folded copy is kept with the model and made again when any of its
+    weights or buffers changes (training updates them in place, which torch
+    counts in every tensor's version).
+    """
+    model.eval()
+    try:
+        key = tuple((t.data_ptr(), t._version) for t in model.state_dict().values())
+    except RuntimeError:  # tensors made under inference_mode keep no version
+        return fold_batch_norms(model)
+    with _FOLDED_LOCK:
+        kept = _FOLDED.get(model)
+        if kept is None or kept[0] != key:
+            kept = _FOLDED[model] = (key, fold_batch_norms(model))
+    return kept[1]
 
 
 def predict_proba_one(model, image, settings):
@@ -242,14 +275,18 @@ def standardise(image, mean, std):
 # Tiles, scale and precision
 
 
-def _window_weights(size, overlap):
-    """A separable weight that ramps from ~0 at a tile's edge to 1 inside."""
+def _ramp(size, overlap):
+    """A tile's weight along one side: from ~0 at its edges to 1 inside.
+
+    The outer product of two ramps weights a tile's pixels when tiles are
+    blended.
+    """
     ramp = np.ones(size, dtype=np.float32)
     if overlap > 0:
         r = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
         ramp[:overlap] = r
         ramp[-overlap:] = r[::-1]
-    return np.outer(ramp, ramp)
+    return ramp
 
 
 def _pad_to(x, multiple):
@@ -318,46 +355,78 @@ def predict_logits_whole(model, image, stride, device, autocast_dtype=None, scal
     return _run(model, x, stride, autocast_dtype, scale)[0]
 
 
+def tile_starts(length, tile_size, overlap, multiple=1):
+    """Tile side and start positions that cover ``length`` pixels evenly.
+
+    The fewest tiles of at most ``tile_size`` pixels that overlap by at least
+    ``overlap``; their side is then shrunk to the smallest multiple of
+    ``multiple`` that still covers ``length`` with that overlap, and the
+    tiles are spread evenly. A length no larger than ``tile_size`` is one
+    tile of its own length.
+
+    Parameters
+    ----------
+    length, tile_size, overlap : int
+        In pixels; ``overlap < tile_size / 2``.
+    multiple : int, default=1
+        The tile side is rounded up to a multiple of this (the network's
+        stride), unless that exceeds ``tile_size``.
+
+    Returns
+    -------
+    side : int
+    starts : list of int
+        From 0 to ``length - side``, increasing.
+
+    Examples
+    --------
+    >>> tile_starts(2048, 1024, 128, multiple=16)
+    (768, [0, 640, 1280])
+    >>> tile_starts(900, 1024, 128)
+    (900, [0])
+    """
+    if length <= tile_size:
+        return length, [0]
+    n = -(-(length - overlap) // (tile_size - overlap))
+    side = -(-(length + (n - 1) * overlap) // n)
+    side = min(-(-side // multiple) * multiple, tile_size)
+    starts = np.linspace(0, length - side, n).round().astype(int)
+    return side, starts.tolist()
+
+
 @torch.inference_mode()
 def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap, tile_batch,
                         autocast_dtype=None, scale=1.0):
     """Class probabilities (3, H, W) float32 of one standardised image.
 
     Images no larger than ``tile_size`` go through in one piece. Larger ones
-    are cut into ``tile_size`` tiles overlapping by ``tile_overlap`` pixels,
-    predicted ``tile_batch`` at a time, and blended with weights that fade
-    towards each tile's edge, so that memory is bounded by the tile batch.
+    are cut into the fewest tiles of at most ``tile_size`` pixels that
+    overlap by at least ``tile_overlap`` pixels, spread evenly
+    (:func:`tile_starts`), predicted ``tile_batch`` at a time, and blended
+    with weights that fade towards each tile's edge, so that memory is
+    bounded by the tile batch.
     """
     h, w = image.shape
     if tile_size is None or (h <= tile_size and w <= tile_size):
         logits = predict_logits_whole(model, image, stride, device, autocast_dtype, scale)
         return torch.softmax(logits, 0).cpu().numpy()
-    tile = tile_size
-    step = tile - tile_overlap
-    padded = image
-    if h < tile or w < tile:  # one side smaller than a tile: reflect-pad it
-        padded = np.pad(image, ((0, max(tile - h, 0)), (0, max(tile - w, 0))), mode="reflect")
-    ph, pw = padded.shape
-    tops = list(range(0, max(ph - tile, 0) + 1, step))
-    lefts = list(range(0, max(pw - tile, 0) + 1, step))
-    if tops[-1] + tile < ph:
-        tops.append(ph - tile)
-    if lefts[-1] + tile < pw:
-        lefts.append(pw - tile)
-    weights = _window_weights(tile, tile_overlap)
-    acc = np.zeros((3, ph, pw), dtype=np.float32)
-    norm = np.zeros((ph, pw), dtype=np.float32)
+    th, tops = tile_starts(h, tile_size, tile_overlap, stride)
+    tw, lefts = tile_starts(w, tile_size, tile_overlap, stride)
+    weights = np.outer(_ramp(th, tile_overlap), _ramp(tw, tile_overlap))
+    acc = np.zeros((3, h, w), dtype=np.float32)
+    norm = np.zeros((h, w), dtype=np.float32)
     corners = [(t, l) for t in tops for l in lefts]
     for start in range(0, len(corners), tile_batch):
         chunk = corners[start : start + tile_batch]
-        batch = np.stack([padded[t : t + tile, l : l + tile] for t, l in chunk])[:, None]
+        batch = np.stack([image[t : t + th, l : l + tw] for t, l in chunk])[:, None]
         x = torch.from_numpy(batch).to(device)
         proba = torch.softmax(_run(model, x, stride, autocast_dtype, scale), 1).cpu().numpy()
         for (t, l), p in zip(chunk, proba):
-            acc[:, t : t + tile, l : l + tile] += p * weights
-            norm[t : t + tile, l : l + tile] += weights
+            p *= weights
+            acc[:, t : t + th, l : l + tw] += p
+            norm[t : t + th, l : l + tw] += weights
     acc /= norm  # in place: the probabilities are the largest array here
-    return acc[:, :h, :w]
+    return acc
 
 
 # ----------------------------------------------------------------------------

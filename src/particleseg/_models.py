@@ -6,12 +6,15 @@ nothing is downloaded unless the user asks for ``weights="imagenet"``.
 
 from __future__ import annotations
 
+import copy
+import re
+
 import torch
 from torch import nn
 
 __all__ = [
-    "BACKBONES", "ThreadSetting", "build_model", "forward_logits", "output_stride",
-    "resolve_device",
+    "BACKBONES", "ThreadSetting", "build_model", "fold_batch_norms", "forward_logits",
+    "output_stride", "resolve_device",
 ]
 
 #: Backbones the estimator accepts, with their torchvision builders.
@@ -67,6 +70,55 @@ def forward_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     ``{"out": ...}`` dictionary is unwrapped.
     """
     return model(batch.expand(-1, 3, -1, -1))["out"]
+
+
+def _conv_bn_pairs(parent):
+    """Names of (Conv2d, BatchNorm2d) children of ``parent`` where the norm follows the conv.
+
+    In a Sequential, consecutive children; elsewhere (torchvision's ResNet
+    stem and bottlenecks), ``convK`` followed by ``bnK``.
+    """
+    children = parent._modules
+    if isinstance(parent, nn.Sequential):
+        names = list(children)
+        pairs = zip(names, names[1:])
+    else:
+        pairs = [(name, "bn" + name[4:]) for name in children
+                 if re.fullmatch(r"conv\d+", name) and "bn" + name[4:] in children]
+    return [(c, b) for c, b in pairs if isinstance(children[c], nn.Conv2d)
+            and isinstance(children[b], nn.BatchNorm2d) and children[b].track_running_stats]
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` for inference, each BatchNorm folded into its convolution.
+
+    In evaluation mode a BatchNorm is a fixed affine map per channel, which
+    the convolution before it absorbs into its weights and bias: the copy
+    computes the same function (up to floating-point rounding) with one pass
+    over every layer's output fewer. ``model`` itself is left as it is, so
+    it can still be trained.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network of :func:`build_model`.
+
+    Returns
+    -------
+    folded : torch.nn.Module
+        In evaluation mode, on the same device, without gradients.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    folded = copy.deepcopy(model).eval().requires_grad_(False)
+    for parent in list(folded.modules()):
+        for conv_name, bn_name in _conv_bn_pairs(parent):
+            conv, bn = parent._modules[conv_name], parent._modules[bn_name]
+            conv.weight, conv.bias = fuse_conv_bn_weights(
+                conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight,
+                bn.bias)
+            parent._modules[bn_name] = nn.Identity()
+    return folded
 
 
 # ----------------------------------------------------------------------------

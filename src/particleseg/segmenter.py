@@ -283,16 +283,64 @@ def _fine_tune(est, X, y, **options):
     return fine_tune(est, images, y, seed=_seed(est.random_state), **options)
 
 
-def _label(est, proba, threshold=0.5, min_size=4, method="components", return_confidence=False):
-    """Particles of one image's probabilities, without those below ``est``'s confidence."""
-    from ._inference import label_confident_particles
+#: The labelling with which ``inference_scale="auto"`` sizes the particles of a pass.
+_PROBE_RULE = {"threshold": 0.5, "min_size": 4, "method": "components"}
 
-    minimum = getattr(est, "min_confidence_", None) if est.min_confidence == "auto" \
-        else est.min_confidence
-    return label_confident_particles(
-        est._decide(proba, threshold), proba,
-        min_confidence=minimum, calibration=getattr(est, "confidence_calibration_", None),
-        min_size=min_size, method=method, return_confidence=return_confidence)
+
+def _label(est, proba, threshold=0.5, min_size=4, method="components", return_confidence=False,
+           labels=None):
+    """Particles of one image's probabilities, without those below ``est``'s confidence.
+
+    ``labels``: these particles, when they were already found (by
+    ``inference_scale="auto"``, with :data:`_PROBE_RULE`), to be reused.
+    """
+    from ._inference import label_confident_particles
+    from .postprocessing import particle_confidence
+
+    calibration = getattr(est, "confidence_calibration_", None)
+    if labels is None:
+        minimum = getattr(est, "min_confidence_", None) if est.min_confidence == "auto" \
+            else est.min_confidence
+        labels = label_confident_particles(
+            est._decide(proba, threshold), proba, min_confidence=minimum,
+            calibration=calibration, min_size=min_size, method=method)
+    return (labels, particle_confidence(labels, proba, calibration)) if return_confidence \
+        else labels
+
+
+def _predict_proba(est, X, labels=None):
+    """:meth:`ParticleSegmenter.predict_proba`; ``labels`` as for :func:`._inference.predict_proba`."""
+    check_is_fitted(est, "model_")
+    from . import _inference
+
+    _check_parameters(est.get_params(deep=False), _PARAMETER_CONSTRAINTS)
+    images, norm, single = _scaled_images(
+        X, "X", est.normalization_ is not None, est.intensity_range,
+        *(est.normalization_ or (0.0, 1.0)),
+    )
+    settings = _inference.InferenceSettings.from_params(
+        est.get_params(deep=False), device=est.device_, normalization=norm,
+        particle_diameter=getattr(est, "particle_diameter_", None),
+        label=functools.partial(_label, est, **_PROBE_RULE),
+    )
+    est.last_scales_ = []
+    out = _inference.predict_proba(est.model_, images, settings, scales=est.last_scales_,
+                                   labels=labels)
+    return out[0] if single else out
+
+
+def _predict_particles(est, X, return_confidence, threshold, min_size, method):
+    """:meth:`ParticleSegmenter.predict_particles`, reusing the labels of "auto"'s last pass."""
+    found = []
+    proba = _predict_proba(est, X, labels=found)
+    rule = {"threshold": threshold, "min_size": min_size, "method": method}
+    reuse = rule == _PROBE_RULE
+    out = [_label(est, p, return_confidence=return_confidence,
+                  labels=labels if reuse else None, **rule)
+           for p, labels in zip(proba if isinstance(proba, list) else [proba], found)]
+    if not isinstance(proba, list):
+        return out[0]
+    return ([f[0] for f in out], [f[1] for f in out]) if return_confidence else out
 
 
 class ParticleSegmenter(BaseEstimator):
@@ -355,8 +403,9 @@ class ParticleSegmenter(BaseEstimator):
         File where the full training state is written after every epoch; if it
         exists when :meth:`fit` starts, training resumes from it.
     tile_size : int or None, default=1024
-        Larger images are predicted in tiles of this size (bounded memory),
-        overlapping by ``tile_overlap`` pixels and blended. None: always whole.
+        Larger images are predicted in the fewest tiles of at most this size
+        (bounded memory) that overlap by at least ``tile_overlap`` pixels,
+        spread evenly and blended. None: always whole.
     tile_overlap : int, default=128
     inference_precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         ``"auto"``: bfloat16 on CPUs with native support, float16 on a GPU,
@@ -544,22 +593,7 @@ class ParticleSegmenter(BaseEstimator):
         proba : ndarray of float32, shape (3, H, W), or a list of them
             One per image, at the image's own full resolution.
         """
-        check_is_fitted(self, "model_")
-        from . import _inference
-
-        _check_parameters(self.get_params(deep=False), _PARAMETER_CONSTRAINTS)
-        images, norm, single = _scaled_images(
-            X, "X", self.normalization_ is not None, self.intensity_range,
-            *(self.normalization_ or (0.0, 1.0)),
-        )
-        settings = _inference.InferenceSettings.from_params(
-            self.get_params(deep=False), device=self.device_, normalization=norm,
-            particle_diameter=getattr(self, "particle_diameter_", None),
-            label=functools.partial(_label, self),
-        )
-        self.last_scales_ = []
-        out = _inference.predict_proba(self.model_, images, settings, scales=self.last_scales_)
-        return out[0] if single else out
+        return _predict_proba(self, X)
 
     def predict(self, X):
         """Class map per pixel: 0 background, 1 particle, 2 border.
@@ -612,13 +646,7 @@ class ParticleSegmenter(BaseEstimator):
         >>> len(confidence) == int(labels.max())
         True
         """
-        proba = self.predict_proba(X)
-        one = functools.partial(_label, self, threshold=threshold, min_size=min_size,
-                                method=method, return_confidence=return_confidence)
-        if not isinstance(proba, list):
-            return one(proba)
-        found = [one(p) for p in proba]
-        return ([f[0] for f in found], [f[1] for f in found]) if return_confidence else found
+        return _predict_particles(self, X, return_confidence, threshold, min_size, method)
 
     def _decide(self, proba, threshold=0.5):
         """The class map of one image's probabilities (see :meth:`predict`)."""
