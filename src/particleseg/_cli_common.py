@@ -203,8 +203,7 @@ def label_prediction(seg, proba, args, found=None):
     ``found``: the particles of :func:`predict_image`, reused when the
     command's rule is the one they were found with.
     """
-    from .segmenter import _PROBE_RULE, _label
+    from .segmenter import _label
 
-    rule = {"threshold": args.threshold, "min_size": args.min_size, "method": args.method}
-    return _label(seg, proba, return_confidence=True,
-                  labels=found if rule == _PROBE_RULE else None, **rule)
+    return _label(seg, proba, threshold=args.threshold, min_size=args.min_size,
+                  method=args.method, return_confidence=True, found=found)

@@ -288,24 +288,26 @@ _PROBE_RULE = {"threshold": 0.5, "min_size": 4, "method": "components"}
 
 
 def _label(est, proba, threshold=0.5, min_size=4, method="components", return_confidence=False,
-           labels=None):
+           found=None):
     """Particles of one image's probabilities, without those below ``est``'s confidence.
 
-    ``labels``: these particles, when they were already found (by
-    ``inference_scale="auto"``, with :data:`_PROBE_RULE`), to be reused.
+    ``found``: the particles ``inference_scale="auto"`` already labelled in
+    ``proba`` with :data:`_PROBE_RULE` (or None); reused when the rule asked
+    for is that one.
     """
     from ._inference import label_confident_particles
     from .postprocessing import particle_confidence
 
     calibration = getattr(est, "confidence_calibration_", None)
-    if labels is None:
-        minimum = getattr(est, "min_confidence_", None) if est.min_confidence == "auto" \
-            else est.min_confidence
-        labels = label_confident_particles(
-            est._decide(proba, threshold), proba, min_confidence=minimum,
-            calibration=calibration, min_size=min_size, method=method)
-    return (labels, particle_confidence(labels, proba, calibration)) if return_confidence \
-        else labels
+    if found is not None and dict(threshold=threshold, min_size=min_size,
+                                  method=method) == _PROBE_RULE:
+        return (found, particle_confidence(found, proba, calibration)) if return_confidence \
+            else found
+    minimum = getattr(est, "min_confidence_", None) if est.min_confidence == "auto" \
+        else est.min_confidence
+    return label_confident_particles(
+        est._decide(proba, threshold), proba, min_confidence=minimum, calibration=calibration,
+        min_size=min_size, method=method, return_confidence=return_confidence)
 
 
 def _predict_proba(est, X, labels=None):
@@ -333,11 +335,8 @@ def _predict_particles(est, X, return_confidence, threshold, min_size, method):
     """:meth:`ParticleSegmenter.predict_particles`, reusing the labels of "auto"'s last pass."""
     found = []
     proba = _predict_proba(est, X, labels=found)
-    rule = {"threshold": threshold, "min_size": min_size, "method": method}
-    reuse = rule == _PROBE_RULE
-    out = [_label(est, p, return_confidence=return_confidence,
-                  labels=labels if reuse else None, **rule)
-           for p, labels in zip(proba if isinstance(proba, list) else [proba], found)]
+    out = [_label(est, p, threshold, min_size, method, return_confidence, found=f)
+           for p, f in zip(proba if isinstance(proba, list) else [proba], found)]
     if not isinstance(proba, list):
         return out[0]
     return ([f[0] for f in out], [f[1] for f in out]) if return_confidence else out
