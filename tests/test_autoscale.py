@@ -120,7 +120,7 @@ def test_predict_proba_auto_looks_again_when_a_pass_shows_smaller_particles():
     assert (first, second) == (2.0, MAX_SCALE)
     assert calls == [PROBE_SCALE, first, second]
     assert scale == second and proba[0, 0, 0] == second
-    assert kept is None  # the last pass allowed is not labelled here
+    assert kept is small  # labelled to decide that no other pass was needed
 
 
 def test_predict_proba_auto_enlarges_when_a_pass_finds_nothing():
@@ -133,8 +133,54 @@ def test_predict_proba_auto_enlarges_when_a_pass_finds_nothing():
     _, scale, _ = predict_proba_auto(np.zeros((32, 32), np.float32), predict_at,
                                      lambda proba: np.zeros((32, 32), np.int32),
                                      target_diameter=50.0)
-    assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, ESCALATION_LIMIT]
+    assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, 4 * PROBE_SCALE, 8 * PROBE_SCALE]
+    assert calls[-1] == ESCALATION_LIMIT == MAX_SCALE
     assert scale == ESCALATION_LIMIT
+
+
+def test_predict_proba_auto_comes_back_down_when_a_pass_shows_larger_particles():
+    # The probe takes texture for small particles and sends the image up; the
+    # pass up there shows the real, larger particles: one pass comes back down.
+    small = discs((128, 128), [(20 + 22 * i, 20 + 22 * j) for i in range(5) for j in range(5)],
+                  radius=4)
+    big = discs((128, 128), [(40, 40), (40, 90), (90, 40), (90, 90)], radius=16)
+    calls = []
+
+    def predict_at(image, scale):
+        calls.append(scale)
+        return np.full((3, 128, 128), scale, dtype=np.float32)
+
+    def label(proba):
+        return small if proba[0, 0, 0] == PROBE_SCALE else big
+
+    target = 1.5 * typical_diameter(big)
+    proba, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at,
+                                            label, target_diameter=target)
+    up = choose_scale(typical_diameter(small), target)[0]
+    down = choose_scale(typical_diameter(big), target)[0]
+    assert up > 2 * down > 2 * PROBE_SCALE
+    assert calls == [PROBE_SCALE, up, down]  # once down, no further pass
+    assert scale == down and proba[0, 0, 0] == down
+    assert kept is None
+
+
+def test_predict_proba_auto_does_not_come_back_down_below_a_scale_that_found_nothing():
+    # Nothing at the probe, nothing at twice it; the particles found at 4x the
+    # probe look large, but the smaller scales have already shown nothing.
+    big = discs((128, 128), [(40, 40), (40, 90), (90, 40), (90, 90)], radius=16)
+    calls = []
+
+    def predict_at(image, scale):
+        calls.append(scale)
+        return np.full((3, 128, 128), scale, dtype=np.float32)
+
+    def label(proba):
+        return big if proba[0, 0, 0] == 4 * PROBE_SCALE else np.zeros((128, 128), np.int32)
+
+    _, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
+                                        target_diameter=typical_diameter(big) / 2)
+    assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, 4 * PROBE_SCALE]
+    assert scale == 4 * PROBE_SCALE and kept is big
 
 
 @pytest.fixture(scope="module")

@@ -12,22 +12,26 @@ estimator):
 2. the median equivalent diameter ``d`` of the particles it finds (those
    not cut by the image edge, when there are enough of them) gives the scale
    ``s = target_diameter / d``, clipped to [:data:`PROBE_SCALE`, :data:`MAX_SCALE`];
-3. when ``s`` is close enough to the scale just predicted (``s <= sqrt(2)``
-   times it), that prediction is the answer; otherwise the image is
+3. when ``s`` is close enough to the scale just predicted (within a factor
+   of ``sqrt(2)``), that prediction is the answer; otherwise the image is
    predicted again at ``s``, and step 2 is repeated on the new prediction
-   (at most :data:`MAX_PASSES` passes in all). A pass only ever goes *up*
-   in scale: particles too small to be resolved at the probe's scale are
+   (at most :data:`MAX_PASSES` passes in all). Passes mostly go *up* in
+   scale: particles too small to be resolved at the probe's scale are
    missed or merged by it, so the probe over-estimates their size, and the
-   pass at ``s`` shows them;
+   pass at ``s`` shows them. When a pass above the probe shows particles
+   larger than the ones that led to it (the probe took texture or fragments
+   for small particles), one last pass comes back down to the scale they
+   ask for;
 4. when a pass finds no particle at all, the next one is made at twice its
    scale, up to :data:`ESCALATION_LIMIT` (tiny, densely packed particles
    can be invisible at half size and at full size alike).
 
-The cost is bounded by the chosen scale: each pass before the last is made
-at most at ``1 / sqrt(2)`` of the next one's scale, so in the common case
-(probe, then one pass) the total is at most 1.5 times a fixed-scale
-prediction at the chosen scale, and a probe that is already the answer
-costs nothing more.
+The cost is bounded by the chosen scale in the common cases: each upward
+pass before the last is made at most at ``1 / sqrt(2)`` of the next one's
+scale, so with a probe and one pass the total is at most 1.5 times a
+fixed-scale prediction at the chosen scale (at most 2 times with more upward
+passes), and a probe that is already the answer costs nothing more. Only the
+rare pass that comes back down costs more than that.
 
 Nothing here imports torch: the prediction and the decision rule come in as
 callables.
@@ -46,9 +50,9 @@ MAX_SCALE = 4.0
 #: Scale used when the probe finds no particle (see :func:`choose_scale`).
 FALLBACK_SCALE = 1.0
 #: A pass that finds no particle is followed by one at twice its scale, up to this.
-ESCALATION_LIMIT = 2.0
+ESCALATION_LIMIT = MAX_SCALE
 #: Most predictions of one image (the probe included).
-MAX_PASSES = 3
+MAX_PASSES = 4
 #: Fewest particles away from the image edge for the estimate to ignore the
 #: ones on the edge.
 MIN_INTERIOR = 3
@@ -156,18 +160,22 @@ def predict_proba_auto(image, predict_at, label, target_diameter, probe_scale=PR
     """
     scale = float(probe_scale)
     proba = predict_at(image, scale)
+    escalated = lower = False
     for _ in range(MAX_PASSES - 1):
         labels = label(proba)
         diameter = typical_diameter(labels)
         if diameter is None:
             if 2 * scale > ESCALATION_LIMIT:
                 return proba, scale, labels
-            wanted = 2 * scale
+            wanted, escalated = 2 * scale, True
         else:
             wanted, _ = choose_scale(diameter, target_diameter, probe_scale)
-            if wanted <= math.sqrt(2.0) * scale:
+            lower = wanted * math.sqrt(2.0) < scale and scale > probe_scale and not escalated
+            if wanted <= math.sqrt(2.0) * scale and not lower:
                 return proba, scale, labels
         del proba, labels
         scale = wanted
         proba = predict_at(image, scale)
+        if lower:  # back down, once: this pass is the answer
+            return proba, scale, None
     return proba, scale, None
