@@ -56,8 +56,8 @@ def compute_digests():
     out = {"single": _sha(seg.predict_proba(image))}
     pair = seg.predict_proba([image, image[:300, 100:500]])
     out["list_of_two"] = [_sha(p) for p in pair]
-    seg.set_params(tile_size=128, tile_overlap=16)  # 512² > 4 tiles of 128²: tiled
-    out["tiled_128_16"] = _sha(seg.predict_proba(image))
+    seg.set_params(tile_size=256, tile_overlap=32)
+    out["tiled_256_32"] = _sha(seg.predict_proba(image))
     seg.set_params(tile_size=1024, tile_overlap=128, test_time_flips=True)
     out["flips_crop_128"] = _sha(seg.predict_proba(image[:128, :160]))
     seg.set_params(test_time_flips=False)

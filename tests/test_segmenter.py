@@ -385,38 +385,6 @@ def big_image():
                           random_state=1)[0][0]
 
 
-class _Recording(_Pixelwise):
-    """The pixel-wise stand-in, recording the shape of every batch it sees.
-
-    The record is kept on the class: prediction runs a copy of the model
-    (with its BatchNorms folded).
-    """
-
-    shapes = []
-
-    def forward(self, x):
-        _Recording.shapes.append(tuple(x.shape))
-        return super().forward(x)
-
-
-@pytest.mark.parametrize("shape, tiled", [
-    ((128, 128), False),  # exactly four tiles' pixels: whole
-    ((64, 256), False),   # long and thin, four tiles' pixels: whole
-    ((130, 128), True),   # more than four tiles' pixels: tiles, four at a time
-])
-def test_images_up_to_a_tile_batch_of_pixels_go_through_whole(fitted, shape, tiled):
-    model = _Recording(1)
-    _Recording.shapes.clear()
-    seg = _with_model(fitted, model, tile_size=64, tile_overlap=16, inference_scale=1.0)
-    proba = seg.predict_proba(np.random.default_rng(0).random(shape, dtype=np.float32))
-    assert proba.shape == (3, *shape)
-    if tiled:
-        assert all(b <= 4 and h <= 64 and w <= 64 for b, _, h, w in model.shapes)
-        assert sum(b for b, *_ in model.shapes) > 4
-    else:
-        assert model.shapes == [(1, 3, *shape)]
-
-
 def test_tiles_are_placed_and_blended_exactly(fitted, big_image):
     """With a pixel-wise network, tiled and whole predictions agree to rounding."""
     seg = _with_model(fitted, _Pixelwise(1), tile_size=64, tile_overlap=16)

@@ -54,8 +54,7 @@ class InferenceSettings:
     mean, std : float
         Standardisation of the [0, 1] images.
     tile_size : int or None
-        Images with more pixels than ``tile_batch`` tiles of this size are
-        predicted in tiles; None: always whole.
+        Images larger than this are predicted in tiles; None: always whole.
     tile_overlap : int
         Overlap of neighbouring tiles, in pixels.
     autocast_dtype : torch.dtype or None
@@ -400,17 +399,15 @@ def predict_proba_image(model, image, *, stride, device, tile_size, tile_overlap
                         autocast_dtype=None, scale=1.0):
     """Class probabilities (3, H, W) float32 of one standardised image.
 
-    Images with no more pixels than a batch of ``tile_batch`` tiles of
-    ``tile_size``² go through in one piece: the network holds as much at
-    once either way, and a whole image has no overlaps to compute twice.
-    Larger ones are cut into the fewest tiles of at most ``tile_size``
-    pixels that overlap by at least ``tile_overlap`` pixels, spread evenly
+    Images no larger than ``tile_size`` go through in one piece. Larger ones
+    are cut into the fewest tiles of at most ``tile_size`` pixels that
+    overlap by at least ``tile_overlap`` pixels, spread evenly
     (:func:`tile_starts`), predicted ``tile_batch`` at a time, and blended
     with weights that fade towards each tile's edge, so that memory is
     bounded by the tile batch.
     """
     h, w = image.shape
-    if tile_size is None or h * w <= tile_batch * tile_size * tile_size:
+    if tile_size is None or (h <= tile_size and w <= tile_size):
         logits = predict_logits_whole(model, image, stride, device, autocast_dtype, scale)
         return torch.softmax(logits, 0).cpu().numpy()
     th, tops = tile_starts(h, tile_size, tile_overlap, stride)

@@ -402,12 +402,9 @@ class ParticleSegmenter(BaseEstimator):
         File where the full training state is written after every epoch; if it
         exists when :meth:`fit` starts, training resumes from it.
     tile_size : int or None, default=1024
-        Images with more pixels than four tiles of this size (2048² by
-        default) are predicted in the fewest tiles of at most this size
-        (bounded memory: four tiles at a time) that overlap by at least
-        ``tile_overlap`` pixels, spread evenly and blended; smaller ones go
-        through whole, which costs the same memory and no overlap. None:
-        always whole.
+        Larger images are predicted in the fewest tiles of at most this size
+        (bounded memory) that overlap by at least ``tile_overlap`` pixels,
+        spread evenly and blended. None: always whole.
     tile_overlap : int, default=128
     inference_precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         ``"auto"``: bfloat16 on CPUs with native support, float16 on a GPU,
