@@ -196,3 +196,20 @@ def test_mosaic_count_with_the_bundled_model_matches_the_whole_image():
     whole = int(label_particles(seg.predict(image)).max())
     table = analyze_mosaic(image, seg, chunks=768)
     assert abs(len(table) - whole) <= 0.02 * whole
+
+
+def test_class_map_is_stored_one_row_of_chunks_at_a_time(tmp_path):
+    from particleseg.mosaic import _store_by_rows
+
+    rows_seen = []
+
+    def record(block, block_info=None):
+        rows_seen.append(block_info[0]["chunk-location"][0])
+        return block + 1
+
+    values = np.arange(70 * 45, dtype=np.int32).reshape(70, 45)
+    array = da.from_array(values, chunks=(16, 20)).map_blocks(record, dtype=np.int32)
+    stored = _store_by_rows(array, tmp_path / "classes.zarr")
+    np.testing.assert_array_equal(stored.compute(), values + 1)  # last chunks irregular
+    assert sorted(rows_seen) == rows_seen  # no row started before the one above ended
+    assert len(rows_seen) == 5 * 3

@@ -424,6 +424,28 @@ def _store(array, path):
     return da.from_zarr(str(path))
 
 
+def _store_by_rows(array, path):
+    """As :func:`_store`, computing one row of chunks at a time.
+
+    Reading and slicing chunks is cheap and the network is slow: given the
+    whole map at once, workers read and cut margins far ahead of the
+    network and hold them, so their memory grows with the mosaic. One row
+    of chunks at a time bounds what is in flight by the mosaic's width.
+    """
+    da = _dask()
+    import zarr
+
+    target = zarr.open_array(str(path), mode="w", shape=array.shape, dtype=array.dtype,
+                             chunks=(array.chunks[0][0], array.chunks[1][0]))
+    top = 0
+    for height in array.chunks[0]:
+        rows = slice(top, top + height)
+        # Rows of whole chunks: no two tasks write to one Zarr chunk.
+        da.store(array[rows], target, regions=(rows, slice(None)), lock=False)
+        top += height
+    return da.from_zarr(str(path))
+
+
 # --------------------------------------------------------------------------
 # Measurements
 
@@ -583,9 +605,10 @@ def analyze_mosaic(source, model="emps", *, chunks=DEFAULT_CHUNK, overlap=None,
         scratch = tempfile.mkdtemp(prefix="particleseg-mosaic-")
         workdir = scratch
     try:
-        classes = _store(predict_mosaic(model, image, overlap=overlap, threshold=threshold,
-                                        inference_scale=inference_scale),
-                         Path(workdir) / "classes.zarr")
+        classes = _store_by_rows(predict_mosaic(model, image, overlap=overlap,
+                                                threshold=threshold,
+                                                inference_scale=inference_scale),
+                                 Path(workdir) / "classes.zarr")
         labels, _ = label_mosaic(classes, min_size=min_size, grow_depth=grow_depth,
                                  workdir=workdir)
         return measure_mosaic(labels, image, pixel_size=pixel_size, unit=unit)
