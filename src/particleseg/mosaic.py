@@ -428,9 +428,9 @@ def _store_by_rows(array, path):
     """As :func:`_store`, computing one row of chunks at a time.
 
     Reading and slicing chunks is cheap and the network is slow: given the
-    whole map at once, workers read and cut margins far ahead of the
-    network and hold them, so their memory grows with the mosaic. One row
-    of chunks at a time bounds what is in flight by the mosaic's width.
+    whole map at once, the scheduler may read and cut margins far ahead of
+    the network and hold them. One row of chunks at a time bounds what is
+    in flight by the mosaic's width.
     """
     da = _dask()
     import zarr
