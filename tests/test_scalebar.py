@@ -190,6 +190,24 @@ def test_a_particle_across_the_end_of_the_bar_neither_shortens_nor_lengthens_it(
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
 
 
+def test_particles_along_most_of_one_side_of_the_bar_leave_it_a_bar():
+    # Light particles under most of a dark bar on a dark ground: the grounds
+    # above and below differ along most of its length, but not where the
+    # ground shows.
+    rng = np.random.default_rng(0)
+    ground = np.clip(0.3 + rng.normal(0, 0.03, (256, 256)), 0, 1).astype(np.float32)
+    image, _, truth = draw_scale_bar(ground, rng, length_px=100, value=25, unit="nm",
+                                     font="DejaVuSerif.ttf", font_size=14, polarity="dark",
+                                     boxed=False, ticks=False, label_side="left",
+                                     corner=("bottom", "left"))
+    t, l, b, r = truth.bar_box
+    for x in (l + 15, l + 35, l + 55):  # 60 % of its length
+        disk(image, (b + 8, x), 12, 0.9, keep=truth.bar_box)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None and bar.polarity == "dark"
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
 def test_particles_darker_than_the_ground_at_both_ends_are_not_an_outline():
     # A dark bar between two light particles: the particles are "darker than
     # the ground" in the bar's polarity, but they are not a thin outline.
