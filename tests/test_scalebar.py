@@ -190,22 +190,56 @@ def test_a_particle_across_the_end_of_the_bar_neither_shortens_nor_lengthens_it(
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
 
 
+def flat_figure(shape=(256, 256), ground=0.3, seed=0, under=None, **options):
+    """A scale bar on a flat, noisy ground: (image, truth).
+
+    ``under(ground, truth)`` paints particles on the ground before the bar
+    and its label are drawn over them.
+    """
+    settings = dict(length_px=100, value=25, unit="nm", font="DejaVuSans.ttf", font_size=16,
+                    polarity="light", boxed=False, ticks=False, label_side="above",
+                    corner=("bottom", "right"))
+    settings.update(options)
+
+    def draw(paint):
+        rng = np.random.default_rng(seed)
+        image = np.clip(ground + rng.normal(0, 0.03, shape), 0, 1).astype(np.float32)
+        if paint is not None:
+            paint(image, truth)
+        return draw_scale_bar(image, rng, **settings)[::2]
+
+    image, truth = draw(None)
+    return draw(under) if under is not None else (image, truth)
+
+
 def test_particles_along_most_of_one_side_of_the_bar_leave_it_a_bar():
     # Light particles under most of a dark bar on a dark ground: the grounds
     # above and below differ along most of its length, but not where the
     # ground shows.
-    rng = np.random.default_rng(0)
-    ground = np.clip(0.3 + rng.normal(0, 0.03, (256, 256)), 0, 1).astype(np.float32)
-    image, _, truth = draw_scale_bar(ground, rng, length_px=100, value=25, unit="nm",
-                                     font="DejaVuSerif.ttf", font_size=14, polarity="dark",
-                                     boxed=False, ticks=False, label_side="left",
-                                     corner=("bottom", "left"))
+    image, truth = flat_figure(font="DejaVuSerif.ttf", font_size=14, polarity="dark",
+                               label_side="left", corner=("bottom", "left"))
     t, l, b, r = truth.bar_box
     for x in (l + 15, l + 35, l + 55):  # 60 % of its length
         disk(image, (b + 8, x), 12, 0.9, keep=truth.bar_box)
     bar = find_scale_bar(image, read=False)
     assert bar is not None and bar.polarity == "dark"
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
+def test_a_bar_running_into_a_particle_cut_by_the_image_side_is_found():
+    # The bar's end touches a particle lighter than the midpoint between bar
+    # and ground, and the particle runs out of the image: the search sees one
+    # band from the bar to the image's side.
+    def particle(ground, truth):
+        t, l, b, r = truth.bar_box
+        x = ground.shape[1] + 2
+        disk(ground, ((t + b) // 2, x), x - r + 2, 0.75)
+
+    image, truth = flat_figure(label_side="left", corner=("top", "right"), under=particle)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+    assert bar.label_box is not None
 
 
 def test_particles_darker_than_the_ground_at_both_ends_are_not_an_outline():

@@ -360,7 +360,11 @@ def _long_rows(bright, min_length):
         length, thick = right - left, bottom - top
         if length < min_length or length > 0.85 * w or length < 2.5 * thick:
             continue
-        if left == 0 or right == w or top == 0 or bottom == h:
+        # A band along the top or bottom edge, or across the image, is a frame.
+        # One that runs into a side can be a bar whose end touches a particle
+        # cut by that side: measured at the bar's own grey, it stops at the
+        # bar's end (:func:`_measure_bar` drops bars that reach the edge).
+        if top == 0 or bottom == h or (left == 0 and right == w):
             continue
         boxes.append((top, left, bottom, right))
     return boxes
@@ -514,9 +518,15 @@ def _measure_bar(p, box, factor, polarity):
     profile = np.median(win[core], axis=0)
     clean = whole & (profile - win[rows].min(axis=0) >= 0.25 * span)
     reach = max(3, thickness)
-    if clean[a:b + 1].any():
-        i = a + int(np.argmax(clean[a:b + 1]))
-        j = b - int(np.argmax(clean[a:b + 1][::-1]))
+    # The bar's clean columns come in runs longer than its thickness; the
+    # strokes of a glyph lying across a particle at the bar's rows stand out
+    # from the particle too, but only for a stroke's width.
+    edges = np.diff(np.concatenate([[0], clean[a:b + 1].astype(np.int8), [0]]))
+    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    long_runs = stops - starts >= min(reach, int(np.max(stops - starts, initial=0)))
+    if long_runs.any():
+        i = a + int(starts[long_runs][0])
+        j = a + int(stops[long_runs][-1]) - 1
         if i - a > reach:
             a = i
         if b - j > reach:
