@@ -242,6 +242,39 @@ def test_a_bar_running_into_a_particle_cut_by_the_image_side_is_found():
     assert bar.label_box is not None
 
 
+def test_a_label_drawn_over_a_particle_at_the_end_of_the_bar_is_its_label():
+    # A particle under the label and the bar's end: the strokes of the glyphs
+    # stand out from it as the bar does, but they are not the bar; and the
+    # glyphs, joined to the particle at the midpoint grey, are still glyphs.
+    def particle(ground, truth):
+        t, l, b, r = truth.bar_box
+        disk(ground, ((t + b) // 2, l - 14), 20, 0.75)
+
+    image, truth = flat_figure(shape=(384, 384), length_px=150, font_size=24, label_side="left",
+                               under=particle)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+    assert bar.label_box is not None
+    top, left, bottom, right = bar.label_box
+    t, l, b, r = truth.label_box
+    assert left <= l + 2 and right >= r - 2
+
+
+def test_a_label_touching_particles_is_found_whole():
+    def particles(ground, truth):
+        t, l, b, r = truth.label_box
+        for x in (l - 10, r + 10):
+            disk(ground, ((t + b) // 2, x), 12, 0.75)
+
+    image, truth = flat_figure(value=500, label_side="below", under=particles)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None and bar.label_box is not None
+    top, left, bottom, right = bar.label_box
+    t, l, b, r = truth.label_box
+    assert left <= l + 2 and right >= r - 2
+
+
 def test_particles_darker_than_the_ground_at_both_ends_are_not_an_outline():
     # A dark bar between two light particles: the particles are "darker than
     # the ground" in the bar's polarity, but they are not a thin outline.

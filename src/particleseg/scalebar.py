@@ -640,7 +640,25 @@ def _label_groups(p, bar):
     # touch the bar (the tail of a "µ") stay glyphs; what is left of the end
     # ticks is dropped below as thin pieces at the bar's ends.
     binary[max(ct_ - 1, 0):cb_ + 1, max(bl - 1, 0):br + 1] = False
-    labels, comps = _components(binary)
+    span = bar.level - bar.ground
+
+    def pieces(binary):
+        labels, comps = _components(binary)
+        index = np.arange(1, len(comps) + 1)
+        dist = ndi.distance_transform_edt(binary)
+        stroke = ndi.maximum(dist, labels, index=index) if comps else []
+        blobs = {c[0] for c in comps if 2 * stroke[c[0] - 1] > 0.5 * (c[3] - c[1]) and c[3] - c[1] >= 6}
+        peak = ndi.maximum(win, labels, index=index) if comps else []
+        return labels, comps, blobs, peak
+
+    labels, comps, blobs, peak = pieces(binary)
+    # Text drawn over a particle lighter than the midpoint joins it into one
+    # blob. The text has the bar's grey, the particle less: such blobs are
+    # cut again close to the bar's grey, which frees the glyphs.
+    large = [c[0] for c in comps if c[0] in blobs or c[3] - c[1] > reach_v]
+    if large:
+        binary &= ~np.isin(labels, large) | (win >= bar.ground + 0.8 * span)
+        labels, comps, blobs, peak = pieces(binary)
     cy = (ct_ + cb_) / 2
     bar_ids = set()
     for i, t_, l_, b_, r_ in comps:
@@ -650,14 +668,13 @@ def _label_groups(p, bar):
         if touches and near_end and inside and r_ - l_ <= 2 * t + 2:
             bar_ids.add(i)
     wh, ww = win.shape
-    dist = ndi.distance_transform_edt(binary)
-    stroke = ndi.maximum(dist, labels, index=np.arange(1, labels.max() + 1)) if comps else []
-    blobs = {c[0] for c in comps if 2 * stroke[c[0] - 1] > 0.5 * (c[3] - c[1]) and c[3] - c[1] >= 6}
     keep = []
     for c in comps:
         i, ct, cl, cb, cr = c
         if i in bar_ids:
             continue
+        if peak[i - 1] < bar.ground + 0.7 * span:
+            continue  # the grain of a particle or of the ground: a glyph reaches the bar's grey
         ch, cw = cb - ct, cr - cl
         if ch < 3 or ch > reach_v or cw > 2.5 * L + 4 * ch:
             continue
@@ -668,7 +685,7 @@ def _label_groups(p, bar):
     used = set(bar_ids)
     span_l, span_r = bl - 0.5 * L, br + 0.5 * L
     for side in ("below", "above", "right", "left"):
-        best, best_gap = None, None
+        seeds = []
         for c in keep:
             i, ct, cl, cb, cr = c
             ch = cb - ct
@@ -686,29 +703,30 @@ def _label_groups(p, bar):
                     continue
                 if not (ct <= cy + t and cb >= cy - t):
                     continue
-            if best is None or gap < best_gap:
-                best, best_gap = c, gap
-        if best is None:
-            continue
+            seeds.append((gap, c))
         # A line stays on its side of the bar: it does not grow over the bar
         # into texture beyond it.
         beyond = {
             "above": lambda c: c[3] <= bb, "below": lambda c: c[1] >= bt,
             "right": lambda c: c[2] >= br - 1, "left": lambda c: c[4] <= bl + 1,
         }[side]
-        members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
-        gh, gw = gb - gt, gr - gl
-        if gw < 1.2 * gh or gh < 4:
-            continue
-        # A "bar" that is a stroke of the text itself (the foot of a "2"): the
-        # line above it reaches into its rows, or the line beside it is not
-        # centred on it.
-        if (side == "above" and gb > ct_ + 1) or (side == "below" and gt < cb_ - 1):
-            continue
-        if side in ("left", "right") and not gt + 0.15 * gh <= cy <= gb - 0.15 * gh:
-            continue
-        mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
-        groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask, float(best_gap)))
+        # The nearest piece starts the line; when it makes none (a speck
+        # between the bar and its label), the next nearest.
+        for best_gap, best in sorted(seeds)[:3]:
+            members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
+            gh, gw = gb - gt, gr - gl
+            if gw < 1.2 * gh or gh < 4:
+                continue
+            # A "bar" that is a stroke of the text itself (the foot of a "2"):
+            # the line above it reaches into its rows, or the line beside it
+            # is not centred on it.
+            if (side == "above" and gb > ct_ + 1) or (side == "below" and gt < cb_ - 1):
+                break
+            if side in ("left", "right") and not gt + 0.15 * gh <= cy <= gb - 0.15 * gh:
+                break
+            mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
+            groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask, float(best_gap)))
+            break
     # Groups found from two sides can be the same line.
     unique, seen = [], set()
     for g in sorted(groups, key=lambda g: g.distance):
