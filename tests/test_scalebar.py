@@ -372,6 +372,32 @@ def test_nm_and_mm_are_told_apart_by_the_stems_of_their_letters(monkeypatch, dra
     assert bar.calibrated, bar.message
 
 
+def test_a_label_unread_with_pieces_of_a_particle_is_read_again_without_them(monkeypatch):
+    # A glyph touching a particle carries pieces of it (lighter than the
+    # midpoint, short of the text's grey): the label is read again, with
+    # those greys shown as white.
+    pytest.importorskip("rapidocr_onnxruntime")
+    readings = iter(["5Oum*"])
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (next(readings, "50 nm"), 0.95))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = figure(value=50)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (50, "nm") and bar.calibrated, bar.message
+
+
+def test_the_second_reading_shows_the_pieces_of_a_particle_as_white():
+    p = np.full((20, 40), 0.3, np.float32)
+    p[4:16, 4:7] = 1.0  # a stroke of the text, in the bar's grey
+    p[14:18, 7:20] = 0.7  # a piece of a particle joined to it, past the midpoint
+    group = scalebar._Group("above", (0, 0, 20, 40), p >= 0.65, 0.0)
+    bar = scalebar._Bar(top=30, left=0, bottom=33, right=40, length=40.0, thickness=3,
+                        level=1.0, ground=0.3, quality=1.0, polarity="light")
+    first = scalebar._ocr_crop(p, group, height=20)
+    second = scalebar._ocr_crop(p, scalebar._text_core(p, group, bar), height=20)
+    assert first[15, 12] < 200 and second[15, 12] == 255  # the piece, grey then white
+    assert second[5:12, 5].max() < 60  # the stroke stays black
+
+
 def test_a_speck_beside_a_stem_is_not_another_stem():
     # "1 nm" as a mask: a tall "1", then an "n" (two stems) with a one-pixel
     # sliver between its stems, and an "m" (three stems): five stems, not six.

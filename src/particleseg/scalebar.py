@@ -583,6 +583,7 @@ class _Group:
     box: tuple  # full image coordinates
     mask: np.ndarray  # the text pixels, in the box
     distance: float
+    floor: float | None = None  # a grey shown as white in the OCR crop, and all below it
 
 
 def _components(binary):
@@ -749,6 +750,8 @@ def _ocr_crop(p, group, height=40):
     keep[top - t0:bottom - t0, left - l0:right - l0] = ndi.binary_dilation(
         group.mask, iterations=max(1, h // 12))
     lo = float(np.median(crop[~keep])) if (~keep).any() else 0.0
+    if group.floor is not None:
+        lo = max(lo, group.floor)
     hi = float(np.percentile(crop[keep], 95)) if keep.any() else 1.0
     crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
     crop[~keep] = 0
@@ -898,6 +901,20 @@ def _parse_with_glyphs(text, group):
     return parsed
 
 
+def _text_core(p, group, bar):
+    """The group with only the pixels within a pixel of the text's own grey.
+
+    The text is drawn in the bar's grey; a particle that it touches joins it
+    at the midpoint, though it never reaches that grey. Its OCR crop shows
+    the greys short of the text's as white.
+    """
+    top, left, bottom, right = group.box
+    span = bar.level - bar.ground
+    core = p[top:bottom, left:right] >= bar.ground + 0.8 * span
+    mask = group.mask & ndi.binary_dilation(core & group.mask, structure=np.ones((3, 3), bool))
+    return replace(group, mask=mask, floor=bar.ground + 0.6 * span)
+
+
 def _read_groups(p, bar, groups, engine):
     """The best (group, text, value, unit, score) among the groups, or None.
 
@@ -911,6 +928,12 @@ def _read_groups(p, bar, groups, engine):
     for group in groups:
         text, score = _recognise(engine, _ocr_crop(p, group, 40))
         parsed = _parse_with_glyphs(text, group)
+        if parsed is None:
+            # Glyphs touching a particle carry pieces of it, lighter than the
+            # midpoint but short of the text's grey: read again without them.
+            group = _text_core(p, group, bar)
+            text, score = _recognise(engine, _ocr_crop(p, group, 40))
+            parsed = _parse_with_glyphs(text, group)
         if parsed is None:
             continue
         again, _ = _recognise(engine, _ocr_crop(p, group, 28))
