@@ -212,20 +212,6 @@ def flat_figure(shape=(256, 256), ground=0.3, seed=0, under=None, **options):
     return draw(under) if under is not None else (image, truth)
 
 
-def test_particles_along_most_of_one_side_of_the_bar_leave_it_a_bar():
-    # Light particles under most of a dark bar on a dark ground: the grounds
-    # above and below differ along most of its length, but not where the
-    # ground shows.
-    image, truth = flat_figure(font="DejaVuSerif.ttf", font_size=14, polarity="dark",
-                               label_side="left", corner=("bottom", "left"))
-    t, l, b, r = truth.bar_box
-    for x in (l + 15, l + 35, l + 55):  # 60 % of its length
-        disk(image, (b + 8, x), 12, 0.9, keep=truth.bar_box)
-    bar = find_scale_bar(image, read=False)
-    assert bar is not None and bar.polarity == "dark"
-    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
-
-
 def test_a_bar_running_into_a_particle_cut_by_the_image_side_is_found():
     # The bar's end touches a particle lighter than the midpoint between bar
     # and ground, and the particle runs out of the image: the search sees one

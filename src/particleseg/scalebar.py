@@ -469,14 +469,9 @@ def _measure_bar(p, box, factor, polarity):
     sides = 0.0
     if above.size and below.size:
         # A bar has the same ground on both sides; a strip of a box between a
-        # bar and the box's edge does not. The sides are compared column by
-        # column, where they agree best: particles touching one side of a bar
-        # along most of its length leave it a bar, while a strip differs from
-        # end to end.
-        up = ndi.uniform_filter1d(np.median(above, axis=0), 5, mode="nearest")
-        down = ndi.uniform_filter1d(np.median(below, axis=0), 5, mode="nearest")
-        differ = np.abs(up - down) / np.maximum(level - np.minimum(up, down), 1e-6)
-        sides = float(np.percentile(differ, 25))
+        # bar and the box's edge does not.
+        up, down = float(np.median(above)), float(np.median(below))
+        sides = abs(up - down) / (level - min(up, down))
         if sides > 0.5:
             return None
     thr = (level + ground) / 2
