@@ -190,6 +190,77 @@ def test_a_particle_across_the_end_of_the_bar_neither_shortens_nor_lengthens_it(
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
 
 
+def flat_figure(shape=(256, 256), ground=0.3, seed=0, under=None, **options):
+    """A scale bar on a flat, noisy ground: (image, truth).
+
+    ``under(ground, truth)`` paints particles on the ground before the bar
+    and its label are drawn over them.
+    """
+    settings = dict(length_px=100, value=25, unit="nm", font="DejaVuSans.ttf", font_size=16,
+                    polarity="light", boxed=False, ticks=False, label_side="above",
+                    corner=("bottom", "right"))
+    settings.update(options)
+
+    def draw(paint):
+        rng = np.random.default_rng(seed)
+        image = np.clip(ground + rng.normal(0, 0.03, shape), 0, 1).astype(np.float32)
+        if paint is not None:
+            paint(image, truth)
+        return draw_scale_bar(image, rng, **settings)[::2]
+
+    image, truth = draw(None)
+    return draw(under) if under is not None else (image, truth)
+
+
+def test_a_bar_running_into_a_particle_cut_by_the_image_side_is_found():
+    # The bar's end touches a particle lighter than the midpoint between bar
+    # and ground, and the particle runs out of the image: the search sees one
+    # band from the bar to the image's side.
+    def particle(ground, truth):
+        t, l, b, r = truth.bar_box
+        x = ground.shape[1] + 2
+        disk(ground, ((t + b) // 2, x), x - r + 2, 0.75)
+
+    image, truth = flat_figure(label_side="left", corner=("top", "right"), under=particle)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+    assert bar.label_box is not None
+
+
+def test_a_label_drawn_over_a_particle_at_the_end_of_the_bar_is_its_label():
+    # A particle under the label and the bar's end: the strokes of the glyphs
+    # stand out from it as the bar does, but they are not the bar; and the
+    # glyphs, joined to the particle at the midpoint grey, are still glyphs.
+    def particle(ground, truth):
+        t, l, b, r = truth.bar_box
+        disk(ground, ((t + b) // 2, l - 14), 20, 0.75)
+
+    image, truth = flat_figure(shape=(384, 384), length_px=150, font_size=24, label_side="left",
+                               under=particle)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+    assert bar.label_box is not None
+    top, left, bottom, right = bar.label_box
+    t, l, b, r = truth.label_box
+    assert left <= l + 2 and right >= r - 2
+
+
+def test_a_label_touching_particles_is_found_whole():
+    def particles(ground, truth):
+        t, l, b, r = truth.label_box
+        for x in (l - 10, r + 10):
+            disk(ground, ((t + b) // 2, x), 12, 0.75)
+
+    image, truth = flat_figure(value=500, label_side="below", under=particles)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None and bar.label_box is not None
+    top, left, bottom, right = bar.label_box
+    t, l, b, r = truth.label_box
+    assert left <= l + 2 and right >= r - 2
+
+
 def test_particles_darker_than_the_ground_at_both_ends_are_not_an_outline():
     # A dark bar between two light particles: the particles are "darker than
     # the ground" in the bar's polarity, but they are not a thin outline.
@@ -285,6 +356,32 @@ def test_nm_and_mm_are_told_apart_by_the_stems_of_their_letters(monkeypatch, dra
     bar = find_scale_bar(image)
     assert (bar.value, bar.unit) == (100, drawn)
     assert bar.calibrated, bar.message
+
+
+def test_a_label_unread_with_pieces_of_a_particle_is_read_again_without_them(monkeypatch):
+    # A glyph touching a particle carries pieces of it (lighter than the
+    # midpoint, short of the text's grey): the label is read again, with
+    # those greys shown as white.
+    pytest.importorskip("rapidocr_onnxruntime")
+    readings = iter(["5Oum*"])
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (next(readings, "50 nm"), 0.95))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = figure(value=50)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (50, "nm") and bar.calibrated, bar.message
+
+
+def test_the_second_reading_shows_the_pieces_of_a_particle_as_white():
+    p = np.full((20, 40), 0.3, np.float32)
+    p[4:16, 4:7] = 1.0  # a stroke of the text, in the bar's grey
+    p[14:18, 7:20] = 0.7  # a piece of a particle joined to it, past the midpoint
+    group = scalebar._Group("above", (0, 0, 20, 40), p >= 0.65, 0.0)
+    bar = scalebar._Bar(top=30, left=0, bottom=33, right=40, length=40.0, thickness=3,
+                        level=1.0, ground=0.3, quality=1.0, polarity="light")
+    first = scalebar._ocr_crop(p, group, height=20)
+    second = scalebar._ocr_crop(p, scalebar._text_core(p, group, bar), height=20)
+    assert first[15, 12] < 200 and second[15, 12] == 255  # the piece, grey then white
+    assert second[5:12, 5].max() < 60  # the stroke stays black
 
 
 def test_a_speck_beside_a_stem_is_not_another_stem():

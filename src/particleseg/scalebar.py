@@ -360,7 +360,11 @@ def _long_rows(bright, min_length):
         length, thick = right - left, bottom - top
         if length < min_length or length > 0.85 * w or length < 2.5 * thick:
             continue
-        if left == 0 or right == w or top == 0 or bottom == h:
+        # A band along the top or bottom edge, or across the image, is a frame.
+        # One that runs into a side can be a bar whose end touches a particle
+        # cut by that side: measured at the bar's own grey, it stops at the
+        # bar's end (:func:`_measure_bar` drops bars that reach the edge).
+        if top == 0 or bottom == h or (left == 0 and right == w):
             continue
         boxes.append((top, left, bottom, right))
     return boxes
@@ -509,9 +513,15 @@ def _measure_bar(p, box, factor, polarity):
     profile = np.median(win[core], axis=0)
     clean = whole & (profile - win[rows].min(axis=0) >= 0.25 * span)
     reach = max(3, thickness)
-    if clean[a:b + 1].any():
-        i = a + int(np.argmax(clean[a:b + 1]))
-        j = b - int(np.argmax(clean[a:b + 1][::-1]))
+    # The bar's clean columns come in runs longer than its thickness; the
+    # strokes of a glyph lying across a particle at the bar's rows stand out
+    # from the particle too, but only for a stroke's width.
+    edges = np.diff(np.concatenate([[0], clean[a:b + 1].astype(np.int8), [0]]))
+    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    long_runs = stops - starts >= min(reach, int(np.max(stops - starts, initial=0)))
+    if long_runs.any():
+        i = a + int(starts[long_runs][0])
+        j = a + int(stops[long_runs][-1]) - 1
         if i - a > reach:
             a = i
         if b - j > reach:
@@ -568,6 +578,7 @@ class _Group:
     box: tuple  # full image coordinates
     mask: np.ndarray  # the text pixels, in the box
     distance: float
+    floor: float | None = None  # a grey shown as white in the OCR crop, and all below it
 
 
 def _components(binary):
@@ -625,7 +636,25 @@ def _label_groups(p, bar):
     # touch the bar (the tail of a "µ") stay glyphs; what is left of the end
     # ticks is dropped below as thin pieces at the bar's ends.
     binary[max(ct_ - 1, 0):cb_ + 1, max(bl - 1, 0):br + 1] = False
-    labels, comps = _components(binary)
+    span = bar.level - bar.ground
+
+    def pieces(binary):
+        labels, comps = _components(binary)
+        index = np.arange(1, len(comps) + 1)
+        dist = ndi.distance_transform_edt(binary)
+        stroke = ndi.maximum(dist, labels, index=index) if comps else []
+        blobs = {c[0] for c in comps if 2 * stroke[c[0] - 1] > 0.5 * (c[3] - c[1]) and c[3] - c[1] >= 6}
+        peak = ndi.maximum(win, labels, index=index) if comps else []
+        return labels, comps, blobs, peak
+
+    labels, comps, blobs, peak = pieces(binary)
+    # Text drawn over a particle lighter than the midpoint joins it into one
+    # blob. The text has the bar's grey, the particle less: such blobs are
+    # cut again close to the bar's grey, which frees the glyphs.
+    large = [c[0] for c in comps if c[0] in blobs or c[3] - c[1] > reach_v]
+    if large:
+        binary &= ~np.isin(labels, large) | (win >= bar.ground + 0.8 * span)
+        labels, comps, blobs, peak = pieces(binary)
     cy = (ct_ + cb_) / 2
     bar_ids = set()
     for i, t_, l_, b_, r_ in comps:
@@ -635,14 +664,13 @@ def _label_groups(p, bar):
         if touches and near_end and inside and r_ - l_ <= 2 * t + 2:
             bar_ids.add(i)
     wh, ww = win.shape
-    dist = ndi.distance_transform_edt(binary)
-    stroke = ndi.maximum(dist, labels, index=np.arange(1, labels.max() + 1)) if comps else []
-    blobs = {c[0] for c in comps if 2 * stroke[c[0] - 1] > 0.5 * (c[3] - c[1]) and c[3] - c[1] >= 6}
     keep = []
     for c in comps:
         i, ct, cl, cb, cr = c
         if i in bar_ids:
             continue
+        if peak[i - 1] < bar.ground + 0.7 * span:
+            continue  # the grain of a particle or of the ground: a glyph reaches the bar's grey
         ch, cw = cb - ct, cr - cl
         if ch < 3 or ch > reach_v or cw > 2.5 * L + 4 * ch:
             continue
@@ -653,7 +681,7 @@ def _label_groups(p, bar):
     used = set(bar_ids)
     span_l, span_r = bl - 0.5 * L, br + 0.5 * L
     for side in ("below", "above", "right", "left"):
-        best, best_gap = None, None
+        seeds = []
         for c in keep:
             i, ct, cl, cb, cr = c
             ch = cb - ct
@@ -671,29 +699,30 @@ def _label_groups(p, bar):
                     continue
                 if not (ct <= cy + t and cb >= cy - t):
                     continue
-            if best is None or gap < best_gap:
-                best, best_gap = c, gap
-        if best is None:
-            continue
+            seeds.append((gap, c))
         # A line stays on its side of the bar: it does not grow over the bar
         # into texture beyond it.
         beyond = {
             "above": lambda c: c[3] <= bb, "below": lambda c: c[1] >= bt,
             "right": lambda c: c[2] >= br - 1, "left": lambda c: c[4] <= bl + 1,
         }[side]
-        members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
-        gh, gw = gb - gt, gr - gl
-        if gw < 1.2 * gh or gh < 4:
-            continue
-        # A "bar" that is a stroke of the text itself (the foot of a "2"): the
-        # line above it reaches into its rows, or the line beside it is not
-        # centred on it.
-        if (side == "above" and gb > ct_ + 1) or (side == "below" and gt < cb_ - 1):
-            continue
-        if side in ("left", "right") and not gt + 0.15 * gh <= cy <= gb - 0.15 * gh:
-            continue
-        mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
-        groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask, float(best_gap)))
+        # The nearest piece starts the line; when it makes none (a speck
+        # between the bar and its label), the next nearest.
+        for best_gap, best in sorted(seeds)[:3]:
+            members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
+            gh, gw = gb - gt, gr - gl
+            if gw < 1.2 * gh or gh < 4:
+                continue
+            # A "bar" that is a stroke of the text itself (the foot of a "2"):
+            # the line above it reaches into its rows, or the line beside it
+            # is not centred on it.
+            if (side == "above" and gb > ct_ + 1) or (side == "below" and gt < cb_ - 1):
+                break
+            if side in ("left", "right") and not gt + 0.15 * gh <= cy <= gb - 0.15 * gh:
+                break
+            mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
+            groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask, float(best_gap)))
+            break
     # Groups found from two sides can be the same line.
     unique, seen = [], set()
     for g in sorted(groups, key=lambda g: g.distance):
@@ -716,6 +745,8 @@ def _ocr_crop(p, group, height=40):
     keep[top - t0:bottom - t0, left - l0:right - l0] = ndi.binary_dilation(
         group.mask, iterations=max(1, h // 12))
     lo = float(np.median(crop[~keep])) if (~keep).any() else 0.0
+    if group.floor is not None:
+        lo = max(lo, group.floor)
     hi = float(np.percentile(crop[keep], 95)) if keep.any() else 1.0
     crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
     crop[~keep] = 0
@@ -865,6 +896,20 @@ def _parse_with_glyphs(text, group):
     return parsed
 
 
+def _text_core(p, group, bar):
+    """The group with only the pixels within a pixel of the text's own grey.
+
+    The text is drawn in the bar's grey; a particle that it touches joins it
+    at the midpoint, though it never reaches that grey. Its OCR crop shows
+    the greys short of the text's as white.
+    """
+    top, left, bottom, right = group.box
+    span = bar.level - bar.ground
+    core = p[top:bottom, left:right] >= bar.ground + 0.8 * span
+    mask = group.mask & ndi.binary_dilation(core & group.mask, structure=np.ones((3, 3), bool))
+    return replace(group, mask=mask, floor=bar.ground + 0.6 * span)
+
+
 def _read_groups(p, bar, groups, engine):
     """The best (group, text, value, unit, score) among the groups, or None.
 
@@ -878,6 +923,12 @@ def _read_groups(p, bar, groups, engine):
     for group in groups:
         text, score = _recognise(engine, _ocr_crop(p, group, 40))
         parsed = _parse_with_glyphs(text, group)
+        if parsed is None:
+            # Glyphs touching a particle carry pieces of it, lighter than the
+            # midpoint but short of the text's grey: read again without them.
+            group = _text_core(p, group, bar)
+            text, score = _recognise(engine, _ocr_crop(p, group, 40))
+            parsed = _parse_with_glyphs(text, group)
         if parsed is None:
             continue
         again, _ = _recognise(engine, _ocr_crop(p, group, 28))
