@@ -244,6 +244,9 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="write all rows to this JSON file")
     p.add_argument("--reliability", default=None, help="write a reliability plot (PNG) here")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--tiles", default=None, metavar="SIZE,OVERLAP",
+                   help="tile_size and tile_overlap of every model (default: each model's own); "
+                        "the rows are labelled with them")
     p.add_argument("--merge", nargs="+", default=None,
                    help="only print the tables of these JSON files (from --json), merged")
     p.add_argument("--rst", action="store_true", help="print reStructuredText list-tables")
@@ -280,6 +283,10 @@ def main(argv=None):
     results, curves = {}, {}
     for method in args.methods.split(","):
         seg, label = load_method(method, previous)
+        if args.tiles and seg is not None:
+            size, overlap = (int(v) for v in args.tiles.split(","))
+            seg.set_params(tile_size=size, tile_overlap=overlap)
+            label += f", tiles {size}/{overlap}"
         if method.startswith("analyze"):
             label += ", annotations removed"
         for set_name, (names, images, truths) in sets.items():
