@@ -97,24 +97,39 @@ def test_predict_proba_auto_rescales_by_the_measured_size():
     assert kept is labels
 
 
-def test_predict_proba_auto_looks_again_when_a_pass_shows_smaller_particles():
-    # The probe sees only large blobs (small particles merged); the pass at the
-    # scale they suggest shows the small particles, so one more pass enlarges.
-    big = discs((128, 128), [(40, 40), (40, 90), (90, 40), (90, 90)], radius=16)
-    small = discs((128, 128), [(20 + 22 * i, 20 + 22 * j) for i in range(5) for j in range(5)],
-                  radius=4)
+def _big():
+    return discs((128, 128), [(40, 40), (40, 90), (90, 40), (90, 90)], radius=16)
+
+
+def _small():
+    return discs((128, 128), [(20 + 22 * i, 20 + 22 * j) for i in range(5) for j in range(5)],
+                 radius=4)
+
+
+def _auto(seen_at, target_diameter):
+    """``predict_proba_auto`` with a stand-in network whose output is its scale.
+
+    ``seen_at(scale)`` is the instance map the pass at ``scale`` labels.
+    Returns (proba, scale, kept labels, the scales predicted at).
+    """
     calls = []
 
     def predict_at(image, scale):
         calls.append(scale)
         return np.full((3, 128, 128), scale, dtype=np.float32)  # remembers its scale
 
-    def label(proba):
-        return big if proba[0, 0, 0] == PROBE_SCALE else small
-
-    target = 2 * typical_diameter(big)
     proba, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at,
-                                            label, target_diameter=target)
+                                            lambda proba: seen_at(proba[0, 0, 0]),
+                                            target_diameter=target_diameter)
+    return proba, scale, kept, calls
+
+
+def test_predict_proba_auto_looks_again_when_a_pass_shows_smaller_particles():
+    # The probe sees only large blobs (small particles merged); the pass at the
+    # scale they suggest shows the small particles, so one more pass enlarges.
+    big, small = _big(), _small()
+    target = 2 * typical_diameter(big)
+    proba, scale, kept, calls = _auto(lambda s: big if s == PROBE_SCALE else small, target)
     first = choose_scale(typical_diameter(big), target)[0]
     second = choose_scale(typical_diameter(small), target)[0]
     assert (first, second) == (2.0, MAX_SCALE)
@@ -141,21 +156,9 @@ def test_predict_proba_auto_enlarges_when_a_pass_finds_nothing():
 def test_predict_proba_auto_comes_back_down_when_a_pass_shows_larger_particles():
     # The probe takes texture for small particles and sends the image up; the
     # pass up there shows the real, larger particles: one pass comes back down.
-    small = discs((128, 128), [(20 + 22 * i, 20 + 22 * j) for i in range(5) for j in range(5)],
-                  radius=4)
-    big = discs((128, 128), [(40, 40), (40, 90), (90, 40), (90, 90)], radius=16)
-    calls = []
-
-    def predict_at(image, scale):
-        calls.append(scale)
-        return np.full((3, 128, 128), scale, dtype=np.float32)
-
-    def label(proba):
-        return small if proba[0, 0, 0] == PROBE_SCALE else big
-
+    big, small = _big(), _small()
     target = 1.5 * typical_diameter(big)
-    proba, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at,
-                                            label, target_diameter=target)
+    proba, scale, kept, calls = _auto(lambda s: small if s == PROBE_SCALE else big, target)
     up = choose_scale(typical_diameter(small), target)[0]
     down = choose_scale(typical_diameter(big), target)[0]
     assert up > 2 * down > 2 * PROBE_SCALE
@@ -167,18 +170,10 @@ def test_predict_proba_auto_comes_back_down_when_a_pass_shows_larger_particles()
 def test_predict_proba_auto_does_not_come_back_down_below_a_scale_that_found_nothing():
     # Nothing at the probe, nothing at twice it; the particles found at 4x the
     # probe look large, but the smaller scales have already shown nothing.
-    big = discs((128, 128), [(40, 40), (40, 90), (90, 40), (90, 90)], radius=16)
-    calls = []
-
-    def predict_at(image, scale):
-        calls.append(scale)
-        return np.full((3, 128, 128), scale, dtype=np.float32)
-
-    def label(proba):
-        return big if proba[0, 0, 0] == 4 * PROBE_SCALE else np.zeros((128, 128), np.int32)
-
-    _, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
-                                        target_diameter=typical_diameter(big) / 2)
+    big = _big()
+    nothing = np.zeros((128, 128), np.int32)
+    _, scale, kept, calls = _auto(lambda s: big if s == 4 * PROBE_SCALE else nothing,
+                                  typical_diameter(big) / 2)
     assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, 4 * PROBE_SCALE]
     assert scale == 4 * PROBE_SCALE and kept is big
 

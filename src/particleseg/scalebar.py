@@ -370,6 +370,12 @@ def _long_rows(bright, min_length):
     return boxes
 
 
+def _true_runs(mask):
+    """Starts and (exclusive) stops of the runs of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, dtype=np.int8), [0]]))
+    return np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+
+
 def _run_length(values, a, b, ground, level):
     """Sub-pixel length of the run ``values[a..b]`` (inclusive) above the midpoint.
 
@@ -497,8 +503,7 @@ def _measure_bar(p, box, factor, polarity):
     # when they are at most a bar's thickness wide, else a glyph that touches
     # the bar, which is left out (glyphs touching the middle do no harm).
     whole = comp[core].all(axis=0)
-    edges = np.diff(np.concatenate([[0], whole.astype(np.int8), [0]]))
-    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    starts, stops = _true_runs(whole)
     if len(starts) == 0:
         return None
     k = int(np.argmax(stops - starts))
@@ -516,8 +521,7 @@ def _measure_bar(p, box, factor, polarity):
     # The bar's clean columns come in runs longer than its thickness; the
     # strokes of a glyph lying across a particle at the bar's rows stand out
     # from the particle too, but only for a stroke's width.
-    edges = np.diff(np.concatenate([[0], clean[a:b + 1].astype(np.int8), [0]]))
-    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    starts, stops = _true_runs(clean[a:b + 1])
     long_runs = stops - starts >= min(reach, int(np.max(stops - starts, initial=0)))
     if long_runs.any():
         i = a + int(starts[long_runs][0])
@@ -836,8 +840,8 @@ def _unit_stems(group):
     if x_height < 4:
         return None
     band = letters[x_top + int(0.35 * x_height):x_top + int(math.ceil(0.65 * x_height))]
-    edges = np.diff(np.concatenate([[0], (band.mean(axis=0) >= 0.6).astype(np.int8), [0]]))
-    widths = np.nonzero(edges == -1)[0] - np.nonzero(edges == 1)[0]
+    starts, stops = _true_runs(band.mean(axis=0) >= 0.6)
+    widths = stops - starts
     if len(widths) == 0:
         return 0
     # A sliver beside a stem (a speck, a stem split by a JPEG artefact) is no stem.
