@@ -1,6 +1,6 @@
 """Large jobs: many images on Dask workers, gigapixel mosaics, single-machine speed.
 
-Four tables (choose with ``--only``):
+Five tables (choose with ``--only``):
 
 ``throughput``
     ``--images`` micrographs of ``--size``² (default 200 of 1024²) analysed
@@ -18,6 +18,14 @@ Four tables (choose with ``--only``):
     and the peak memory of each worker; then the particle count on the top-left
     ``--crop``² (default 4096²) of the last one, chunked, against
     ``label_particles(seg.predict(crop))`` in memory at the same scale.
+``labelling``
+    The particle cores of a synthetic ``--label-size``² class map (default
+    8192², in chunks of ``--chunk``, on a local cluster of two worker
+    processes) labelled across chunk borders by
+    :func:`particleseg.mosaic.label_mosaic`, and by
+    :func:`dask_image.ndmeasure.label` (when dask-image is installed; it
+    labels the cores only): wall time and the peak memory of the driver and
+    of each worker.
 ``postprocessing``
     ``label_particles`` + ``measure_particles`` on a ``--post-size``² class
     map (default 4096², about 10,000 particles), and on the bundled model's
@@ -296,6 +304,78 @@ def mosaic(sizes, chunk, workers, crop_size):
 
 
 # --------------------------------------------------------------------------
+# labelling
+
+
+def _class_mosaic(path, size, chunk):
+    """A synthetic class map of ``size``² (one 1024² map tiled), written to Zarr."""
+    import zarr
+
+    from particleseg import annotate_borders
+    from particleseg.datasets import make_particles
+
+    _, y = make_particles(n_images=1, shape=(1024, 1024), n_particles=400, radius=(10, 30),
+                          random_state=0)
+    tile = annotate_borders(np.asarray(y[0])).astype(np.uint8)
+    store = zarr.open(str(path), mode="w", shape=(size, size), chunks=(chunk, chunk),
+                      dtype=np.uint8)
+    for top in range(0, size, 1024):
+        for left in range(0, size, 1024):
+            store[top:top + 1024, left:left + 1024] = tile[:size - top, :size - left]
+
+
+def _dask_image_cores(classes, path):
+    from dask_image.ndmeasure import label
+    from scipy import ndimage as ndi
+
+    cores, n = label(classes == 1, structure=ndi.generate_binary_structure(2, 1))
+    cores.to_zarr(str(path), overwrite=True)
+    return int(n.compute())
+
+
+def labelling(size, chunk, workers):
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from particleseg.mosaic import label_mosaic
+
+    methods = {"particleseg label_mosaic (cores, grown, renumbered)":
+               lambda classes, work: label_mosaic(classes, workdir=work)[1]}
+    try:
+        import dask_image.ndmeasure  # noqa: F401
+
+        methods["dask_image.ndmeasure.label (cores only)"] = _dask_image_cores
+    except ImportError:
+        print("\n(dask-image is not installed: its row is left out)")
+    folder = Path(tempfile.mkdtemp(prefix="scale-out-labels-"))
+    rows = []
+    try:
+        _class_mosaic(folder / "classes.zarr", size, chunk)
+        for name, run in methods.items():
+            # A new cluster per method, so each worker's peak memory is that method's.
+            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                before = _peak_rss_gb()
+                classes = da.from_zarr(str(folder / "classes.zarr"))
+                start = time.perf_counter()
+                n = run(classes, folder / "work")
+                seconds = time.perf_counter() - start
+                peaks = client.run(_worker_peak_gb)
+            rows.append((name, n, seconds, _peak_rss_gb() - before, list(peaks.values())))
+            shutil.rmtree(folder / "work", ignore_errors=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"\n### Labelling a {size}² class map in chunks of {chunk}², {workers} worker "
+          "processes\n")
+    print("| labelling | particles | wall time (s) | driver memory growth (GB) | "
+          "peak memory per worker (GB) |")
+    print("|---|---|---|---|---|")
+    for name, n, seconds, driver, peaks in rows:
+        print(f"| {name} | {n} | {seconds:.0f} | {driver:.2f} | "
+              + ", ".join(f"{v:.2f}" for v in peaks) + " |")
+
+
+# --------------------------------------------------------------------------
 # postprocessing
 
 
@@ -433,8 +513,9 @@ def tiles(size, repeats, settings):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", nargs="+", default=["throughput", "mosaic", "postprocessing", "tiles"],
-                   choices=["throughput", "mosaic", "postprocessing", "tiles"])
+    p.add_argument("--only", nargs="+",
+                   default=["throughput", "mosaic", "labelling", "postprocessing", "tiles"],
+                   choices=["throughput", "mosaic", "labelling", "postprocessing", "tiles"])
     p.add_argument("--images", type=int, default=200, help="images for the throughput table")
     p.add_argument("--size", type=int, default=1024, help="their side, in pixels")
     p.add_argument("--workers", type=int, default=2, help="Dask worker processes")
@@ -443,6 +524,8 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, default=1024)
     p.add_argument("--crop", type=int, default=4096,
                    help="side of the mosaic's top-left crop whose count is checked in memory")
+    p.add_argument("--label-size", type=int, default=8192,
+                   help="class-map side for the labelling table")
     p.add_argument("--post-size", type=int, default=4096,
                    help="image side for the postprocessing table")
     p.add_argument("--tile-size", type=int, default=2048, help="image side for the tiles table")
@@ -458,6 +541,8 @@ def main(argv=None):
         throughput(args.images, args.size, args.workers, args.repeats)
     if "mosaic" in args.only:
         mosaic(args.mosaic_size, args.chunk, args.workers, args.crop)
+    if "labelling" in args.only:
+        labelling(args.label_size, args.chunk, args.workers)
     if "postprocessing" in args.only:
         postprocessing(args.repeats, args.post_size)
     if "tiles" in args.only:

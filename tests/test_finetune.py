@@ -183,6 +183,22 @@ def test_one_image_of_four_is_held_out_and_strips_below_four(data):
         assert truth.shape == (16, 64)
 
 
+def test_held_out_setting_chooses_image_or_strips(data):
+    X, y = data
+    images = [x.astype(np.float32) for x in X]
+    rng = np.random.default_rng(0)
+    train, targets, held = _finetune.split_validation(images, list(y), list("abcd"), rng, True,
+                                                      held_out="strip")
+    assert held.method.startswith("strip") and len(train) == 4 and len(held.images) == 4
+    train, targets, held = _finetune.split_validation(images[:2], list(y[:2]), ["a", "b"], rng,
+                                                      True, held_out="image")
+    assert held.method == "image" and len(train) == 1 and len(held.images) == 1
+    with pytest.raises(ValueError, match="at least 2 images"):
+        _finetune.split_validation(images[:1], list(y[:1]), ["a"], rng, True, held_out="image")
+    with pytest.raises(ValueError, match="held_out must be one of"):
+        _finetune.check_recipe({"held_out": "half"})
+
+
 def test_score_particles_leaves_out_predictions_on_unlabelled_pixels():
     truth = np.zeros((20, 20), int)
     truth[2:6, 2:6] = 1

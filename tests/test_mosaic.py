@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import tifffile  # noqa: E402
 
 da = pytest.importorskip("dask.array")
-pytest.importorskip("dask_image")
+pytest.importorskip("zarr")
 
 from particleseg import annotate_borders, label_particles  # noqa: E402
 from particleseg.measure import measure_particles  # noqa: E402
@@ -90,6 +90,24 @@ def test_mosaic_labels_follow_min_size_and_connectivity(min_size, connectivity, 
                              connectivity=connectivity, workdir=tmp_path)
     np.testing.assert_array_equal(labels.compute(), expected)
     assert n == expected.max()
+
+
+def test_cores_joined_only_across_a_chunk_corner_or_round_a_ring(tmp_path):
+    # Two pixels that touch only by a corner, where four chunks meet: one
+    # particle with 8-connectivity, two with 4-connectivity.
+    classes = np.zeros((8, 8), dtype=np.uint8)
+    classes[3, 3] = classes[4, 4] = 1
+    for connectivity, expected in ((2, 1), (1, 2)):
+        _, n = label_mosaic(da.from_array(classes, chunks=4), min_size=0,
+                            connectivity=connectivity, workdir=tmp_path / str(connectivity))
+        assert n == expected
+    # A ring through four chunks: its pieces join only through one another.
+    ring = np.zeros((12, 12), dtype=np.uint8)
+    ring[2:10, 2:10] = 1
+    ring[4:8, 4:8] = 0
+    labels, n = label_mosaic(da.from_array(ring, chunks=6), min_size=0, workdir=tmp_path / "r")
+    assert n == 1
+    np.testing.assert_array_equal(labels.compute(), ring.astype(np.int32))
 
 
 def test_a_map_without_particles_gives_an_empty_table(tmp_path):

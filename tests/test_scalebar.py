@@ -590,3 +590,18 @@ def test_reads_real_emps_figures():
             assert bar.length_px == pytest.approx(row.bar_length_px, rel=0.03)
             exact += bar.value == row.value
     assert exact >= 4
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3])
+@pytest.mark.parametrize("how", ["max", "min"])
+def test_pool_takes_the_block_max_or_min(factor, how):
+    img = np.random.default_rng(factor).random((13, 17)).astype(np.float32)
+    before = img.copy()
+    pooled = scalebar._pool(img, factor, how)
+    h, w = 13 // factor, 17 // factor
+    reduce = np.max if how == "max" else np.min
+    expected = np.array([[reduce(img[r * factor:(r + 1) * factor, c * factor:(c + 1) * factor])
+                          for c in range(w)] for r in range(h)])
+    assert pooled.shape == (h, w)
+    np.testing.assert_array_equal(pooled, expected)
+    np.testing.assert_array_equal(img, before)  # the input is left as it was

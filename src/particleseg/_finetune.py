@@ -78,12 +78,16 @@ DEFAULT_RECIPE = {
     "validation_rounds": 8,
     "patience": 6,
     "keep_confidence": True,
+    "held_out": "auto",
 }
 
 #: Fraction of each image held out (as a strip) when there are fewer than
 #: ``MIN_IMAGES_FOR_HOLDOUT`` images.
 STRIP_FRACTION = 0.25
 MIN_IMAGES_FOR_HOLDOUT = 4
+#: What the ``held_out`` setting accepts: "auto" holds out one whole image when
+#: there are ``MIN_IMAGES_FOR_HOLDOUT`` images or more, else a strip of every one.
+HELD_OUT = ("auto", "image", "strip")
 #: Largest side of the held-out region scored during training: a centred
 #: window of a larger held-out image keeps each validation cheap.
 VALIDATION_SIDE = 1024
@@ -136,6 +140,8 @@ def check_recipe(recipe):
         value = out[name]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+    if out["held_out"] not in HELD_OUT:
+        raise ValueError(f"held_out must be one of {list(HELD_OUT)}; got {out['held_out']!r}.")
     if not isinstance(out["keep_confidence"], bool):
         raise ValueError(f"keep_confidence must be True or False; got {out['keep_confidence']!r}.")
     return out
@@ -274,17 +280,20 @@ class _Validation:
     truths: list
 
 
-def split_validation(images, targets, names, rng, validation):
+def split_validation(images, targets, names, rng, validation, held_out="auto"):
     """``(train_images, train_targets, _Validation or None)``.
 
-    With 4 images or more, one whole image (chosen by ``rng``) is held out;
-    with fewer, the last quarter of every image along its longer side, whose
-    labels are hidden from training (set to -1).
+    ``held_out="image"`` holds out one whole image (chosen by ``rng``);
+    ``"strip"`` the last quarter of every image along its longer side, whose
+    labels are hidden from training (set to -1); ``"auto"`` a whole image when
+    there are 4 images or more, else the strips.
     """
     if not validation:
         return images, targets, None
     n = len(images)
-    if n >= MIN_IMAGES_FOR_HOLDOUT:
+    if held_out == "image" and n < 2:
+        raise ValueError("held_out='image' needs at least 2 images; use 'strip' or 'auto'.")
+    if held_out == "image" or (held_out == "auto" and n >= MIN_IMAGES_FOR_HOLDOUT):
         held = int(rng.integers(n))
         keep = [i for i in range(n) if i != held]
         window = _centre(images[held].shape)
@@ -524,7 +533,8 @@ def train(seg, images, targets, names, *, minutes, max_steps=None, recipe=None,
         random_state)
     rng = np.random.default_rng(seed)
     device = seg.device_
-    train_images, train_targets, held = split_validation(images, targets, names, rng, validation)
+    train_images, train_targets, held = split_validation(images, targets, names, rng, validation,
+                                                         recipe["held_out"])
     mean, std = seg.normalization_ if seg.normalization_ is not None else (0.0, 1.0)
     scales = [training_scale(seg, t) for t in train_targets]
     augments = [T.Standardised(make_augmenter(seg, recipe["crop_size"], recipe["scale_spread"],

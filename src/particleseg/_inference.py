@@ -254,13 +254,16 @@ def label_confident_particles(classes, proba, *, min_confidence=None, calibratio
     Returns the labels, or ``(labels, confidence)`` with ``return_confidence``
     (see :func:`particleseg.postprocessing.particle_confidence`).
     """
-    from .postprocessing import label_particles, particle_confidence
+    from .postprocessing import _keep_and_renumber, label_particles
 
-    labels = label_particles(classes, min_size=min_size, method=method, proba=proba,
-                             min_confidence=min_confidence, calibration=calibration)
     if not return_confidence:
-        return labels
-    return labels, particle_confidence(labels, proba, calibration)
+        return label_particles(classes, min_size=min_size, method=method, proba=proba,
+                               min_confidence=min_confidence, calibration=calibration)
+    # All particles first, then one pass drops the small and the doubtful ones,
+    # renumbers and scores the rest.
+    labels = label_particles(classes, min_size=0, method=method)
+    return _keep_and_renumber(labels, min_size, min_confidence, proba, calibration,
+                              confidence=True)
 
 
 def standardise(image, mean, std):

@@ -7,8 +7,10 @@ neighbours (``dask.array.map_overlap``), so chunk borders leave no seam, and
 at one inference scale for the whole mosaic (:func:`mosaic_scale`: a model
 at ``"auto"`` chooses it once, on the mosaic's centre);
 :func:`label_mosaic` labels the particles so that a particle cut by a chunk
-border keeps one label (the cores are labelled with dask-image's
-:func:`dask_image.ndmeasure.label`, which merges labels across chunk faces);
+border keeps one label (the cores are labelled chunk by chunk and the labels
+that touch across chunk faces are merged, as in dask-image's
+:func:`dask_image.ndmeasure.label`, with every step written to Zarr so that a
+worker never holds more than a chunk);
 :func:`measure_mosaic` measures every particle once, on a crop around it.
 :func:`analyze_mosaic` does all of it and returns the table of
 :func:`particleseg.measure.measure_particles`.
@@ -25,7 +27,7 @@ column and the model's ``min_confidence`` is not applied (the counts are
 those of ``label_particles(seg.predict(image))``, not of
 ``seg.predict_particles(image)``).
 
-Dask and dask-image are optional: ``pip install "particleseg[dask]"``.
+Dask and Zarr are optional: ``pip install "particleseg[dask]"``.
 """
 
 from __future__ import annotations
@@ -49,10 +51,10 @@ DEFAULT_GROW_DEPTH = 32
 def _dask():
     try:
         import dask.array as da
-        import dask_image.ndmeasure  # noqa: F401
+        import zarr  # noqa: F401
     except ImportError:
         raise ImportError(
-            'Mosaics need Dask and dask-image: pip install "particleseg[dask]"'
+            'Mosaics need Dask and Zarr: pip install "particleseg[dask]"'
         ) from None
     return da
 
@@ -324,8 +326,8 @@ def label_mosaic(classes, *, min_size=4, connectivity=1, grow_depth=DEFAULT_GROW
     """Label the particles of a large class map, consistently across chunks.
 
     The particle cores are labelled as connected components over the whole
-    map with :func:`dask_image.ndmeasure.label` (a core cut by a chunk border
-    keeps one label) and numbered in the raster order of their first pixel,
+    map (chunk by chunk, then merged across chunk borders: a core cut by a
+    chunk border keeps one label) and numbered in the raster order of their first pixel,
     as :func:`particleseg.label_particles` numbers them; each label is grown
     over the border pixels next to it in overlapping blocks
     (:func:`particleseg.postprocessing.grow_labels`), particles smaller than
@@ -367,27 +369,19 @@ def label_mosaic(classes, *, min_size=4, connectivity=1, grow_depth=DEFAULT_GROW
     >>> n
     1
     """
+    import dask
+
     da = _dask()
-    from dask_image.ndmeasure import label
-    from scipy import ndimage as ndi
 
     if connectivity not in (1, 2):
         raise ValueError(f"connectivity must be 1 or 2; got {connectivity!r}.")
     workdir = Path(workdir) if workdir is not None else _scratch_folder()
     workdir.mkdir(parents=True, exist_ok=True)
     classes = da.asarray(classes)
-    structure = ndi.generate_binary_structure(2, connectivity)
-    core, _ = label(classes == 1, structure=structure)
-    core = _store(core, workdir / "cores.zarr")
-
-    # Number the cores in the raster order of their first pixel.
-    first = _per_block(_first_pixels, core, "min").sort_values()
-    if not len(first):
+    core, n_cores = _label_cores(classes, connectivity, workdir)
+    if not n_cores:
         empty = da.zeros(classes.shape, dtype=np.int32, chunks=classes.chunks)
         return empty, 0
-    size = int(first.index.max()) + 1
-    ranks = _mapping(first.index, np.arange(1, len(first) + 1), size)
-    core = _store(core.map_blocks(_relabel, mapping=ranks, dtype=np.int32), workdir / "ranked.zarr")
 
     depth = min(int(grow_depth), *(min(c) for c in classes.chunks))
     grown = da.map_overlap(_grow_block, core, classes, depth=depth, boundary="none",
@@ -396,12 +390,123 @@ def label_mosaic(classes, *, min_size=4, connectivity=1, grow_depth=DEFAULT_GROW
 
     areas = _per_block(_areas, grown, "sum")
     kept = areas.index[areas.to_numpy() >= min_size]
-    final = _mapping(kept, np.arange(1, len(kept) + 1), len(first) + 1)
-    labels = _store(grown.map_blocks(_relabel, mapping=final, dtype=np.int32),
+    final = _mapping(kept, np.arange(1, len(kept) + 1), n_cores + 1)
+    labels = _store(grown.map_blocks(_relabel, mapping=dask.delayed(final, pure=True),
+                                     meta=np.array((), dtype=np.int32)),
                     workdir / "labels.zarr")
-    for step in ("cores.zarr", "ranked.zarr", "grown.zarr"):
+    for step in ("local.zarr", "cores.zarr", "grown.zarr"):
         shutil.rmtree(workdir / step, ignore_errors=True)
     return labels, len(kept)
+
+
+def _label_block(block, connectivity):
+    """Connected components of the particle cores of one block, 1..n in the block."""
+    from scipy import ndimage as ndi
+
+    structure = ndi.generate_binary_structure(2, connectivity)
+    return ndi.label(block == 1, structure=structure)[0].astype(np.int32)
+
+
+def _block_firsts(block, offset, width):
+    """Per label of a block: the raster index of its first pixel, and the block's count."""
+    labels, first = _first_pixels(block, offset, width)
+    return labels, first, int(block.max()) if block.size else 0
+
+
+def _face_pairs(strip, before, after, connectivity):
+    """Pairs of global labels that touch across one chunk border.
+
+    ``strip`` holds the two lines of pixels on either side of the border
+    (shape (2, n)), ``before`` and ``after`` the label offset of the block
+    each of their pixels belongs to.
+    """
+    a = np.where(strip[0] > 0, strip[0] + before, 0)
+    b = np.where(strip[1] > 0, strip[1] + after, 0)
+    n = len(a)
+    pairs = []
+    for shift in ((0,) if connectivity == 1 else (-1, 0, 1)):
+        x = a[max(0, -shift):n - max(0, shift)]
+        y = b[max(0, shift):n - max(0, -shift)]
+        touching = (x > 0) & (y > 0)
+        pairs.append(np.column_stack([x[touching], y[touching]]))
+    return np.unique(np.concatenate(pairs), axis=0)
+
+
+def _globalise(block, mapping, offsets, block_id=None):
+    """Block labels to their final number: ``mapping[label + the block's offset]``."""
+    offset = offsets[block_id[0], block_id[1]]
+    return np.where(block > 0, mapping[block.astype(np.int64) + offset], 0).astype(np.int32)
+
+
+def _label_cores(classes, connectivity, workdir):
+    """The particle cores of a class map, labelled across chunk borders.
+
+    As :func:`dask_image.ndmeasure.label` does: every chunk is labelled on
+    its own, the labels that touch across chunk borders are joined as the
+    connected components of a graph, and the chunks are relabelled. Here
+    the chunk labels are written to Zarr and read back for each step, so a
+    worker holds one chunk (or one line of pixels along a border) at a time,
+    whatever the size of the mosaic. The cores are numbered 1..n in the
+    raster order of their first pixel, as :func:`particleseg.label_particles`
+    numbers them.
+
+    Returns ``(cores, n)``: a Dask array backed by Zarr, and the number of cores.
+    """
+    import dask
+    from scipy import sparse
+
+    da = _dask()
+    local = _store(classes.map_blocks(_label_block, connectivity=connectivity, dtype=np.int32),
+                   workdir / "local.zarr")
+    row_edges = np.cumsum((0,) + local.chunks[0])
+    col_edges = np.cumsum((0,) + local.chunks[1])
+    blocks = local.to_delayed()
+    shape = blocks.shape
+    found = dask.compute(*[dask.delayed(_block_firsts)(blocks[i, j],
+                                                       (row_edges[i], col_edges[j]),
+                                                       local.shape[1])
+                           for i in range(shape[0]) for j in range(shape[1])])
+    counts = np.array([n for _, _, n in found], dtype=np.int64)
+    offsets = (np.cumsum(counts) - counts).reshape(shape)
+    total = int(counts.sum())
+    if total == 0:
+        return None, 0
+
+    # Labels that touch across a border between two rows, or two columns, of chunks.
+    tasks = []
+    for i in range(1, shape[0]):
+        y = row_edges[i]
+        tasks.append(dask.delayed(_face_pairs)(
+            local[y - 1:y + 1, :], np.repeat(offsets[i - 1], local.chunks[1]),
+            np.repeat(offsets[i], local.chunks[1]), connectivity))
+    for j in range(1, shape[1]):
+        x = col_edges[j]
+        tasks.append(dask.delayed(_face_pairs)(
+            local[:, x - 1:x + 1].T, np.repeat(offsets[:, j - 1], local.chunks[0]),
+            np.repeat(offsets[:, j], local.chunks[0]), connectivity))
+    pairs = [p for p in dask.compute(*tasks) if len(p)]
+    pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
+    graph = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                              shape=(total + 1, total + 1))
+    _, component = sparse.csgraph.connected_components(graph, directed=False)
+
+    # Each core's first pixel is the first of its pieces; number the cores in that order.
+    ids = np.concatenate([labels + offset for (labels, _, _), offset
+                          in zip(found, offsets.ravel())]).astype(np.int64)
+    firsts = np.concatenate([first for _, first, _ in found])
+    piece_component = component[ids]
+    first_of = np.full(component.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first_of, piece_component, firsts)
+    present = np.flatnonzero(first_of < np.iinfo(np.int64).max)
+    rank = np.zeros(component.max() + 1, dtype=np.int64)
+    rank[present[np.argsort(first_of[present], kind="stable")]] = np.arange(1, len(present) + 1)
+    mapping = np.zeros(total + 1, dtype=np.int64)
+    mapping[ids] = rank[piece_component]
+    # A delayed mapping travels to each worker once, not inside every task.
+    cores = _store(local.map_blocks(_globalise, mapping=dask.delayed(mapping, pure=True),
+                                    offsets=offsets, meta=np.array((), dtype=np.int32)),
+                   workdir / "cores.zarr")
+    return cores, len(present)
 
 
 def _scratch_folder():

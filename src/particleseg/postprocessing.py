@@ -278,9 +278,7 @@ def label_particles(
     _check_min_size(min_size)
     _check_connectivity(connectivity)
     if min_confidence is not None:
-        if (not isinstance(min_confidence, numbers.Real) or isinstance(min_confidence, bool)
-                or not 0.0 <= min_confidence <= 1.0):
-            raise ValueError(f"min_confidence must be a number in [0, 1]; got {min_confidence!r}.")
+        _check_min_confidence(min_confidence)
         if proba is None and np.ndim(pred) != 3:
             raise ValueError(
                 "min_confidence needs the class probabilities: pass pred as probabilities "
@@ -303,17 +301,46 @@ def label_particles(
     if grow and labels.max() > 0:
         labels = grow_labels(labels, foreground)
 
-    if min_size > 0 and labels.max() > 0:
-        areas = np.bincount(labels.ravel())
-        small = areas < min_size
-        small[0] = False
-        labels[small[labels]] = 0
-    if min_confidence is not None and min_confidence > 0 and labels.max() > 0:
-        scores = particle_confidence(labels, arr if proba is None else proba, calibration)
-        low = np.concatenate([[False], scores < min_confidence])
-        labels[low[labels]] = 0
-    labels, _, _ = segmentation.relabel_sequential(labels)
-    return labels.astype(np.int32, copy=False)
+    labels, _ = _keep_and_renumber(labels, min_size, min_confidence,
+                                   arr if proba is None else proba, calibration)
+    return labels
+
+
+def _check_min_confidence(value):
+    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+            or not 0.0 <= value <= 1.0):
+        raise ValueError(f"min_confidence must be a number in [0, 1]; got {value!r}.")
+
+
+def _keep_and_renumber(labels, min_size, min_confidence, proba, calibration,
+                       confidence=False):
+    """Drop the particles below ``min_size`` or ``min_confidence``, renumber 1..n.
+
+    One look-up over the map does both. Returns ``(labels, scores)``: with
+    ``confidence=True``, the confidence of each kept particle (in the order of
+    its new label), else None.
+    """
+    _check_min_size(min_size)
+    if min_confidence is not None:
+        _check_min_confidence(min_confidence)
+    n = int(labels.max()) if labels.size else 0
+    # Values absent from the map (a watershed may skip some) get no number.
+    keep = np.bincount(labels.ravel(), minlength=n + 1) >= max(min_size, 1)
+    keep[0] = False
+    screen = min_confidence is not None and min_confidence > 0
+    scores = None
+    if n > 0 and (screen or confidence):
+        # A particle's confidence depends on its own pixels only: scored once,
+        # before the others are dropped.
+        scores = particle_confidence(labels, proba, calibration)
+        if screen:
+            keep[1:] &= scores >= min_confidence
+    renumber = np.zeros(n + 1, dtype=np.int32)
+    renumber[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    labels = renumber[labels]
+    if not confidence:
+        return labels, None
+    return labels, (scores[keep[1:]] if scores is not None else np.zeros(0, dtype=np.float64))
 
 
 def particle_confidence(labels, proba, calibration=None) -> np.ndarray:

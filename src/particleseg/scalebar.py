@@ -297,8 +297,15 @@ def _pool(img, factor, how):
         return img
     h, w = img.shape
     hh, ww = h // factor * factor, w // factor * factor
-    blocks = img[:hh, :ww].reshape(hh // factor, factor, ww // factor, factor)
-    return blocks.max(axis=(1, 3)) if how == "max" else blocks.min(axis=(1, 3))
+    # The element-wise max of the factor² strided views: an order of magnitude
+    # faster than reducing a (h, f, w, f) view over its axes 1 and 3.
+    reduce = np.maximum if how == "max" else np.minimum
+    out = img[0:hh:factor, 0:ww:factor].copy()
+    for i in range(factor):
+        for j in range(factor):
+            if i or j:
+                reduce(out, img[i:hh:factor, j:ww:factor], out=out)
+    return out
 
 
 @dataclass
@@ -1253,21 +1260,24 @@ def _glyph_lines(p, min_side):
     if not comps:
         return []
     max_h = max(8, int(0.2 * min_side))
-    dist = ndi.distance_transform_edt(binary)
     padded = np.pad(p, 3, mode="edge")
-    objects = ndi.find_objects(labels)
     glyphs = []
     for (i, t, l, b, r) in comps:
         h, w = b - t, r - l
         if h < 5 or h > max_h or w > 3 * max_h:
             continue
-        sl = objects[i - 1]
-        comp = labels[sl] == i
-        stroke = 2 * float(dist[sl][comp].max())
+        comp = labels[t:b, l:r] == i
+        # The stroke width: twice the largest distance to the ground. Other
+        # components are not 8-connected to this one, so the ground nearest
+        # to each pixel is in its box and the pixels around it, except beyond
+        # the image's edges.
+        ground = ((int(t > 0), int(b < H)), (int(l > 0), int(r < W)))
+        stroke = 2 * float(ndi.distance_transform_edt(np.pad(comp, ground)).max())
         if stroke > 0.45 * h:
             continue  # a blob, not a stroke
         # Sharp: the ring around the glyph is much darker.
-        ring = ndi.binary_dilation(np.pad(comp, 3), iterations=3) & ~np.pad(comp, 3)
+        comp = np.pad(comp, 3)
+        ring = ndi.binary_dilation(comp, iterations=3) & ~comp
         around = padded[t:b + 6, l:r + 6]  # the glyph's box and 3 px around it
         if np.median(around[ring]) > 0.45:
             continue
