@@ -20,7 +20,8 @@ measured on micrographs the starting model never saw by
 - held-out data scores the model every so often with the model's own
   decision rule (F1 of matched particles at IoU 0.5): one whole image when
   there are 4 images or more, else the last quarter of every image (its
-  labels are then hidden from training). The best weights are kept; if no
+  labels are then hidden from training; ``held_out`` chooses either
+  whatever the number of images). The best weights are kept; if no
   fine-tuned state scores better than the starting model, the starting
   weights are kept, and the reason is reported.
 - Ctrl-C (``KeyboardInterrupt``) stops training; the best weights so far are
