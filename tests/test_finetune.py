@@ -415,3 +415,68 @@ def test_kept_starting_weights_keep_their_calibration(auto_model_file, data, mon
     assert len(calls) > 1
     assert seg.min_confidence_ == 0.3 and seg.confidence_calibration_ is not None
     assert seg.model_info_["fine_tuned"]["confidence_calibration"] == "kept"
+
+
+class _StandIn:
+    """A segmenter whose particle probability is the image itself."""
+
+    normalization_ = confidence_calibration_ = None
+    min_confidence_ = 0.5
+
+    def __init__(self):
+        import torch
+
+        self.model_ = torch.nn.Identity()
+
+    def predict_proba(self, image):
+        return np.stack([1 - image, image, np.zeros_like(image)])
+
+    def _decide(self, proba):
+        return (proba[1] > 0.05).astype(np.uint8)
+
+
+def test_tune_confidence_picks_the_threshold_that_scores_best_on_held_out_data():
+    # Four squares of particle probability 0.9, 0.6, 0.33 (three true
+    # particles) and 0.12 (a false one): from 0.15 to 0.30 the false one is
+    # dropped and the three true ones kept (F1 1); the lowest of those wins.
+    image = np.zeros((40, 40), dtype=np.float32)
+    truth = np.zeros((40, 40), dtype=np.int32)
+    for k, (top, p) in enumerate([(2, 0.9), (12, 0.6), (22, 0.33), (32, 0.12)], start=1):
+        image[top:top + 6, 5:11] = p
+        if p > 0.3:
+            truth[top:top + 6, 5:11] = k
+    held = _finetune._Validation("image", ["a"], [image], [truth])
+    threshold, score = _finetune.tune_confidence(_StandIn(), held)
+    assert threshold == 0.15
+    assert score == {"f1": 1.0, "count_error": 0.0}
+    # Only the true particle of 0.9 left: the best is no longer above 0.6.
+    truth[truth != 1] = 0
+    threshold, score = _finetune.tune_confidence(_StandIn(), held)
+    assert threshold == 0.65 and score == {"f1": 1.0, "count_error": 0.0}
+
+
+def test_fine_tuning_with_tune_confidence_records_the_new_threshold(auto_model_file, data,
+                                                                  monkeypatch):
+    X, y = data
+    calls = []
+
+    def fake(seg, model, validation, keep_confidence=True):
+        calls.append(1)  # the start scores 0.3, fine-tuned states 0.8
+        return {"f1": 0.3 if len(calls) == 1 else 0.8, "count_error": 0.0}
+
+    monkeypatch.setattr(_finetune, "validation_score", fake)
+    monkeypatch.setattr(_finetune, "tune_confidence",
+                        lambda seg, held: (0.15, {"f1": 0.9, "count_error": 0.05}))
+    seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2,
+                  recipe={**TINY, "validation_rounds": 2, "tune_confidence": True})
+    assert seg.min_confidence_ == 0.15
+    record = seg.model_info_["fine_tuned"]["min_confidence"]
+    assert record["starting"] == 0.3 and record["chosen"] == 0.15
+    assert "min_confidence chosen on the held-out image: 0.3 -> 0.15" in \
+        seg.fine_tuning_["message"]
+    # Off by default: the starting threshold is kept.
+    calls.clear()
+    seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
+    assert seg.min_confidence_ == 0.3 and "min_confidence" not in seg.model_info_["fine_tuned"]
