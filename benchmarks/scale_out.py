@@ -510,6 +510,17 @@ def tiles(size, repeats, settings):
               f"{reference_cpu / cpu_seconds:.2f}x |")
 
 
+def _tile_setting(text):
+    if text.lower() == "none":
+        return (None, 0)
+    try:
+        size, overlap = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected SIZE,OVERLAP (e.g. 1024,128) or none; got {text!r}") from None
+    return size, overlap
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -529,6 +540,13 @@ def main(argv=None):
     p.add_argument("--post-size", type=int, default=4096,
                    help="image side for the postprocessing table")
     p.add_argument("--tile-size", type=int, default=2048, help="image side for the tiles table")
+    p.add_argument("--tiles", nargs="+", type=_tile_setting,
+                   # The default; tiles that cover 2048 in two (1088 = (2048 + 128) / 2);
+                   # smaller tiles; the whole image.
+                   default=[(1024, 128), (1088, 128), (512, 64), (None, 0)],
+                   metavar="SIZE,OVERLAP",
+                   help="tile_size,tile_overlap settings for the tiles table ('none' for the "
+                        "whole image)")
     p.add_argument("--repeats", type=int, default=3,
                    help="runs of each timing (throughput, postprocessing, tiles); medians")
     args = p.parse_args(argv)
@@ -546,10 +564,7 @@ def main(argv=None):
     if "postprocessing" in args.only:
         postprocessing(args.repeats, args.post_size)
     if "tiles" in args.only:
-        tiles(args.tile_size, args.repeats,
-              # The default; tiles that cover 2048 in two (1088 = (2048 + 128) / 2);
-              # smaller tiles; the whole image.
-              [(1024, 128), (1088, 128), (512, 64), (None, 0)])
+        tiles(args.tile_size, args.repeats, args.tiles)
 
 
 if __name__ == "__main__":
