@@ -243,10 +243,6 @@ def _write_mosaic(path, size, chunk, seed=0):
             store[top:top + side, left:left + side] = tiles[rng.integers(len(tiles))]
 
 
-def _worker_peak_gb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
 def _set_threads(n):
     import torch
 
@@ -275,7 +271,7 @@ def mosaic(sizes, chunk, workers, crop_size):
                 table = analyze_mosaic(image, "emps", chunks=chunk, inference_scale=scale,
                                        workdir=folder / "work")
                 seconds = time.perf_counter() - start
-                peaks = client.run(_worker_peak_gb)
+                peaks = client.run(_peak_rss_gb)
                 rows.append((size, len(table), seconds, scale, list(peaks.values())))
                 if size == sizes[-1]:
                     crop_size = min(crop_size, size)
@@ -360,7 +356,7 @@ def labelling(size, chunk, workers):
                 start = time.perf_counter()
                 n = run(classes, folder / "work")
                 seconds = time.perf_counter() - start
-                peaks = client.run(_worker_peak_gb)
+                peaks = client.run(_peak_rss_gb)
             rows.append((name, n, seconds, _peak_rss_gb() - before, list(peaks.values())))
             shutil.rmtree(folder / "work", ignore_errors=True)
     finally:

@@ -410,14 +410,16 @@ def tune_confidence(seg, validation):
     from ._inference import label_confident_particles
 
     view, batch = _view(seg, seg.model_, validation.images)
-    probas = [view.predict_proba(image) for image in batch]
     calibration = getattr(seg, "confidence_calibration_", None)
+    # Every particle and its confidence, once per image; a threshold only drops some.
+    found = [label_confident_particles(view._decide(proba), proba, calibration=calibration,
+                                       return_confidence=True)
+             for proba in (view.predict_proba(image) for image in batch)]
     best = None
     for threshold in CONFIDENCE_GRID:
-        pairs = [score_particles(truth, label_confident_particles(
-                     view._decide(proba), proba, min_confidence=threshold,
-                     calibration=calibration))
-                 for truth, proba in zip(validation.truths, probas)]
+        pairs = [score_particles(truth, np.where(
+                     np.r_[False, confidence >= threshold][labels], labels, 0))
+                 for truth, (labels, confidence) in zip(validation.truths, found)]
         score = {"f1": float(np.mean([f for f, _ in pairs])),
                  "count_error": float(np.mean([c for _, c in pairs]))}
         if best is None or (score["f1"], -score["count_error"]) > (best[1]["f1"],

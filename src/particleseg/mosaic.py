@@ -407,12 +407,6 @@ def _label_block(block, connectivity):
     return ndi.label(block == 1, structure=structure)[0].astype(np.int32)
 
 
-def _block_firsts(block, offset, width):
-    """Per label of a block: the raster index of its first pixel, and the block's count."""
-    labels, first = _first_pixels(block, offset, width)
-    return labels, first, int(block.max()) if block.size else 0
-
-
 def _face_pairs(strip, before, after, connectivity):
     """Pairs of global labels that touch across one chunk border.
 
@@ -462,11 +456,12 @@ def _label_cores(classes, connectivity, workdir):
     col_edges = np.cumsum((0,) + local.chunks[1])
     blocks = local.to_delayed()
     shape = blocks.shape
-    found = dask.compute(*[dask.delayed(_block_firsts)(blocks[i, j],
+    # A block's labels are 1..n: its count is the number of labels found in it.
+    found = dask.compute(*[dask.delayed(_first_pixels)(blocks[i, j],
                                                        (row_edges[i], col_edges[j]),
                                                        local.shape[1])
                            for i in range(shape[0]) for j in range(shape[1])])
-    counts = np.array([n for _, _, n in found], dtype=np.int64)
+    counts = np.array([len(labels) for labels, _ in found], dtype=np.int64)
     offsets = (np.cumsum(counts) - counts).reshape(shape)
     total = int(counts.sum())
     if total == 0:
@@ -491,9 +486,9 @@ def _label_cores(classes, connectivity, workdir):
     _, component = sparse.csgraph.connected_components(graph, directed=False)
 
     # Each core's first pixel is the first of its pieces; number the cores in that order.
-    ids = np.concatenate([labels + offset for (labels, _, _), offset
+    ids = np.concatenate([labels + offset for (labels, _), offset
                           in zip(found, offsets.ravel())]).astype(np.int64)
-    firsts = np.concatenate([first for _, first, _ in found])
+    firsts = np.concatenate([first for _, first in found])
     piece_component = component[ids]
     first_of = np.full(component.max() + 1, np.iinfo(np.int64).max)
     np.minimum.at(first_of, piece_component, firsts)
