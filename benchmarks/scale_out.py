@@ -36,7 +36,9 @@ Five tables (choose with ``--only``):
     ``ParticleSegmenter.predict_proba`` at 2048² against the plain
     torchvision loop (the whole image in float32 under ``no_grad``, as in
     ``benchmarks/inference.py``, same untrained MobileNetV3 weights), for
-    several ``tile_size`` / ``tile_overlap`` settings.
+    several ``tile_size`` / ``tile_overlap`` settings. A second reference
+    row runs the plain loop with the weights in ``channels_last`` memory
+    format, the layout ``particleseg`` uses.
 
 The synthetic micrographs have particles of about the size the bundled model
 was trained at (see :data:`RADIUS`). All times are medians of ``--repeats``
@@ -50,6 +52,7 @@ runs, except the mosaics (one run each). Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import os
 import resource
@@ -453,16 +456,18 @@ def tiles(size, repeats, settings):
 
     image = _image(size)
     model = _model_state("mobilenet_v3_large")
+    # ``Module.to`` converts in place: the segmenter gets its own copy, so that
+    # the plain loop runs the network as torchvision builds it.
+    fitted = copy.deepcopy(model).to(memory_format=torch.channels_last)
 
-    def plain():
+    def plain(network=model):
         x = (image.astype(np.float32) / 255 - RECIPE_MEAN) / RECIPE_STD
         x = torch.from_numpy(x)[None, None].expand(1, 3, -1, -1)
         with torch.no_grad():
-            out = model(x)["out"]
+            out = network(x)["out"]
         return torch.softmax(out, 1)[0].numpy()
 
-    fitted = model.to(memory_format=torch.channels_last)
-    runs = {"plain": plain}
+    runs = {"plain": plain, "plain, channels_last": functools.partial(plain, fitted)}
     for tile_size, overlap in settings:
         seg = ParticleSegmenter(backbone="mobilenet_v3_large", device="cpu",
                                 tile_size=tile_size, tile_overlap=overlap)
@@ -491,6 +496,10 @@ def tiles(size, repeats, settings):
     print("|---|---|---|---|---|---|---|")
     print(f"| plain loop (whole image, float32) | - | - | {reference:.2f} | 1.00x | "
           f"{reference_cpu:.2f} | 1.00x |")
+    seconds, cpu_seconds = _median_of(wall["plain, channels_last"]), _median_of(
+        cpu["plain, channels_last"])
+    print(f"| plain loop, weights in channels_last | - | - | {seconds:.2f} | "
+          f"{reference / seconds:.2f}x | {cpu_seconds:.2f} | {reference_cpu / cpu_seconds:.2f}x |")
     from particleseg._inference import tile_starts
 
     for (tile_size, overlap) in settings:

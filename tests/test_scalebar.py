@@ -469,6 +469,22 @@ def test_annotation_mask_of_a_blank_image_is_empty():
     assert not annotation_mask(np.zeros((64, 64))).any()
 
 
+def test_annotation_mask_can_skip_the_bar_search(monkeypatch):
+    image, _ = figure(seed=2)
+    bar = find_scale_bar(image, read=False)
+    full = annotation_mask(image)
+    assert bar is not None
+    assert np.array_equal(annotation_mask(image, scale_bar=bar, search_bar=False), full)
+    calls, real = [], scalebar.find_scale_bar
+    monkeypatch.setattr(scalebar, "find_scale_bar",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    without_bar = annotation_mask(image, search_bar=False)
+    assert calls == []
+    # only the bar is missed: the mask is a part of the full one
+    assert not (without_bar & ~full).any()
+    assert without_bar.sum() < full.sum()
+
+
 def test_remove_annotated_particles_drops_only_particles_mostly_inside():
     labels = np.zeros((10, 10), int)
     labels[0:2, 0:4] = 1  # all inside
@@ -558,6 +574,30 @@ def test_analyze_without_the_ocr_extra_says_how_and_stays_in_pixels(
     assert row["scale_bar_length_px"] == pytest.approx(80, abs=1)
 
 
+def test_analyze_looks_for_the_scale_bar_once_per_image(
+        tmp_path, tiny_model, fake_prediction, monkeypatch, capsys):
+    fake_prediction(dark_particles)
+    folder = tmp_path / "figures"
+    write_figure(folder, "bar.png", length_px=100, value=50, unit="nm", polarity="dark")
+    iio.imwrite(folder / "no_bar.png", (micrograph() * 255).astype(np.uint8))
+    calls, real = [], scalebar.find_scale_bar
+    monkeypatch.setattr(scalebar, "find_scale_bar",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = tmp_path / "results"
+    assert main(["analyze", str(folder), "--model", tiny_model, "--out", str(out),
+                 "--no-plots", "--quiet"]) == 0
+    capsys.readouterr()
+    assert len(calls) == 2
+    summary = pd.read_csv(out / "summary.csv").set_index("file")
+    assert summary.loc[str(folder / "bar.png"), "annotations_removed"] >= 1
+    # with --no-scale-bar, calibration does not look, so the mask does
+    calls.clear()
+    assert main(["analyze", str(folder), "--model", tiny_model, "--out", str(tmp_path / "r2"),
+                 "--no-plots", "--quiet", "--no-scale-bar"]) == 0
+    capsys.readouterr()
+    assert len(calls) == 2
+
+
 def test_analyze_no_scale_bar_leaves_the_figure_in_pixels(tmp_path, tiny_model, capsys):
     write_figure(tmp_path / "figures")
     out = tmp_path / "results"
@@ -605,3 +645,15 @@ def test_pool_takes_the_block_max_or_min(factor, how):
     assert pooled.shape == (h, w)
     np.testing.assert_array_equal(pooled, expected)
     np.testing.assert_array_equal(img, before)  # the input is left as it was
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_runs_at_least_is_the_opening_by_a_horizontal_line(seed):
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(1, 50, 2)
+    mask = rng.random((h, w)) < rng.uniform(0.3, 0.95)
+    length = int(rng.integers(1, 16))
+    expected = ndi.binary_opening(mask, structure=np.ones((1, length), bool))
+    assert np.array_equal(scalebar._runs_at_least(mask, length), expected)

@@ -90,3 +90,22 @@ def test_tiles_of_a_two_by_two_grid_are_smaller_than_tile_size(image):
     tiled = seg.set_params(tile_size=512, tile_overlap=64).predict_proba(image)
     np.testing.assert_allclose(tiled.sum(axis=0), 1.0, atol=1e-5)
     assert (whole.argmax(0) != tiled.argmax(0)).mean() <= 0.02
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [
+    (False, False, None),   # AVX-512 without BF16: oneDNN only emulates it, float32 is faster
+    (True, False, "bfloat16"),
+    (False, True, "bfloat16"),
+])
+def test_auto_precision_takes_bfloat16_only_on_processors_that_compute_it(
+        monkeypatch, avx512_bf16, amx, expected):
+    import torch
+
+    from particleseg._inference import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    got = resolve_precision("auto", torch.device("cpu"))
+    assert got == (None if expected is None else torch.bfloat16)
+    assert resolve_precision("float32", torch.device("cpu")) is None

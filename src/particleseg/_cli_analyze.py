@@ -227,12 +227,12 @@ class Outcome:
 
 @dataclass
 class _Predicted:
-    """A source read, calibrated and predicted, waiting to be labelled and measured."""
+    """A source read and predicted, waiting to be calibrated, labelled and measured."""
 
     source: _Source
     stem: str
     image: object
-    calibration: object  # particleseg.scalebar.Calibration
+    file_calibration: tuple  # (pixel size or None, unit) from the file's metadata
     notes: list
     proba: object
     scale: float
@@ -246,44 +246,52 @@ def _reason(exc):
 
 
 def predict_source(seg, source, stem, args):
-    """Read, calibrate and predict one source: a :class:`_Predicted`, or an error :class:`Outcome`.
+    """Read and predict one source: a :class:`_Predicted`, or an error :class:`Outcome`.
 
-    The first half of :func:`analyze_source`; the network runs here.
+    The first half of :func:`analyze_source`; the network runs here. The
+    scale bar is read in the second half, so that in
+    :func:`~particleseg.batch.outcomes_in_process` it runs beside the
+    network's next image.
     """
     notes = []
     try:
         image, file_pixel_size, file_unit, read_notes = _read(source)
         notes += [f"warning: {note}" for note in read_notes]
-        calibration = _calibration(source, image, file_pixel_size, file_unit, args)
-        notes += [f"warning: {source.name}: {message}" for message in calibration.messages]
-        if calibration.source == "scale bar":
-            notes.append(f"note: {source.name}: {calibration.pixel_size:.4g} nm per pixel from "
-                         f"its scale bar, {calibration.scale_bar.describe()}")
         proba, scale, found = predict_image(seg, image)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
         return Outcome(source.name, notes=notes, error=_reason(exc))
-    return _Predicted(source, stem, image, calibration, notes, proba, scale, found)
+    return _Predicted(source, stem, image, (file_pixel_size, file_unit), notes, proba, scale,
+                      found)
 
 
 def finish_source(seg, predicted, args):
-    """Label, measure and draw a predicted source: its :class:`Outcome`.
+    """Calibrate, label, measure and draw a predicted source: its :class:`Outcome`.
 
     The second half of :func:`analyze_source`; an error :class:`Outcome` of
     :func:`predict_source` is passed through.
     """
     if isinstance(predicted, Outcome):
         return predicted
-    source, image, calibration = predicted.source, predicted.image, predicted.calibration
-    pixel_size, unit, origin = calibration.pixel_size, calibration.unit, calibration.source
+    source, image, notes = predicted.source, predicted.image, list(predicted.notes)
     try:
         from .measure import measure_particles
+
+        calibration = _calibration(source, image, *predicted.file_calibration, args)
+        notes += [f"warning: {source.name}: {message}" for message in calibration.messages]
+        if calibration.source == "scale bar":
+            notes.append(f"note: {source.name}: {calibration.pixel_size:.4g} nm per pixel from "
+                         f"its scale bar, {calibration.scale_bar.describe()}")
+        pixel_size, unit, origin = calibration.pixel_size, calibration.unit, calibration.source
 
         labels, confidence = label_prediction(seg, predicted.proba, args, predicted.found)
         n_removed = 0
         if args.drop_annotations and source.path is not None:
             from .scalebar import annotation_mask, remove_annotated_particles
 
-            mask = annotation_mask(image, scale_bar=calibration.scale_bar)
+            # calibrate() has already looked for the bar unless told not to
+            searched = args.scale_bar and args.pixel_size is None
+            mask = annotation_mask(image, scale_bar=calibration.scale_bar,
+                                   search_bar=not searched)
             # labels keep their values, so confidence[label - 1] stays right
             labels, n_removed = remove_annotated_particles(labels, mask)
         table = measure_particles(labels, image, pixel_size=pixel_size, unit=unit,
@@ -305,8 +313,8 @@ def finish_source(seg, predicted, args):
                 draw(buffer)
                 figures[name] = buffer.getvalue()
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
-        return Outcome(source.name, notes=predicted.notes, error=_reason(exc))
-    return Outcome(source.name, table, row, origin, predicted.notes, figures)
+        return Outcome(source.name, notes=notes, error=_reason(exc))
+    return Outcome(source.name, table, row, origin, notes, figures)
 
 
 def analyze_source(seg, source, stem, args):

@@ -303,8 +303,17 @@ def _pad_to(x, multiple):
 
 
 def bf16_supported() -> bool:
-    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX).
+
+    oneDNN also reports bfloat16 support on AVX-512 processors without these
+    instructions, where it emulates them: there bfloat16 runs the network at
+    about half the speed of float32, so such processors count as unsupported.
+    """
+    cpu = getattr(torch, "cpu", None)
+    native = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     try:
+        if not any(check is not None and check() for check in native):
+            return False
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
