@@ -397,6 +397,32 @@ def test_a_speck_beside_a_stem_is_not_another_stem():
     assert scalebar._unit_stems(group) == 5
 
 
+def test_a_speck_after_the_letters_is_not_another_stem():
+    # "1 nm" with a short speck right of the "m" (a JPEG artefact or the
+    # edge of a particle at the box): five stems, so "nm", not "mm".
+    mask = np.zeros((12, 48), bool)
+    mask[:, 1:3] = True  # the "1", full height
+    mask[4, 6:16] = mask[4, 19:34] = True  # the arches of "n" and "m"
+    for left in (6, 13, 19, 25, 31):
+        mask[4:, left:left + 3] = True  # stems, 3 px wide
+    mask[7:11, 42:45] = True  # the speck: half the x-height
+    group = scalebar._Group("above", (0, 0, 12, 48), mask, 0.0)
+    assert scalebar._unit_stems(group) == 5
+
+
+@pytest.mark.parametrize("pad", [0, 2, 4])
+def test_stems_are_counted_in_a_detected_box_with_empty_rows(pad):
+    # A box from text detection holds empty rows above and below the glyphs.
+    mask = np.zeros((12, 40), bool)
+    mask[:, 1:3] = True  # the "1"
+    mask[4, 6:16] = mask[4, 19:34] = True
+    for left in (6, 13, 19, 25, 31):
+        mask[4:, left:left + 3] = True  # "nm"
+    padded = np.pad(mask, ((pad, pad), (0, 0)))
+    group = scalebar._Group("detected", (0, 0) + padded.shape, padded, 0.0)
+    assert scalebar._unit_stems(group) == 5
+
+
 def two_panel_figure(second_length):
     """A 384 px figure with a bar of 90 px = 100 nm and one of ``second_length`` = 50 nm."""
     image, first = figure(shape=(384, 384), corner=("bottom", "right"), length_px=90)

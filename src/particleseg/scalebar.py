@@ -845,6 +845,11 @@ def _unit_stems(group):
     an "m" three: "nm" has five, "mm" six. None when the letters cannot be
     told apart (no digits, a glyph with a tail below the line, text too small).
     """
+    rows = np.nonzero(group.mask.any(axis=1))[0]
+    if len(rows) == 0:
+        return None
+    # A detected text box has empty rows above and below the glyphs.
+    group = replace(group, mask=group.mask[rows[0]:rows[-1] + 1])
     mask = group.mask
     h = mask.shape[0]
     if h < 6 or _has_descender(group):
@@ -858,6 +863,11 @@ def _unit_stems(group):
     if len(gaps) == 0:
         return None
     letters = mask[:, tall[-1] + int(gaps[0]):]
+    # Specks (a JPEG artefact, the edge of a particle) are much shorter than
+    # the letters, whose stems span the x-height.
+    pieces, n = ndi.label(letters, structure=np.ones((3, 3), bool))
+    heights = np.array([sl[0].stop - sl[0].start for sl in ndi.find_objects(pieces)] or [0])
+    letters = np.isin(pieces, 1 + np.nonzero(heights >= 0.6 * heights.max())[0]) & (pieces > 0)
     rows = np.nonzero(letters.any(axis=1))[0]
     if len(rows) == 0 or rows[0] < 0.15 * h:
         return None
