@@ -423,6 +423,19 @@ def test_stems_are_counted_in_a_detected_box_with_empty_rows(pad):
     assert scalebar._unit_stems(group) == 5
 
 
+def test_no_stem_count_when_a_digit_lost_its_top():
+    # "10 nm" where the top of the "0" was lost (JPEG, a light ground): the
+    # "0" would pass for a letter, so the stems cannot tell "nm" from "mm".
+    mask = np.zeros((16, 50), bool)
+    mask[:, 1:3] = True  # the "1", full height
+    mask[3:, 6:9] = mask[3:, 12:15] = mask[3, 6:15] = mask[15, 6:15] = True  # the "0", cut
+    mask[6, 18:28] = mask[6, 31:46] = True  # the arches of "n" and "m"
+    for left in (18, 25, 31, 37, 43):
+        mask[6:, left:left + 3] = True
+    group = scalebar._Group("detected", (0, 0, 16, 50), mask, 0.0)
+    assert scalebar._unit_stems(group) is None
+
+
 def two_panel_figure(second_length):
     """A 384 px figure with a bar of 90 px = 100 nm and one of ``second_length`` = 50 nm."""
     image, first = figure(shape=(384, 384), corner=("bottom", "right"), length_px=90)

@@ -729,16 +729,23 @@ def _label_groups(p, bar):
                     continue
                 if not (ct <= cy + t and cb >= cy - t):
                     continue
-            seeds.append((gap, c))
+            # Above or below, a label lies over the bar's span (centred, or
+            # under one end): pieces beside the span come after those over it.
+            beside = side in ("above", "below") and (cr <= bl or cl >= br)
+            seeds.append((beside, gap, c))
         # A line stays on its side of the bar: it does not grow over the bar
         # into texture beyond it.
         beyond = {
             "above": lambda c: c[3] <= bb, "below": lambda c: c[1] >= bt,
             "right": lambda c: c[2] >= br - 1, "left": lambda c: c[4] <= bl + 1,
         }[side]
-        # The nearest piece starts the line; when it makes none (a speck
-        # between the bar and its label), the next nearest.
-        for best_gap, best in sorted(seeds)[:3]:
+        # Lines start from the three nearest pieces: the nearest can be a
+        # speck or the grain of a particle at the bar's end, with the label
+        # a little further away.
+        formed = set()
+        for _, best_gap, best in sorted(seeds)[:3]:
+            if best[0] in formed:
+                continue
             members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
             gh, gw = gb - gt, gr - gl
             if gw < 1.2 * gh or gh < 4:
@@ -750,9 +757,9 @@ def _label_groups(p, bar):
                 break
             if side in ("left", "right") and not gt + 0.15 * gh <= cy <= gb - 0.15 * gh:
                 break
+            formed.update(m[0] for m in members)
             mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
             groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask, float(best_gap)))
-            break
     # Groups found from two sides can be the same line.
     unique, seen = [], set()
     for g in sorted(groups, key=lambda g: g.distance):
@@ -866,8 +873,15 @@ def _unit_stems(group):
     # Specks (a JPEG artefact, the edge of a particle) are much shorter than
     # the letters, whose stems span the x-height.
     pieces, n = ndi.label(letters, structure=np.ones((3, 3), bool))
-    heights = np.array([sl[0].stop - sl[0].start for sl in ndi.find_objects(pieces)] or [0])
-    letters = np.isin(pieces, 1 + np.nonzero(heights >= 0.6 * heights.max())[0]) & (pieces > 0)
+    boxes = ndi.find_objects(pieces)
+    heights = np.array([sl[0].stop - sl[0].start for sl in boxes] or [0])
+    kept = np.nonzero(heights >= 0.6 * heights.max())[0]
+    letters = np.isin(pieces, 1 + kept) & (pieces > 0)
+    # Lower-case letters share their x-height; a glyph starting higher is a
+    # digit whose top was lost (the line's start is then unknown).
+    tops = [boxes[k][0].start for k in kept]
+    if tops and np.median(tops) - min(tops) > max(1.5, 0.1 * h):
+        return None
     rows = np.nonzero(letters.any(axis=1))[0]
     if len(rows) == 0 or rows[0] < 0.15 * h:
         return None
