@@ -358,6 +358,18 @@ def test_nm_and_mm_are_told_apart_by_the_stems_of_their_letters(monkeypatch, dra
     assert bar.calibrated, bar.message
 
 
+def test_a_weak_reading_of_a_label_line_is_checked_by_text_detection(monkeypatch):
+    # A label line joined to texture beside it reads "22 µm" with a low
+    # score; text detection around the bar finds the label itself.
+    pytest.importorskip("rapidocr_onnxruntime")
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (f"22 {MU}m", 0.3))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [
+        ((0, 0) + crop.shape[:2], f"2 {MU}m", 0.95)])
+    image, truth = figure(value=2, unit=f"{MU}m")
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (2, f"{MU}m") and bar.calibrated, bar.message
+
+
 def test_a_label_unread_with_pieces_of_a_particle_is_read_again_without_them(monkeypatch):
     # A glyph touching a particle carries pieces of it (lighter than the
     # midpoint, short of the text's grey): the label is read again, with

@@ -1209,7 +1209,9 @@ def find_scale_bar(image, *, read=True):
                 readings.append((bar, p, group.box, text, value, unit, score))
             if readings and readings[-1][-1] > 0.9:
                 break
-        if not readings:  # labels that line grouping missed (other colour, box)
+        # Labels that line grouping missed (other colour, box) or joined to
+        # texture beside them: find the text lines around the bar.
+        if not readings or max(r[-1] for r in readings) < MIN_CONFIDENCE:
             for bar, p, groups in found[:2]:
                 hit = _read_detected(p, bar, engine)
                 if hit is not None:
