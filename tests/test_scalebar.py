@@ -435,6 +435,13 @@ def test_stems_are_counted_in_a_detected_box_with_empty_rows(pad):
     assert scalebar._unit_stems(group) == 5
 
 
+def test_no_stem_count_without_letters_after_the_digits():
+    mask = np.zeros((12, 30), bool)
+    mask[:, 1:3] = mask[:, 6:9] = True  # "11" and nothing after it
+    group = scalebar._Group("detected", (0, 0, 12, 30), mask, 0.0)
+    assert scalebar._unit_stems(group) is None
+
+
 def test_no_stem_count_when_a_digit_lost_its_top():
     # "10 nm" where the top of the "0" was lost (JPEG, a light ground): the
     # "0" would pass for a letter, so the stems cannot tell "nm" from "mm".

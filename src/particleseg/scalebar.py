@@ -873,6 +873,8 @@ def _unit_stems(group):
     # Specks (a JPEG artefact, the edge of a particle) are much shorter than
     # the letters, whose stems span the x-height.
     pieces, n = ndi.label(letters, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return None
     boxes = ndi.find_objects(pieces)
     heights = np.array([sl[0].stop - sl[0].start for sl in boxes] or [0])
     kept = np.nonzero(heights >= 0.6 * heights.max())[0]
