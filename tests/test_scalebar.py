@@ -715,3 +715,18 @@ def test_runs_at_least_is_the_opening_by_a_horizontal_line(seed):
     length = int(rng.integers(1, 16))
     expected = ndi.binary_opening(mask, structure=np.ones((1, length), bool))
     assert np.array_equal(scalebar._runs_at_least(mask, length), expected)
+
+
+def test_a_strip_within_a_bars_stroke_is_part_of_the_bar():
+    # A bar with end ticks over a light particle: its lower rows, between
+    # the ticks, stand out from the particle as a thin strip of their own,
+    # with the same ground above and below. The bar wins, not the strip.
+    bar = scalebar._Bar(top=15, left=9, bottom=36, right=140, length=131.3, thickness=11,
+                        level=0.99, ground=0.3, quality=0.91, polarity="light",
+                        core_top=20, core_bottom=31, sides=0.37)
+    strip = scalebar._Bar(top=29, left=14, bottom=42, right=135, length=122.9, thickness=2,
+                          level=1.0, ground=0.75, quality=0.96, polarity="light",
+                          core_top=29, core_bottom=31, sides=0.02)
+    assert scalebar._better(bar, strip) and not scalebar._better(strip, bar)
+    dark = scalebar._Bar(**{**strip.__dict__, "polarity": "dark"})
+    assert scalebar._better(dark, bar)  # another polarity: the grounds decide, as before

@@ -1111,16 +1111,27 @@ def _clean_length(bar):
     return bar.length * bar.quality * max(1 - bar.sides, 0)
 
 
+def _within(a, b):
+    """Whether bar ``a`` lies in the rows of bar ``b``'s own stroke, between its ends."""
+    return (a.polarity == b.polarity and b.core_top <= a.core_top and a.core_bottom <= b.core_bottom
+            and b.left - 2 <= a.left and a.right <= b.right + 2)
+
+
 def _better(a, b):
     """Whether bar ``a`` is more likely the scale bar than ``b``, which touches it.
 
     A bar less than half as long as the other is a piece of something next
-    to it. Of two of similar length, the one with the same ground above and
+    to it, and so is one within the other's stroke. Of two of similar
+    length, the one with the same ground above and
     below is the bar, the other a strip of the box it is drawn in (between
     the bar and the box's edge); else the longer and cleaner one.
     """
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
         return a.length > b.length
+    # A strip inside another bar's rows (the bar's lower rows over a light
+    # particle, between its end ticks) is a part of that bar.
+    if _within(a, b) or _within(b, a):
+        return _within(b, a)
     if abs(a.sides - b.sides) > 0.1:
         return a.sides < b.sides
     return _clean_length(a) > _clean_length(b)
