@@ -310,7 +310,8 @@ def bf16_supported() -> bool:
     about half the speed of float32, so such processors count as unsupported.
     """
     cpu = getattr(torch, "cpu", None)
-    native = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    native = [getattr(cpu, name, None)
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     try:
         if not any(check is not None and check() for check in native):
             return False

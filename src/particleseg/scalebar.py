@@ -876,13 +876,13 @@ def _unit_stems(group):
     if n == 0:
         return None
     boxes = ndi.find_objects(pieces)
-    heights = np.array([sl[0].stop - sl[0].start for sl in boxes] or [0])
+    heights = np.array([sl[0].stop - sl[0].start for sl in boxes])
     kept = np.nonzero(heights >= 0.6 * heights.max())[0]
     letters = np.isin(pieces, 1 + kept) & (pieces > 0)
     # Lower-case letters share their x-height; a glyph starting higher is a
     # digit whose top was lost (the line's start is then unknown).
     tops = [boxes[k][0].start for k in kept]
-    if tops and np.median(tops) - min(tops) > max(1.5, 0.1 * h):
+    if np.median(tops) - min(tops) > max(1.5, 0.1 * h):
         return None
     rows = np.nonzero(letters.any(axis=1))[0]
     if len(rows) == 0 or rows[0] < 0.15 * h:
