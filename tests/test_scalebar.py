@@ -396,6 +396,16 @@ def test_the_second_reading_shows_the_pieces_of_a_particle_as_white():
     assert second[5:12, 5].max() < 60  # the stroke stays black
 
 
+def test_describe_says_when_the_unit_used_is_not_the_ocr_text():
+    corrected = scalebar.ScaleBar(length_px=146.0, bar_box=(0, 0, 3, 146), text="5nm", value=5.0,
+                                  unit="mm", confidence=0.56)
+    assert corrected.describe() == '"5nm" (read as 5 mm) = 146.0 px'
+    greek_mu = "5\N{GREEK SMALL LETTER MU}m"  # OCR's spelling of "5 µm"
+    as_read = scalebar.ScaleBar(length_px=90.0, bar_box=(0, 0, 3, 90), text=greek_mu,
+                                value=5.0, unit=MU + "m", confidence=0.9)
+    assert as_read.describe() == f'"{greek_mu}" = 90.0 px'
+
+
 def test_a_speck_beside_a_stem_is_not_another_stem():
     # "1 nm" as a mask: a tall "1", then an "n" (two stems) with a one-pixel
     # sliver between its stems, and an "m" (three stems): five stems, not six.

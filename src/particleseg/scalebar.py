@@ -160,9 +160,14 @@ class ScaleBar:
         Returns
         -------
         str
-            Such as ``'"100 nm" = 212.0 px'``.
+            Such as ``'"100 nm" = 212.0 px'``; when the value or unit used
+            differs from what the OCR text says (the glyphs showed "mm"
+            where OCR read "nm"), ``'"5nm" (read as 5 mm) = 146.0 px'``.
         """
         label = f'"{self.text}"' if self.text is not None else "an unread label"
+        if self.text is not None and self.value is not None \
+                and parse_scale_label(self.text) != (self.value, self.unit):
+            label += f" (read as {self.value:g} {self.unit})"
         return f"{label} = {self.length_px:.1f} px"
 
 
