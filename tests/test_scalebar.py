@@ -406,27 +406,29 @@ def test_describe_says_when_the_unit_used_is_not_the_ocr_text():
     assert as_read.describe() == f'"{greek_mu}" = 90.0 px'
 
 
-def test_a_speck_beside_a_stem_is_not_another_stem():
-    # "1 nm" as a mask: a tall "1", then an "n" (two stems) with a one-pixel
-    # sliver between its stems, and an "m" (three stems): five stems, not six.
-    mask = np.zeros((12, 40), bool)
+def one_nm_mask(width=40):
+    """ "1 nm" as a 12 px high mask: a tall "1", then an "n" (two stems) and
+    an "m" (three stems), stems 3 px wide from the x-height at row 4."""
+    mask = np.zeros((12, width), bool)
     mask[:, 1:3] = True  # the "1", full height
     mask[4, 6:16] = mask[4, 19:34] = True  # the arches of "n" and "m"
     for left in (6, 13, 19, 25, 31):
         mask[4:, left:left + 3] = True  # stems, 3 px wide
+    return mask
+
+
+def test_a_speck_beside_a_stem_is_not_another_stem():
+    # A one-pixel sliver between the stems of the "n": five stems, not six.
+    mask = one_nm_mask()
     mask[6:11, 11] = True  # the sliver, inside the "n"
     group = scalebar._Group("above", (0, 0, 12, 40), mask, 0.0)
     assert scalebar._unit_stems(group) == 5
 
 
 def test_a_speck_after_the_letters_is_not_another_stem():
-    # "1 nm" with a short speck right of the "m" (a JPEG artefact or the
-    # edge of a particle at the box): five stems, so "nm", not "mm".
-    mask = np.zeros((12, 48), bool)
-    mask[:, 1:3] = True  # the "1", full height
-    mask[4, 6:16] = mask[4, 19:34] = True  # the arches of "n" and "m"
-    for left in (6, 13, 19, 25, 31):
-        mask[4:, left:left + 3] = True  # stems, 3 px wide
+    # A short speck right of the "m" (a JPEG artefact or the edge of a
+    # particle at the box): five stems, so "nm", not "mm".
+    mask = one_nm_mask(width=48)
     mask[7:11, 42:45] = True  # the speck: half the x-height
     group = scalebar._Group("above", (0, 0, 12, 48), mask, 0.0)
     assert scalebar._unit_stems(group) == 5
@@ -435,12 +437,7 @@ def test_a_speck_after_the_letters_is_not_another_stem():
 @pytest.mark.parametrize("pad", [0, 2, 4])
 def test_stems_are_counted_in_a_detected_box_with_empty_rows(pad):
     # A box from text detection holds empty rows above and below the glyphs.
-    mask = np.zeros((12, 40), bool)
-    mask[:, 1:3] = True  # the "1"
-    mask[4, 6:16] = mask[4, 19:34] = True
-    for left in (6, 13, 19, 25, 31):
-        mask[4:, left:left + 3] = True  # "nm"
-    padded = np.pad(mask, ((pad, pad), (0, 0)))
+    padded = np.pad(one_nm_mask(), ((pad, pad), (0, 0)))
     group = scalebar._Group("detected", (0, 0) + padded.shape, padded, 0.0)
     assert scalebar._unit_stems(group) == 5
 
@@ -537,15 +534,21 @@ def test_annotation_mask_of_a_blank_image_is_empty():
     assert not annotation_mask(np.zeros((64, 64))).any()
 
 
+def count_bar_searches(monkeypatch):
+    """A list that grows by one at every call of ``find_scale_bar`` (which still runs)."""
+    calls, real = [], scalebar.find_scale_bar
+    monkeypatch.setattr(scalebar, "find_scale_bar",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
 def test_annotation_mask_can_skip_the_bar_search(monkeypatch):
     image, _ = figure(seed=2)
     bar = find_scale_bar(image, read=False)
     full = annotation_mask(image)
     assert bar is not None
     assert np.array_equal(annotation_mask(image, scale_bar=bar, search_bar=False), full)
-    calls, real = [], scalebar.find_scale_bar
-    monkeypatch.setattr(scalebar, "find_scale_bar",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = count_bar_searches(monkeypatch)
     without_bar = annotation_mask(image, search_bar=False)
     assert calls == []
     # only the bar is missed: the mask is a part of the full one
@@ -648,9 +651,7 @@ def test_analyze_looks_for_the_scale_bar_once_per_image(
     folder = tmp_path / "figures"
     write_figure(folder, "bar.png", length_px=100, value=50, unit="nm", polarity="dark")
     iio.imwrite(folder / "no_bar.png", (micrograph() * 255).astype(np.uint8))
-    calls, real = [], scalebar.find_scale_bar
-    monkeypatch.setattr(scalebar, "find_scale_bar",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = count_bar_searches(monkeypatch)
     out = tmp_path / "results"
     assert main(["analyze", str(folder), "--model", tiny_model, "--out", str(out),
                  "--no-plots", "--quiet"]) == 0

@@ -309,14 +309,10 @@ def bf16_supported() -> bool:
     instructions, where it emulates them: there bfloat16 runs the network at
     about half the speed of float32, so such processors count as unsupported.
     """
-    cpu = getattr(torch, "cpu", None)
-    native = [getattr(cpu, name, None)
-              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     try:
-        if not any(check is not None and check() for check in native):
-            return False
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        return bool(native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without these checks
         return False
 
 

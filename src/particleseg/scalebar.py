@@ -857,11 +857,11 @@ def _unit_stems(group):
     an "m" three: "nm" has five, "mm" six. None when the letters cannot be
     told apart (no digits, a glyph with a tail below the line, text too small).
     """
-    rows = np.nonzero(group.mask.any(axis=1))[0]
-    if len(rows) == 0:
+    inked = np.nonzero(group.mask.any(axis=1))[0]
+    if len(inked) == 0:
         return None
     # A detected text box has empty rows above and below the glyphs.
-    group = replace(group, mask=group.mask[rows[0]:rows[-1] + 1])
+    group = replace(group, mask=group.mask[inked[0]:inked[-1] + 1])
     mask = group.mask
     h = mask.shape[0]
     if h < 6 or _has_descender(group):
