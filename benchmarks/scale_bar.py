@@ -7,7 +7,9 @@ Three sets:
   DejaVu fonts, 9 to ~60 px text, every corner, label above, below, left or
   right, light and dark, boxed or not, end ticks), on 256 to 4096 px images,
   some stored as 16-bit, some JPEG-compressed (quality 50-95), some drawn
-  larger and then downscaled (0.4-0.9x, so the true length is fractional);
+  larger and then downscaled (0.4-0.9x, so the true length is fractional),
+  with up to two other labels (panel letters, words) placed, as in a real
+  figure, apart from the bar, its label and each other;
 * **synthetic figures without a bar**: the same micrographs with panel letters,
   words and arrows but no scale bar (false detections);
 * **real figures**: EMPS images whose scale bar was measured by hand,
@@ -144,9 +146,15 @@ def synthetic_figures(n, seed=0):
                                            font_size=font_size)
         except ValueError:
             continue
-        for _ in range(int(rng.integers(0, 3))):  # other annotations
+        # Other annotations, apart from the bar, its label and each other (as in a real figure).
+        t, l, b, r = truth.box
+        drawn = [(t - font_size, l - font_size, b + font_size, r + font_size)]
+        for _ in range(int(rng.integers(0, 3))):
             mask = np.zeros(img.shape, bool)
-            _draw_text(img, mask, rng, str(rng.choice(_PANELS + _WORDS)), int(font_size * 1.3))
+            box = _draw_text(img, mask, rng, str(rng.choice(_PANELS + _WORDS)), int(font_size * 1.3),
+                             avoid=drawn)
+            if box is not None:
+                drawn.append(box)
         arr, factor, notes = _finish(img, rng, down)
         yield arr, {"name": f"synthetic-{i:03d}", "length_px": truth.length_px * factor,
                     "value": truth.value, "unit": _unit(truth.unit), "notes": ", ".join(notes),

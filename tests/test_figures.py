@@ -7,6 +7,7 @@ import pytest
 
 from particleseg._figures import (
     ScaleRobustAugmenter,
+    _draw_text,
     draw_scale_bar,
     particle_free_background,
     paste_annotations,
@@ -84,3 +85,26 @@ def test_scale_robust_augmenter_keeps_image_and_labels_aligned():
     negative = ScaleRobustAugmenter(None, crop_size=64, p_background=1.0)
     out, lab = negative(image, labels[0], random_state=0)
     assert not lab.any()
+
+
+def test_draw_text_keeps_clear_of_the_boxes_to_avoid_and_draws_the_same_numbers():
+    avoid = [(0, 0, 200, 256)]  # all but the bottom 56 rows
+    for seed in range(10):
+        out = np.full((256, 256), 0.5, np.float32)
+        mask = np.zeros(out.shape, bool)
+        rng = np.random.default_rng(seed)
+        box = _draw_text(out, mask, rng, "SEM", 20, avoid=avoid)
+        after = rng.random()
+        assert box is not None and box[0] >= 200
+        assert not mask[:200].any()
+        # the caller's generator is where it would be without ``avoid``
+        plain = np.random.default_rng(seed)
+        _draw_text(out.copy(), mask.copy(), plain, "SEM", 20)
+        assert plain.random() == after
+
+
+def test_draw_text_without_a_clear_place_draws_nothing():
+    out = np.full((128, 128), 0.5, np.float32)
+    mask = np.zeros(out.shape, bool)
+    assert _draw_text(out, mask, np.random.default_rng(0), "SEM", 20, avoid=[(0, 0, 128, 128)]) is None
+    assert not mask.any() and (out == 0.5).all()

@@ -228,6 +228,66 @@ def test_a_bar_running_into_a_particle_cut_by_the_image_side_is_found():
     assert bar.label_box is not None
 
 
+def test_a_tick_bar_whose_ends_lie_on_particles_is_measured_to_its_ticks():
+    # Both ends, ticks and all, lie on particles a little darker than the bar;
+    # the left particle is cut by the image side. The bar stands out from the
+    # particles by less than a quarter of its contrast with the ground.
+    def particles(ground, truth):
+        t, l, b, r = truth.bar_box
+        disk(ground, ((t + b) // 2 + 6, l - 2), 14, 0.78)
+        disk(ground, ((t + b) // 2, r - 6), 14, 0.78)
+
+    image, truth = flat_figure(shape=(192, 192), ground=0.12, length_px=80, value=1, unit="nm",
+                               font_size=14, ticks=True, label_side="below",
+                               corner=("bottom", "left"), under=particles)
+    t, l, b, r = truth.bar_box
+    assert l < 14  # the left particle runs out of the image
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.5)
+
+
+def test_a_search_box_running_into_the_side_is_cut_to_the_bars_own_columns():
+    # The search's box runs from a dark bar through a particle touching its
+    # end to the image side. The particle covers the ground above the bar,
+    # not below it: over the box's columns the grounds differ, over the bar's
+    # they do not.
+    rng = np.random.default_rng(0)
+    image = np.clip(0.75 + rng.normal(0, 0.02, (200, 245)), 0, 1)
+    image[90:112, 166:] = np.clip(0.25 + rng.normal(0, 0.06, (22, 79)), 0, 1)  # the particle,
+    # nearly as dark as the bar, cut by the right side
+    image[100:112, 100:166] = 0.05  # the bar, 66 px
+    p = 1.0 - image  # the dark bar's polarity
+    bar = scalebar._measure_bar(p, (100, 100, 112, 245), 1, "dark")
+    assert bar is not None
+    assert bar.left == 100 and abs(bar.right - 166) <= 1
+    assert bar.length == pytest.approx(66, abs=1.0)
+
+
+def test_a_micro_sign_read_as_j_is_read_as_micro(monkeypatch):
+    # OCR reads the "µ" of a serif font as "j"; the glyph with a tail below the line is the µ.
+    pytest.importorskip("rapidocr_onnxruntime")
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("10 jm", 0.95))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = figure(value=10, unit=f"{MU}m", font="DejaVuSerif-Bold.ttf", font_size=18)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (10, f"{MU}m") and bar.calibrated, bar.message
+
+
+def test_a_wide_reading_in_pm_agrees_with_a_line_read_in_micrometres(monkeypatch):
+    # The wider crop around the label reads the same value with "p" for "µ",
+    # OCR's usual slip: no disagreement, no lower confidence.
+    pytest.importorskip("rapidocr_onnxruntime")
+    monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar: "wide")
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (
+        ("1 pm", 0.95) if isinstance(crop, str) else (f"1 {MU}m", 0.95)))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = figure(value=1, unit=f"{MU}m")
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (1, f"{MU}m") and bar.calibrated, bar.message
+    assert bar.confidence > 0.9
+
+
 def test_a_label_drawn_over_a_particle_at_the_end_of_the_bar_is_its_label():
     # A particle under the label and the bar's end: the strokes of the glyphs
     # stand out from it as the bar does, but they are not the bar; and the

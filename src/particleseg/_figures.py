@@ -236,23 +236,42 @@ def draw_scale_bar(image, rng, *, length_px=None, value=None, unit=None, font=No
     return out, mask, truth
 
 
-def _draw_text(out, mask, rng, text, size):
+def _draw_text(out, mask, rng, text, size, avoid=()):
+    """Draw ``text`` at a random place, clear of the boxes in ``avoid``.
+
+    Boxes are (top, left, bottom, right). A place that overlaps one is drawn
+    again from a generator seeded by the first place, so ``rng`` draws the
+    same numbers with or without ``avoid``. Returns the box drawn, or None
+    when the text does not fit or no clear place is found.
+    """
     h, w = out.shape
     glyphs = _text_mask(text, str(rng.choice(FONT_FILES)), size)
     th, tw = glyphs.shape
     if th + 4 >= h or tw + 4 >= w:
-        return
+        return None
     fg = float(rng.uniform(0.9, 1.0)) if rng.random() < 0.6 else float(rng.uniform(0.0, 0.1))
     boxed = rng.random() < 0.35
     pad = max(2, size // 4) if boxed else 0
     top = int(rng.integers(0, h - th - 2 * pad))
     left = int(rng.integers(0, w - tw - 2 * pad))
+    again = None
+    for _ in range(50):
+        box = (top, left, top + th + 2 * pad, left + tw + 2 * pad)
+        if not any(min(box[2], b[2]) > max(box[0], b[0]) and min(box[3], b[3]) > max(box[1], b[1])
+                   for b in avoid):
+            break
+        again = again or np.random.default_rng([top, left])
+        top = int(again.integers(0, h - th - 2 * pad))
+        left = int(again.integers(0, w - tw - 2 * pad))
+    else:
+        return None
     if boxed:
         out[top : top + th + 2 * pad, left : left + tw + 2 * pad] = 1.0 - fg
         mask[top : top + th + 2 * pad, left : left + tw + 2 * pad] = True
     region = out[top + pad : top + pad + th, left + pad : left + pad + tw]
     region[glyphs] = fg
     mask[top + pad : top + pad + th, left + pad : left + pad + tw] |= glyphs
+    return box
 
 
 def _draw_arrow(out, mask, rng):

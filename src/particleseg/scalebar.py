@@ -479,6 +479,34 @@ def _bar_component(p, box, thr, pad_v, pad_h):
     return win, comp, row_counts, bar_rows, lefts, rights, r0, c0
 
 
+def _end_ticks(profile, up, down, beside, a, b, cut, level, reach):
+    """The ends ``a``, ``b`` moved out over end ticks lost where an end was cut.
+
+    Where a bar's end lies on a particle, the columns of its end tick (of
+    the bar's grey above and below it) were cut with the particle. Columns
+    next to a cut end that are brighter than halfway from the particle to
+    the bar, above, across and below the bar, are a tick. Both ends must
+    show ticks of the same width (within a pixel), the uncut end's counted
+    inwards; else nothing is moved (a glyph touching one end is no tick).
+    """
+    def width(start, step, near):
+        local = float(np.median(beside[near] if len(beside[near]) else beside[a:b + 1]))
+        t = (level + local) / 2
+        n = 0
+        c = start
+        while n < reach and 0 <= c < len(profile) and min(profile[c], up[c], down[c]) >= t:
+            n += 1
+            c += step
+        return n
+
+    inner = slice(a, min(a + 2 * reach, b + 1)), slice(max(b - 2 * reach + 1, a), b + 1)
+    left = width(a - 1, -1, inner[0]) if cut[0] else width(a, 1, slice(a + reach, a + 3 * reach))
+    right = width(b + 1, 1, inner[1]) if cut[1] else width(b, -1, slice(max(b - 3 * reach, a), b - reach))
+    if left == 0 or right == 0 or abs(left - right) > 1:
+        return a, b
+    return (a - left if cut[0] else a), (b + right if cut[1] else b)
+
+
 def _measure_bar(p, box, factor, polarity):
     """Measure a candidate at full resolution; None when it is not a clean bar."""
     H, W = p.shape
@@ -488,6 +516,19 @@ def _measure_bar(p, box, factor, polarity):
     if inner.size == 0:
         return None
     level = float(np.percentile(inner, 90))
+    if left == 0 or right == W:
+        # A box that runs into a side: a bar whose end touches a particle cut
+        # by that side. From that side, leave out the columns short of the
+        # bar's grey in its brightest row, so that the particle does not
+        # count as the bar's ground.
+        row = ndi.median_filter(inner[int(np.argmax(np.median(inner, axis=1)))], size=3)
+        low = float(np.percentile(inner, 10))
+        at_grey = np.nonzero(row >= low + 0.75 * (level - low))[0]
+        if len(at_grey) == 0:
+            return None
+        left, right = (left + int(at_grey[0]) if left == 0 else left), \
+            (left + int(at_grey[-1]) + 1 if right == W else right)
+        inner = p[top:bottom, left:right]
     # The bar's rows: the block of rows around the brightest one that are
     # mostly at the bar's level (the search's box can take in a row of ground).
     t0 = max(top - 2, 0)
@@ -548,19 +589,39 @@ def _measure_bar(p, box, factor, polarity):
     rows = np.clip([bar_rows[0] - 2, bar_rows[-1] + 2], 0, win.shape[0] - 1)
     profile = np.median(win[core], axis=0)
     clean = whole & (profile - win[rows].min(axis=0) >= 0.25 * span)
+    # Over a particle a little darker than the bar (in its polarity), the bar
+    # stands out from the particle above and below it by less than that, but
+    # by half the difference between the two or more.
+    up = np.median(win[np.clip([bar_rows[0] - 3, bar_rows[0] - 2], 0, win.shape[0] - 1)], axis=0)
+    down = np.median(win[np.clip([bar_rows[-1] + 2, bar_rows[-1] + 3], 0, win.shape[0] - 1)], axis=0)
+    beside = np.maximum(up, down)
+    clean |= whole & (level - beside >= 0.1 * span) & (profile - beside >= 0.5 * (level - beside))
+    # Where something lies above or below, the bar must be at its own grey:
+    # a particle nearly as dark as the bar (in its polarity) across its rows
+    # stands out from the ground too.
+    foreign = (profile < level - 0.2 * span) & (beside >= thr)
+    clean &= ~foreign
     reach = max(3, thickness)
     # The bar's clean columns come in runs longer than its thickness; the
     # strokes of a glyph lying across a particle at the bar's rows stand out
     # from the particle too, but only for a stroke's width.
     starts, stops = _true_runs(clean[a:b + 1])
     long_runs = stops - starts >= min(reach, int(np.max(stops - starts, initial=0)))
+    cut = (False, False)
     if long_runs.any():
         i = a + int(starts[long_runs][0])
         j = a + int(stops[long_runs][-1]) - 1
-        if i - a > reach:
-            a = i
-        if b - j > reach:
-            b = j
+        cut = (i - a > reach, b - j > reach)
+        a, b = (i if cut[0] else a), (j if cut[1] else b)
+        if any(cut):
+            a, b = _end_ticks(profile, up, down, beside, a, b, cut, level, reach)
+    # Nor are such columns left at an end within reach (where end ticks are) the bar's.
+    ends = a, b
+    while a < b and foreign[a]:
+        a += 1
+    while b > a and foreign[b]:
+        b -= 1
+    cut = (cut[0] or a > ends[0], cut[1] or b < ends[1])
     if b - a + 1 < max(8, 2.5 * thickness) or b - a + 1 > 0.85 * W:
         return None  # too short, or a strip across the image
     interior = win[core][:, a + 1:b] if b - a > 2 else win[core]
@@ -582,7 +643,10 @@ def _measure_bar(p, box, factor, polarity):
     if all(ends):
         length += sum(ends)
     # Checks: straight ends, uniform fill, little attached.
-    end_spread = float(np.std(lefts) + np.std(rights))
+    # At an end cut from something touching it, rows that run on past the
+    # end are that thing's, not a ragged end of the bar.
+    end_spread = float(np.std(np.maximum(lefts, a) if cut[0] else lefts)
+                       + np.std(np.minimum(rights, b) if cut[1] else rights))
     uniform = float(np.mean(win[bar_rows[0]:bar_rows[-1] + 1, a:b + 1] >= thr))
     attached = comp[:, a:b + 1].sum() - comp[bar_rows][:, a:b + 1].sum()  # past its ends: not the bar's
     if uniform < 0.85 or attached > 1.5 * thickness * run + 4 * thickness ** 2:
@@ -944,14 +1008,15 @@ def _unit_plausibility(unit, group):
 
 
 def _parse_with_glyphs(text, group):
-    """:func:`parse_scale_label`, reading a lone "m" after a descending glyph as "µm".
+    """:func:`parse_scale_label`, reading "m" after a descending glyph as "µm".
 
-    OCR engines often drop the "µ" of a serif font ("1.0 m"); metres never
-    label a micrograph's bar, and the glyph with a tail below the line is the µ.
+    OCR engines often drop the "µ" of a serif font ("1.0 m") or read it as a
+    letter that is no unit ("10 jm"); metres never label a micrograph's bar,
+    and the glyph with a tail below the line is the µ.
     """
     parsed = parse_scale_label(text)
     if parsed is None and isinstance(text, str):
-        match = re.match(r"^\s*([0-9.,]+)\s*m\s*$", text)
+        match = re.match(r"^\s*([0-9.,]+)\s*[jJyq]?m\s*$", text)
         if match and _has_descender(group):
             parsed = parse_scale_label(match.group(1) + " um")
     return parsed
@@ -996,7 +1061,9 @@ def _read_groups(p, bar, groups, engine):
         if _parse_with_glyphs(again, group) != parsed:
             score *= 0.5
         wide = parse_scale_label(_recognise(engine, _wide_crop(p, group, bar))[0])
-        if wide is not None and wide != parsed:
+        # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
+        agreeing = {parsed, (parsed[0], "pm")} if parsed[1] == "µm" else {parsed}
+        if wide is not None and wide not in agreeing:
             score *= 0.4
         unit, factor = _unit_plausibility(parsed[1], group)
         score *= factor
