@@ -7,6 +7,7 @@ Tests that read labels need the OCR extra (``pip install
 
 import os
 import sys
+from dataclasses import replace
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -132,6 +133,15 @@ def test_find_scale_bar_works_on_16_bit_and_large_images():
     assert bar is not None
     assert bar.length_px == pytest.approx(8 * 160, rel=0.01)
 
+
+
+@pytest.mark.slow
+def test_find_scale_bar_on_an_8k_16_bit_image():
+    image, truth = figure(shape=(512, 512), length_px=160, font_size=24)
+    big = np.kron((image * 65535).astype(np.uint16), np.ones((16, 16), np.uint16))  # 8192²
+    bar = find_scale_bar(big, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(16 * 160, rel=0.01)
 
 def test_find_scale_bar_on_bad_input_returns_none_or_a_bar_without_value():
     assert find_scale_bar(np.zeros((256, 256))) is None  # blank
@@ -340,6 +350,24 @@ def test_a_dark_bar_in_a_light_box_is_the_bar_not_the_strip_of_box_beside_it(lab
     bar = find_scale_bar(image, read=False)
     assert bar is not None and bar.polarity == "dark"
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
+
+def test_a_bar_inside_the_strip_of_its_box_is_the_bar():
+    # A light bar in a dark box on light ground (a synthetic figure, 16-bit,
+    # downscaled): beside the label, the box's strip above the bar has light
+    # ground beyond the box and the light bar below it, the same grounds, as
+    # a bar has, and it is longer. It holds the bar, so it is the box.
+    strip = scalebar._Bar(top=373, left=263, bottom=386, right=335, length=72.7, thickness=8,
+                          level=1.0, ground=0.1, quality=1.0, polarity="dark", core_top=373,
+                          core_bottom=381, sides=0.06)
+    bar = scalebar._Bar(top=381, left=268, bottom=385, right=326, length=57.8, thickness=4,
+                        level=1.0, ground=0.05, quality=1.0, polarity="light", core_top=381,
+                        core_bottom=385, sides=0.0)
+    assert scalebar._better(bar, strip) and not scalebar._better(strip, bar)
+    # of the same polarity, the longer one still wins
+    same = replace(strip, polarity="light")
+    assert scalebar._better(same, bar)
 
 
 def test_the_foot_of_a_glyph_is_not_a_scale_bar():

@@ -1189,17 +1189,28 @@ def _within(a, b):
             and b.left - 2 <= a.left and a.right <= b.right + 2)
 
 
+def _inside(a, b):
+    """Whether bar ``a`` lies within the box of bar ``b``, of the other polarity."""
+    return (a.polarity != b.polarity and b.top <= a.top and a.bottom <= b.bottom
+            and b.left <= a.left and a.right <= b.right)
+
+
 def _better(a, b):
     """Whether bar ``a`` is more likely the scale bar than ``b``, which touches it.
 
     A bar less than half as long as the other is a piece of something next
-    to it, and so is one within the other's stroke. Of two of similar
-    length, the one with the same ground above and
-    below is the bar, the other a strip of the box it is drawn in (between
-    the bar and the box's edge); else the longer and cleaner one.
+    to it. Of two of similar length, one inside the other, of the other
+    polarity, is the bar, and the other a strip of the box it is drawn in
+    (between the bar and the box's edge, with the bar's grey beyond the
+    box); one within the other's stroke is a piece of it. Else the one with
+    the same ground above and below is the bar, the other a strip of the
+    box it is drawn in (between the bar and the box's edge); else the
+    longer and cleaner one.
     """
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
         return a.length > b.length
+    if _inside(a, b) or _inside(b, a):
+        return _inside(a, b)
     # A strip inside another bar's rows (the bar's lower rows over a light
     # particle, between its end ticks) is a part of that bar.
     if _within(a, b) or _within(b, a):
