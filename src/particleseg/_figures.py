@@ -260,7 +260,8 @@ def _draw_text(out, mask, rng, text, size, avoid=()):
         if not any(min(box[2], b[2]) > max(box[0], b[0]) and min(box[3], b[3]) > max(box[1], b[1])
                    for b in avoid):
             break
-        again = again or np.random.default_rng([top, left])
+        if again is None:
+            again = np.random.default_rng([top, left])
         top = int(again.integers(0, h - th - 2 * pad))
         left = int(again.integers(0, w - tw - 2 * pad))
     else:
