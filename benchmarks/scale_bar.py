@@ -43,6 +43,7 @@ Usage::
     python benchmarks/scale_bar.py                       # all sets
     python benchmarks/scale_bar.py --sets annotations    # false particles, with the model
     python benchmarks/scale_bar.py --synthetic 300 --negatives 200
+    python benchmarks/scale_bar.py --sets synthetic --synthetic 600 --first 400
     python benchmarks/scale_bar.py --ocr tesseract       # compare the OCR engines
     python benchmarks/scale_bar.py --sets real --verbose # print every reading
 """
@@ -52,6 +53,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import statistics
 import sys
 import time
@@ -299,6 +301,9 @@ def annotation_counts():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--synthetic", type=int, default=200, help="synthetic figures with a bar")
+    p.add_argument("--first", type=int, default=0,
+                   help="score the synthetic figures from this one on (the same figures as "
+                        "without it: e.g. --synthetic 600 --first 400 scores figures 400-599)")
     p.add_argument("--negatives", type=int, default=150, help="synthetic figures without a bar")
     p.add_argument("--sets", nargs="+", default=["synthetic", "negatives", "real"],
                    choices=["synthetic", "negatives", "real", "annotations"])
@@ -308,7 +313,7 @@ def main(argv=None):
     if args.ocr == "tesseract":
         _tesseract_reader()
     sets = {
-        "synthetic": lambda: synthetic_figures(args.synthetic),
+        "synthetic": lambda: itertools.islice(synthetic_figures(args.synthetic), args.first, None),
         "negatives": lambda: negative_figures(args.negatives),
         "real": real_figures,
     }

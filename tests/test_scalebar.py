@@ -571,6 +571,22 @@ def test_bars_that_disagree_are_not_a_calibration():
     assert any("disagree" in m for m in calibration.messages)
 
 
+
+def test_a_short_bar_beside_the_label_of_another_is_no_second_panel(monkeypatch):
+    # A short stroke on the far side of the label reads the same label: one
+    # label belongs to one bar, the longer, and there is no disagreement.
+    pytest.importorskip("rapidocr_onnxruntime")
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("100 nm", 0.95))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = flat_figure(shape=(256, 320), length_px=100, value=100, unit="nm",
+                               label_side="right", corner=("bottom", "left"), font_size=16)
+    t, l, b, r = truth.bar_box
+    lt, ll, lb, lr = truth.label_box
+    image[t:b, lr + 12:lr + 32] = image[t, l + 10]  # a 20-px stroke right of the label
+    bar = find_scale_bar(image)
+    assert bar.calibrated, bar.message
+    assert bar.length_px == pytest.approx(100, abs=1.0) and not bar.disagreeing
+
 def test_bars_that_agree_are_a_calibration():
     pytest.importorskip("rapidocr_onnxruntime")
     image = two_panel_figure(second_length=45)  # 100 nm / 90 px = 50 nm / 45 px

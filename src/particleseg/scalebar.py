@@ -1313,15 +1313,22 @@ def find_scale_bar(image, *, read=True):
                 if hit is not None:
                     readings.append((bar, p, *hit))
                     break
+        # A label belongs to one bar: of bars that read the same label (their
+        # label boxes overlap), the longest is its bar; a shorter one is a
+        # piece of something near it (a glyph's stroke, a tick).
+        readings = [r for r in readings if not any(
+            q is not r and _overlap(q[2], r[2]) and q[0].length > r[0].length for q in readings)]
         if readings:
             best = max(readings, key=lambda r: r[-1] * (0.5 + 0.5 * r[0].quality))
             chosen = _reading(*best)
-            # Other bars (the panels of a figure) must give the same scale.
+            # Other bars (the panels of a figure) must give the same scale;
+            # each has a label of its own.
             others = []
-            taken = [chosen.box]
+            taken, labels = [chosen.box], [chosen.label_box]
             for r in readings:
                 if r is not best and not any(_overlap(_bar_box(r[0]), b) for b in taken):
                     taken.append(_bar_box(r[0]))
+                    labels.append(r[2])
                     others.append(_reading(*r))
             for bar, p, groups in labelled[:8]:
                 if len(others) >= 3:
@@ -1330,8 +1337,9 @@ def find_scale_bar(image, *, read=True):
                     continue
                 taken.append(_bar_box(bar))
                 hit = _read_groups(p, bar, groups, engine)
-                if hit is not None:
+                if hit is not None and not any(_overlap(hit[0].box, b) for b in labels):
                     group, text, value, unit, score = hit
+                    labels.append(group.box)
                     others.append(_reading(bar, p, group.box, text, value, unit, score))
             others = tuple(o for o in others if o.confidence >= MIN_CONFIDENCE)
             chosen = replace(chosen, others=others)
