@@ -134,7 +134,6 @@ def test_find_scale_bar_works_on_16_bit_and_large_images():
     assert bar.length_px == pytest.approx(8 * 160, rel=0.01)
 
 
-
 @pytest.mark.slow
 def test_find_scale_bar_on_an_8k_16_bit_image():
     image, truth = figure(shape=(512, 512), length_px=160, font_size=24)
@@ -142,6 +141,7 @@ def test_find_scale_bar_on_an_8k_16_bit_image():
     bar = find_scale_bar(big, read=False)
     assert bar is not None
     assert bar.length_px == pytest.approx(16 * 160, rel=0.01)
+
 
 def test_find_scale_bar_on_bad_input_returns_none_or_a_bar_without_value():
     assert find_scale_bar(np.zeros((256, 256))) is None  # blank
@@ -350,7 +350,6 @@ def test_a_dark_bar_in_a_light_box_is_the_bar_not_the_strip_of_box_beside_it(lab
     bar = find_scale_bar(image, read=False)
     assert bar is not None and bar.polarity == "dark"
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
-
 
 
 def test_a_bar_inside_the_strip_of_its_box_is_the_bar():
@@ -571,7 +570,6 @@ def test_bars_that_disagree_are_not_a_calibration():
     assert any("disagree" in m for m in calibration.messages)
 
 
-
 def test_a_short_bar_beside_the_label_of_another_is_no_second_panel(monkeypatch):
     # A short stroke on the far side of the label reads the same label: one
     # label belongs to one bar, the longer, and there is no disagreement.
@@ -586,6 +584,7 @@ def test_a_short_bar_beside_the_label_of_another_is_no_second_panel(monkeypatch)
     bar = find_scale_bar(image)
     assert bar.calibrated, bar.message
     assert bar.length_px == pytest.approx(100, abs=1.0) and not bar.disagreeing
+
 
 def test_bars_that_agree_are_a_calibration():
     pytest.importorskip("rapidocr_onnxruntime")
@@ -843,5 +842,5 @@ def test_a_strip_within_a_bars_stroke_is_part_of_the_bar():
                           level=1.0, ground=0.75, quality=0.96, polarity="light",
                           core_top=29, core_bottom=31, sides=0.02)
     assert scalebar._better(bar, strip) and not scalebar._better(strip, bar)
-    dark = scalebar._Bar(**{**strip.__dict__, "polarity": "dark"})
+    dark = replace(strip, polarity="dark")
     assert scalebar._better(dark, bar)  # another polarity: the grounds decide, as before

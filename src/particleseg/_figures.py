@@ -26,6 +26,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage as ndi
 
+from .scalebar import _overlap
+
 __all__ = [
     "DrawnScaleBar",
     "ScaleRobustAugmenter",
@@ -257,8 +259,7 @@ def _draw_text(out, mask, rng, text, size, avoid=()):
     again = None
     for _ in range(50):
         box = (top, left, top + th + 2 * pad, left + tw + 2 * pad)
-        if not any(min(box[2], b[2]) > max(box[0], b[0]) and min(box[3], b[3]) > max(box[1], b[1])
-                   for b in avoid):
+        if not any(_overlap(box, b) for b in avoid):
             break
         if again is None:
             again = np.random.default_rng([top, left])

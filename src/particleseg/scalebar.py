@@ -526,8 +526,11 @@ def _measure_bar(p, box, factor, polarity):
         at_grey = np.nonzero(row >= low + 0.75 * (level - low))[0]
         if len(at_grey) == 0:
             return None
-        left, right = (left + int(at_grey[0]) if left == 0 else left), \
-            (left + int(at_grey[-1]) + 1 if right == W else right)
+        first, last = left + int(at_grey[0]), left + int(at_grey[-1]) + 1
+        if left == 0:
+            left = first
+        if right == W:
+            right = last
         inner = p[top:bottom, left:right]
     # The bar's rows: the block of rows around the brightest one that are
     # mostly at the bar's level (the search's box can take in a row of ground).
@@ -616,12 +619,12 @@ def _measure_bar(p, box, factor, polarity):
         if any(cut):
             a, b = _end_ticks(profile, up, down, beside, a, b, cut, level, reach)
     # Nor are such columns left at an end within reach (where end ticks are) the bar's.
-    ends = a, b
+    kept = a, b
     while a < b and foreign[a]:
         a += 1
     while b > a and foreign[b]:
         b -= 1
-    cut = (cut[0] or a > ends[0], cut[1] or b < ends[1])
+    cut = (cut[0] or a > kept[0], cut[1] or b < kept[1])
     if b - a + 1 < max(8, 2.5 * thickness) or b - a + 1 > 0.85 * W:
         return None  # too short, or a strip across the image
     interior = win[core][:, a + 1:b] if b - a > 2 else win[core]
@@ -1324,11 +1327,11 @@ def find_scale_bar(image, *, read=True):
             # Other bars (the panels of a figure) must give the same scale;
             # each has a label of its own.
             others = []
-            taken, labels = [chosen.box], [chosen.label_box]
+            taken, label_boxes = [chosen.box], [chosen.label_box]
             for r in readings:
                 if r is not best and not any(_overlap(_bar_box(r[0]), b) for b in taken):
                     taken.append(_bar_box(r[0]))
-                    labels.append(r[2])
+                    label_boxes.append(r[2])
                     others.append(_reading(*r))
             for bar, p, groups in labelled[:8]:
                 if len(others) >= 3:
@@ -1337,9 +1340,9 @@ def find_scale_bar(image, *, read=True):
                     continue
                 taken.append(_bar_box(bar))
                 hit = _read_groups(p, bar, groups, engine)
-                if hit is not None and not any(_overlap(hit[0].box, b) for b in labels):
+                if hit is not None and not any(_overlap(hit[0].box, b) for b in label_boxes):
                     group, text, value, unit, score = hit
-                    labels.append(group.box)
+                    label_boxes.append(group.box)
                     others.append(_reading(bar, p, group.box, text, value, unit, score))
             others = tuple(o for o in others if o.confidence >= MIN_CONFIDENCE)
             chosen = replace(chosen, others=others)
