@@ -222,6 +222,17 @@ def flat_figure(shape=(256, 256), ground=0.3, seed=0, under=None, **options):
     return draw(under) if under is not None else (image, truth)
 
 
+@pytest.mark.parametrize("seed", range(95, 105))
+def test_noise_in_the_ground_at_both_ends_is_not_an_outline(seed):
+    # A light bar on a noisy light-grey ground: a column a little darker than
+    # the ground at each end (noise) is no dark outline to add to the length
+    # (synthetic figure 576 and seed 99 here were 3 px long).
+    image, truth = flat_figure(ground=0.7, seed=seed, length_px=65, font_size=14)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
 def test_a_bar_running_into_a_particle_cut_by_the_image_side_is_found():
     # The bar's end touches a particle lighter than the midpoint between bar
     # and ground, and the particle runs out of the image: the search sees one
@@ -367,6 +378,56 @@ def test_a_bar_inside_the_strip_of_its_box_is_the_bar():
     # of the same polarity, the longer one still wins
     same = replace(strip, polarity="light")
     assert scalebar._better(same, bar)
+
+
+def test_a_bar_along_the_strip_of_its_box_is_the_bar():
+    # Synthetic figures measured wrong before: a dark bar in a light box with
+    # its label on the same line, where the box's whole line (label and bar,
+    # 124 px) stands out as a light bar twice as long as the bar (59 px).
+    line = scalebar._Bar(top=359, left=63, bottom=375, right=186, length=124.1, thickness=11,
+                         level=0.94, ground=0.44, quality=1.0, polarity="light", core_top=359,
+                         core_bottom=370, sides=0.10)
+    bar = scalebar._Bar(top=370, left=120, bottom=380, right=179, length=58.9, thickness=10,
+                        level=0.94, ground=0.06, quality=1.0, polarity="dark", core_top=370,
+                        core_bottom=380, sides=0.01)
+    assert scalebar._better(bar, line) and not scalebar._better(line, bar)
+    # A light bar in a dark box: the box's strip above it (223 px for 171)
+    # has the light ground beyond the box on one side and the bar on the other.
+    strip = scalebar._Bar(top=877, left=218, bottom=919, right=440, length=223.0, thickness=37,
+                          level=1.0, ground=0.68, quality=1.0, polarity="dark", core_top=877,
+                          core_bottom=914, sides=0.01)
+    light = scalebar._Bar(top=914, left=249, bottom=936, right=420, length=171.0, thickness=22,
+                          level=1.0, ground=0.0, quality=1.0, polarity="light", core_top=914,
+                          core_bottom=936, sides=0.0)
+    assert scalebar._better(light, strip) and not scalebar._better(strip, light)
+    # Not along it: a bar that runs past the strip's end is not held by it.
+    past = replace(light, left=150, right=321)
+    assert scalebar._better(strip, past)
+    # Much shorter than the strip: a piece of something beside it.
+    piece = replace(bar, left=150, right=179, length=29.0)
+    assert scalebar._better(line, piece)
+    # Nearly as long, or ragged: the box's strip below a light bar, its ends
+    # cut short by the label (synthetic figure 48), is not the bar.
+    cut = scalebar._Bar(top=485, left=24, bottom=501, right=167, length=143.0, thickness=11,
+                        level=1.0, ground=0.3, quality=0.61, polarity="dark", core_top=485,
+                        core_bottom=496, sides=0.34)
+    light_bar = scalebar._Bar(top=474, left=21, bottom=490, right=170, length=149.0,
+                              thickness=6, level=1.0, ground=0.0, quality=1.0,
+                              polarity="light", core_top=479, core_bottom=485, sides=0.0)
+    assert scalebar._better(light_bar, cut)
+    assert scalebar._better(light_bar, replace(cut, quality=1.0))
+    # The box's strip above a light bar (synthetic figure 133: 380 px for
+    # 430): clean, short enough, but with other grounds above and below.
+    assert scalebar._better(light_bar, replace(cut, quality=1.0, length=130.0))
+    # A grey particle between a light bar and its light label, cut by both
+    # (synthetic figure 573: 50 px along a 156 px bar), is not drawn in ink.
+    particle = scalebar._Bar(top=977, left=88, bottom=991, right=138, length=50.0, thickness=7,
+                             level=0.78, ground=0.03, quality=1.0, polarity="dark",
+                             core_top=984, core_bottom=991, sides=0.0)
+    bar_573 = scalebar._Bar(top=990, left=24, bottom=1001, right=180, length=156.2,
+                            thickness=9, level=0.97, ground=0.7, quality=1.0,
+                            polarity="light", core_top=991, core_bottom=1000, sides=0.09)
+    assert scalebar._better(bar_573, particle) and not scalebar._better(particle, bar_573)
 
 
 def test_the_foot_of_a_glyph_is_not_a_scale_bar():
@@ -547,6 +608,34 @@ def test_no_stem_count_when_a_digit_lost_its_top():
         mask[6:, left:left + 3] = True
     group = scalebar._Group("detected", (0, 0, 16, 50), mask, 0.0)
     assert scalebar._unit_stems(group) is None
+
+
+#: "20 mm" in 9 px text (synthetic figure 588, JPEG): the second "m" lost the
+#: middle of its first stem, so its stems count "nm".
+TWENTY_MM = """
+..##......##.............................
+##..##...#.##............................
+.....#..#...##......#.##..###...#.##..##.
+.....#..#...##......##.####.##..##.###.##
+....#...#...##......##..##..##..#...#...#
+...#....#...##......#...##..##......#...#
+..#.....#...##......#...##..##......#...#
+.#####...####.......#...##..##......#...#
+######....##.............#...#......#...#
+"""
+
+
+def test_stems_do_not_overrule_the_ocr_when_the_letter_widths_disagree_with_them():
+    mask = np.array([[c == "#" for c in row] for row in TWENTY_MM.split()])
+    group = scalebar._Group("above", (0, 0) + mask.shape, mask, 0.0)
+    assert scalebar._unit_stems(group) == 5  # says "nm"
+    assert scalebar._unit_by_widths(group) == "mm"  # two letters as wide as each other
+    assert scalebar._proportional(group)  # ... and wider than the digits
+    assert scalebar._unit_plausibility("mm", group) == ("mm", 0.9)  # OCR's "mm", doubted
+    # Stems and widths agree on "nm": the OCR's "mm" is corrected.
+    one_nm = scalebar._Group("above", (0, 0, 12, 40), one_nm_mask(), 0.0)
+    assert scalebar._unit_by_widths(one_nm) == "nm"
+    assert scalebar._unit_plausibility("mm", one_nm) == ("nm", 0.9)
 
 
 def two_panel_figure(second_length):

@@ -543,8 +543,10 @@ def _measure_bar(p, box, factor, polarity):
         top, bottom = max(top, int(rows[0])), min(bottom, int(rows[-1]) + 1)  # only ever narrower
     above = p[max(top - 3, 0):top, left:right]
     below = p[bottom:min(bottom + 3, H), left:right]
-    ground = float(np.median(np.concatenate([above.ravel(), below.ravel()]))) \
-        if above.size + below.size else 0.0
+    grounds = np.concatenate([above.ravel(), below.ravel()])
+    ground = float(np.median(grounds)) if grounds.size else 0.0
+    # The ground's noise (robust standard deviation).
+    noise = 1.4826 * float(np.median(np.abs(grounds - ground))) if grounds.size else 0.0
     if level - ground < 0.1:
         return None
     sides = 0.0
@@ -631,8 +633,9 @@ def _measure_bar(p, box, factor, polarity):
     level = float(np.median(interior))
     length = float(np.median([_run_length(win[r], a, b, ground, level) for r in core]))
     # A bar drawn with a thin dark outline (for contrast) ends at the
-    # outline's outer edge: add the outline's columns when both ends have one.
-    dark, step = ground - 0.1 * (level - ground), 0.15 * (level - ground)
+    # outline's outer edge: add the outline's columns when both ends have one
+    # (darker than the ground by more than its noise).
+    dark, step = ground - max(0.1 * (level - ground), 3 * noise), 0.15 * (level - ground)
 
     def outline(columns):  # columns outward from an end, through a dark outline
         values = [float(np.median(win[core, c])) if 0 <= c < win.shape[1] else np.inf
@@ -979,7 +982,8 @@ def _unit_plausibility(unit, group):
     rare. In small text OCR confuses "nm" and "mm" both ways. The glyphs
     decide when they can: an "n" has two stems and an "m" three
     (:func:`_unit_stems`); the OCR's unit is changed at a small cost in
-    confidence when the stems disagree with it. Else, "mm" labels being rare
+    confidence when the stems disagree with it, unless the letters' widths
+    (below, in a proportional font) disagree with the stems. Else, "mm" labels being rare
     on micrographs, an "m" about a third wider than an "n" in every common
     font: "mm" is believed when its two letters are as wide as each other,
     read as "nm" when the first is clearly narrower (at a small cost in
@@ -996,18 +1000,46 @@ def _unit_plausibility(unit, group):
         stems = _unit_stems(group)
         if stems in (5, 6):  # the letters' stems decide between "nm" and "mm"
             read = ("nm", "mm")[stems - 5]
+            widths = _unit_by_widths(group)
+            if widths not in (None, read) and _proportional(group):
+                # A stem lost to compression: the glyphs disagree among
+                # themselves, and the OCR decides.
+                return unit, 0.9
             return read, 1.0 if read == unit else 0.9
     if unit != "mm":
         return unit, 1.0
-    if group is not None:
-        widths = _glyph_widths(group)
-        if len(widths) >= 2:
-            ratio = widths[-2] / max(widths[-1], 1)
-            if ratio >= 0.85:
-                return "mm", 1.0
-            if 0.5 <= ratio < 0.8:
-                return "nm", 0.9
+    widths = _unit_by_widths(group) if group is not None else None
+    if widths == "mm":
+        return "mm", 1.0
+    if widths == "nm":
+        return "nm", 0.9
     return "mm", 0.6
+
+
+def _proportional(group):
+    """Whether a label's last glyph (an "m") is much wider than its digits.
+
+    In a proportional font an "m" is about 1.5 times as wide as a "0"; in a
+    monospaced one, as wide, and the widths of "n" and "m" tell nothing.
+    """
+    widths = _glyph_widths(group)
+    return len(widths) >= 3 and widths[-1] >= 1.3 * max(widths[:-2])
+
+
+def _unit_by_widths(group):
+    """The unit the widths of a label's last two glyphs say: "mm" or "nm", or None.
+
+    An "m" is about a third wider than an "n": "mm" when the two are as wide
+    as each other, "nm" when the first is clearly narrower.
+    """
+    widths = _glyph_widths(group)
+    if len(widths) >= 2:
+        ratio = widths[-2] / max(widths[-1], 1)
+        if ratio >= 0.85:
+            return "mm"
+        if 0.5 <= ratio < 0.8:
+            return "nm"
+    return None
 
 
 def _parse_with_glyphs(text, group):
@@ -1181,6 +1213,12 @@ def _union(*boxes):
             max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
+#: A bar in a box is at least this fraction of the length of the box's strip
+#: beside it (the strip of a box holding the label on the bar's line is
+#: about twice as long as the bar), and at most 0.9 of it (the box's margins).
+_STRIP_RATIO = 0.3
+
+
 def _clean_length(bar):
     """A bar's length, discounted for ragged ends and for different grounds above and below."""
     return bar.length * bar.quality * max(1 - bar.sides, 0)
@@ -1193,27 +1231,35 @@ def _within(a, b):
 
 
 def _inside(a, b):
-    """Whether bar ``a`` lies within the box of bar ``b``, of the other polarity."""
-    return (a.polarity != b.polarity and b.top <= a.top and a.bottom <= b.bottom
-            and b.left <= a.left and a.right <= b.right)
+    """Whether bar ``a``, of the other polarity, runs along bar ``b`` between its ends.
+
+    ``a`` lies within ``b``'s columns, in its rows or next to them: a bar
+    drawn in a box, ``b`` the strip of the box around it or beside it.
+    """
+    return (a.polarity != b.polarity and b.left - 2 <= a.left and a.right <= b.right + 2
+            and a.top <= b.bottom + 2 and b.top <= a.bottom + 2)
 
 
 def _better(a, b):
     """Whether bar ``a`` is more likely the scale bar than ``b``, which touches it.
 
-    A bar less than half as long as the other is a piece of something next
-    to it. Of two of similar length, one inside the other, of the other
-    polarity, is the bar, and the other a strip of the box it is drawn in
-    (between the bar and the box's edge, with the bar's grey beyond the
-    box); one within the other's stroke is a piece of it. Else the one with
-    the same ground above and below is the bar, the other a strip of the
-    box it is drawn in (between the bar and the box's edge); else the
-    longer and cleaner one.
+    Of two of the other polarity, one running along the other between its
+    ends, clean, of a black or white ink (not the grey of a particle), with
+    grounds as alike, and shorter (but not much shorter) is the bar, and the other a strip of the box it is drawn in: the rows
+    between the bar and the box's edge, with the bar's grey beyond them, or
+    the box's whole line holding the bar and its label. Else a bar less than half as long as the
+    other is a piece of something next to it; one within the other's stroke
+    is a piece of it; the one with the same ground above and below is the
+    bar, the other a strip of the box it is drawn in; else the longer and
+    cleaner one wins.
     """
+    for inner, outer in ((a, b), (b, a)):
+        if (_inside(inner, outer) and not _inside(outer, inner) and inner.quality >= 0.8
+                and inner.level >= 0.85 and inner.sides <= outer.sides + 0.1
+                and _STRIP_RATIO * outer.length <= inner.length <= 0.9 * outer.length):
+            return inner is a
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
         return a.length > b.length
-    if _inside(a, b) or _inside(b, a):
-        return _inside(a, b)
     # A strip inside another bar's rows (the bar's lower rows over a light
     # particle, between its end ticks) is a part of that bar.
     if _within(a, b) or _within(b, a):
