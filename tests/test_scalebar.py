@@ -233,6 +233,21 @@ def test_noise_in_the_ground_at_both_ends_is_not_an_outline(seed):
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
 
 
+def test_a_bar_with_a_dark_outline_is_measured_to_the_outline():
+    # A light bar drawn with a black outline on a grey ground (as EMPS
+    # 2e5dab1969): the outline rows above and below the bar must not count
+    # as noise of the ground, or the outline's columns are not added.
+    image, truth = flat_figure(ground=0.7, length_px=88, font_size=14)
+    t, l, b, r = truth.bar_box
+    # A blurred outline: a dark row next to the bar, a grey one outside it.
+    image[t - 1, l - 1:r + 1] = image[b, l - 1:r + 1] = 0.1
+    image[t - 2, l - 1:r + 1] = image[b + 1, l - 1:r + 1] = 0.35
+    image[t - 2:b + 2, l - 1] = image[t - 2:b + 2, r] = 0.1  # 1 column at each end
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px + 2, abs=1.0)
+
+
 def test_a_bar_running_into_a_particle_cut_by_the_image_side_is_found():
     # The bar's end touches a particle lighter than the midpoint between bar
     # and ground, and the particle runs out of the image: the search sees one

@@ -545,8 +545,10 @@ def _measure_bar(p, box, factor, polarity):
     below = p[bottom:min(bottom + 3, H), left:right]
     grounds = np.concatenate([above.ravel(), below.ravel()])
     ground = float(np.median(grounds)) if grounds.size else 0.0
-    # The ground's noise (robust standard deviation).
-    noise = 1.4826 * float(np.median(np.abs(grounds - ground))) if grounds.size else 0.0
+    # The ground's pixel noise, from differences between neighbours along
+    # the rows (robust; an outline or a particle beside the bar adds none).
+    steps = np.concatenate([np.diff(above, axis=1).ravel(), np.diff(below, axis=1).ravel()])
+    noise = 1.4826 * float(np.median(np.abs(steps))) / math.sqrt(2) if steps.size else 0.0
     if level - ground < 0.1:
         return None
     sides = 0.0
