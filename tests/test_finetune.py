@@ -393,7 +393,8 @@ def test_held_out_checks_use_the_rule_the_weights_will_be_used_with(auto_model_f
     monkeypatch.setattr(_finetune, "validation_score", fake)
     seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
     seg.fine_tune(X, y, minutes=None, max_steps=2,
-                  recipe={**TINY, "validation_rounds": 2, "keep_confidence": keep})
+                  recipe={**TINY, "validation_rounds": 2, "keep_confidence": keep,
+                          "tune_confidence": False})
     assert not seg.fine_tuning_["kept_starting_weights"]
     assert calls[0] is True  # the start is scored with its own threshold
     assert len(calls) > 1 and all(c is keep for c in calls[1:])
@@ -455,6 +456,32 @@ def test_tune_confidence_picks_the_threshold_that_scores_best_on_held_out_data()
     assert threshold == 0.65 and score == {"f1": 1.0, "count_error": 0.0}
 
 
+def test_tune_confidence_prefers_the_right_count_when_f1_hardly_differs():
+    # 200 true particles: 198 found with probability 0.9; 2 found with 0.2
+    # but shifted, so they match nothing (IoU < 0.5). Keeping the 2 gives the
+    # right count at F1 0.990; dropping them, F1 0.995 and 1 % too few. The
+    # F1 differs by less than F1_TOLERANCE: the right count wins.
+    image = np.zeros((100, 200), dtype=np.float32)
+    truth = np.zeros((100, 200), dtype=np.int32)
+    for k in range(200):
+        top, left = 10 * (k // 20) + 2, 10 * (k % 20) + 2
+        shift = 3 if k in (0, 1) else 0
+        image[top:top + 4, left:left + 4] = 0.2 if shift else 0.9
+        truth[top:top + 4, left + shift:left + shift + 4] = k + 1
+    held = _finetune._Validation("image", ["a"], [image], [truth])
+    threshold, score = _finetune.tune_confidence(_StandIn(), held)
+    assert threshold == 0.0
+    assert score["count_error"] == 0.0 and score["f1"] == pytest.approx(0.99)
+    # With more such particles, F1 drops by more than the tolerance: dropped.
+    for k in range(2, 6):
+        top, left = 10 * (k // 20) + 2, 10 * (k % 20) + 2
+        image[top:top + 4, left:left + 4] = 0.2
+        truth[top:top + 4, left:left + 4] = 0
+        truth[top:top + 4, left + 3:left + 7] = k + 1
+    threshold, score = _finetune.tune_confidence(_StandIn(), held)
+    assert threshold == 0.25 and score["f1"] > 0.98
+
+
 def test_fine_tuning_with_tune_confidence_records_the_new_threshold(auto_model_file, data,
                                                                   monkeypatch):
     X, y = data
@@ -468,15 +495,17 @@ def test_fine_tuning_with_tune_confidence_records_the_new_threshold(auto_model_f
     monkeypatch.setattr(_finetune, "tune_confidence",
                         lambda seg, held: (0.15, {"f1": 0.9, "count_error": 0.05}))
     seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
-    seg.fine_tune(X, y, minutes=None, max_steps=2,
-                  recipe={**TINY, "validation_rounds": 2, "tune_confidence": True})
-    assert seg.min_confidence_ == 0.15
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
+    assert seg.min_confidence_ == 0.15  # on by default
     record = seg.model_info_["fine_tuned"]["min_confidence"]
     assert record["starting"] == 0.3 and record["chosen"] == 0.15
     assert "min_confidence chosen on the held-out image: 0.3 -> 0.15" in \
         seg.fine_tuning_["message"]
-    # Off by default: the starting threshold is kept.
-    calls.clear()
-    seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
-    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
-    assert seg.min_confidence_ == 0.3 and "min_confidence" not in seg.model_info_["fine_tuned"]
+    # Turned off, or with the confidence rule dropped, the threshold is not tuned.
+    for change in ({"tune_confidence": False}, {"keep_confidence": False}):
+        calls.clear()
+        seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
+        seg.fine_tune(X, y, minutes=None, max_steps=2,
+                      recipe={**TINY, "validation_rounds": 2, **change})
+        assert "min_confidence" not in seg.model_info_["fine_tuned"]
+        assert seg.min_confidence_ == (0.3 if "tune_confidence" in change else None)

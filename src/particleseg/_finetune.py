@@ -33,16 +33,23 @@ class weights (and so the decision rule), tiling and precision carry over
 from the starting model.
 
 Particle confidence carries over too, by default. The starting model's
-calibration (``confidence_calibration_``) and threshold (``min_confidence_``)
-were measured for its weights on its own held-out images; a few annotated
-images are too few to measure new ones (the held-out image also chooses the
-weights), and fine-tuning moves the weights only a little from the start.
-Held-out checks score every state with that rule, so the weights are chosen
-for the rule they will be used with; on test images, keeping it gave higher
-F1 than dropping it (``benchmarks/finetune_confidence.py``). The recipe's
-``keep_confidence=False`` drops both instead: ``predict_particles`` then
-reports the raw score as confidence and drops nothing unless
-``min_confidence`` is set to a number; the message says so.
+calibration (``confidence_calibration_``) was measured for its weights on
+its own held-out images; a few annotated images are too few to measure a new
+one (the held-out image also chooses the weights), and fine-tuning moves the
+weights only a little from the start. Held-out checks score every state with
+the starting model's calibration and threshold (``min_confidence_``), so
+the weights are chosen for the rule they will be used with; on test images,
+keeping it gave higher F1 than dropping it
+(``benchmarks/finetune_confidence.py``). The threshold alone is then chosen
+anew on the held-out data (``tune_confidence``, :func:`tune_confidence`):
+on a new material, particles the starting model was unsure of become ones
+the fine-tuned model finds with a middling confidence, and the starting
+threshold drops too many of them. Without held-out data
+(``validation=False``), or when the starting weights are kept, the starting
+threshold stays. The recipe's ``keep_confidence=False`` drops calibration
+and threshold instead: ``predict_particles`` then reports the raw score as
+confidence and drops nothing unless ``min_confidence`` is set to a number;
+the message says so.
 
 Example::
 
@@ -80,7 +87,7 @@ DEFAULT_RECIPE = {
     "patience": 6,
     "keep_confidence": True,
     "held_out": "auto",
-    "tune_confidence": False,
+    "tune_confidence": True,
 }
 
 #: Fraction of each image held out (as a strip) when there are fewer than
@@ -92,6 +99,9 @@ MIN_IMAGES_FOR_HOLDOUT = 4
 HELD_OUT = ("auto", "image", "strip")
 #: The thresholds ``tune_confidence`` tries for ``min_confidence_``.
 CONFIDENCE_GRID = tuple(round(0.05 * k, 2) for k in range(15))
+#: ``tune_confidence`` takes, of the thresholds whose held-out F1@0.5 is within
+#: this of the best, the one with the smallest count error.
+F1_TOLERANCE = 0.01
 #: Largest side of the held-out region scored during training: a centred
 #: window of a larger held-out image keeps each validation cheap.
 VALIDATION_SIDE = 1024
@@ -403,9 +413,12 @@ def _particles(seg, model, images, keep_confidence=True):
 def tune_confidence(seg, validation):
     """The ``min_confidence`` of :data:`CONFIDENCE_GRID` that scores best on held-out data.
 
-    Best: the highest mean F1@0.5, then the smallest mean count error, then
-    the lowest threshold. The held-out images are predicted once; only the
-    threshold changes. Returns ``(threshold, {"f1": ..., "count_error": ...})``.
+    Best: of the thresholds whose mean F1@0.5 is within :data:`F1_TOLERANCE`
+    of the highest, the one with the smallest mean count error, then the
+    lowest. (On a held-out image, F1 hardly moves over a range of thresholds
+    while the count moves a lot; the count is what users read first.) The
+    held-out images are predicted once; only the threshold changes. Returns
+    ``(threshold, {"f1": ..., "count_error": ...})``.
     """
     from ._inference import label_confident_particles
 
@@ -415,17 +428,18 @@ def tune_confidence(seg, validation):
     found = [label_confident_particles(view._decide(proba), proba, calibration=calibration,
                                        return_confidence=True)
              for proba in (view.predict_proba(image) for image in batch)]
-    best = None
+    scores = []
     for threshold in CONFIDENCE_GRID:
         pairs = [score_particles(truth, np.where(
                      np.r_[False, confidence >= threshold][labels], labels, 0))
                  for truth, (labels, confidence) in zip(validation.truths, found)]
-        score = {"f1": float(np.mean([f for f, _ in pairs])),
-                 "count_error": float(np.mean([c for _, c in pairs]))}
-        if best is None or (score["f1"], -score["count_error"]) > (best[1]["f1"],
-                                                                    -best[1]["count_error"]):
-            best = (threshold, score)
-    return best
+        scores.append((threshold, {"f1": float(np.mean([f for f, _ in pairs])),
+                                   "count_error": float(np.mean([c for _, c in pairs]))}))
+    top = max(score["f1"] for _, score in scores)
+    near = [(score["count_error"], threshold, score) for threshold, score in scores
+            if score["f1"] >= top - F1_TOLERANCE]
+    _, threshold, score = min(near, key=lambda t: t[:2])
+    return threshold, score
 
 
 def score_particles(truth, labels):
@@ -663,7 +677,8 @@ def train(seg, images, targets, names, *, minutes, max_steps=None, recipe=None,
             final_state = best_state
         _finish(seg, model, final_state, result, held, before, best, recipe, scales, seed,
                 names, losses)
-        if recipe["tune_confidence"] and held is not None and final_state is not None:
+        if (recipe["tune_confidence"] and recipe["keep_confidence"] and held is not None
+                and final_state is not None):
             _retune_confidence(seg, held, result)
     return result
 
@@ -675,7 +690,8 @@ def _retune_confidence(seg, held, result):
     seg.min_confidence_ = threshold
     seg.model_info_["fine_tuned"]["min_confidence"] = {
         "starting": starting, "chosen": threshold, "held_out": score,
-        "rule": "highest held-out F1@0.5, then smallest count error (tune_confidence)"}
+        "rule": f"smallest held-out count error within {F1_TOLERANCE} of the highest "
+                "F1@0.5 (tune_confidence)"}
     result.message += (f" min_confidence chosen on the held-out {held.method}: {starting} -> "
                        f"{threshold} (F1@0.5 {score['f1']:.3f}, count error "
                        f"{score['count_error']:.3f}).")
