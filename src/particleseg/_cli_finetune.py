@@ -48,7 +48,8 @@ def add_parser(subparsers, formatter_class, positive_float, integer):
             "fine-tuning does not beat the starting model there, the starting weights\n"
             "are kept and the command says so. The new model keeps the starting model's\n"
             "settings (inference scale, border width, normalisation, decision rule,\n"
-            "confidence calibration and threshold).\n"
+            "confidence calibration); its confidence threshold is chosen anew on the\n"
+            "held-out part (the right count, at about the best F1).\n"
             "Shows a progress bar with the time left; Ctrl-C stops and saves the best\n"
             "model so far."
         ),
