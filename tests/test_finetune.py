@@ -494,6 +494,13 @@ def test_fine_tuning_with_tune_confidence_records_the_new_threshold(auto_model_f
     monkeypatch.setattr(_finetune, "validation_score", fake)
     monkeypatch.setattr(_finetune, "tune_confidence",
                         lambda seg, held: (0.15, {"f1": 0.9, "count_error": 0.05}))
+    # The held-out image of these tiny images holds a few particles: too few.
+    seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
+    assert seg.min_confidence_ == 0.3 and "min_confidence" not in seg.model_info_["fine_tuned"]
+    assert "min_confidence kept at 0.3: the held-out image holds" in seg.fine_tuning_["message"]
+    monkeypatch.setattr(_finetune, "MIN_TUNING_PARTICLES", 1)
+    calls.clear()
     seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
     seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
     assert seg.min_confidence_ == 0.15  # on by default

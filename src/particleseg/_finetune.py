@@ -102,6 +102,9 @@ CONFIDENCE_GRID = tuple(round(0.05 * k, 2) for k in range(15))
 #: ``tune_confidence`` takes, of the thresholds whose held-out F1@0.5 is within
 #: this of the best, the one with the smallest count error.
 F1_TOLERANCE = 0.01
+#: Fewest labelled particles held out for ``tune_confidence`` to choose a
+#: threshold (on fewer, a count error of one particle is several percent).
+MIN_TUNING_PARTICLES = 40
 #: Largest side of the held-out region scored during training: a centred
 #: window of a larger held-out image keeps each validation cheap.
 VALIDATION_SIDE = 1024
@@ -684,8 +687,19 @@ def train(seg, images, targets, names, *, minutes, max_steps=None, recipe=None,
 
 
 def _retune_confidence(seg, held, result):
-    """Choose ``min_confidence_`` anew on the held-out data; record and report it."""
+    """Choose ``min_confidence_`` anew on the held-out data; record and report it.
+
+    Not with fewer than :data:`MIN_TUNING_PARTICLES` labelled particles held
+    out: the starting threshold is kept, and the message says so.
+    """
     starting = getattr(seg, "min_confidence_", None)
+    n_held = sum(len(np.unique(np.asarray(t)[np.asarray(t) > 0])) for t in held.truths)
+    if n_held < MIN_TUNING_PARTICLES:
+        result.message += (f" min_confidence kept at {starting}: the held-out {held.method} "
+                           f"holds {n_held} labelled particles, too few to choose it by "
+                           f"(at least {MIN_TUNING_PARTICLES}).")
+        seg.fine_tuning_["message"] = result.message
+        return
     threshold, score = tune_confidence(seg, held)
     seg.min_confidence_ = threshold
     seg.model_info_["fine_tuned"]["min_confidence"] = {
