@@ -653,27 +653,6 @@ def test_stems_do_not_overrule_the_ocr_when_the_letter_widths_disagree_with_them
     assert scalebar._unit_plausibility("mm", one_nm) == ("nm", 0.9)
 
 
-#: "100 mm" drawn large and downscaled to half (synthetic figure 884): the
-#: letters fall apart into pieces 2-3 px wide.
-HUNDRED_MM_BROKEN = """
-##.....#.#....#.#..........................
-.#....#...#..##..#.........................
-.##...#...#..##..##.......##..#...#..#..#..
-.##...#...#..#...##.....##.##..#...#.##..#.
-.##...#...#..##..##.....#..#...#...#..#..##
-.#....#...#..#...#.........##..#......#..##
-.##...##.##...#..#.........##..#......#..##
-###.............#..........##..#......#..#.
-"""
-
-
-def test_letters_in_pieces_do_not_turn_mm_into_nm():
-    mask = np.array([[c == "#" for c in row] for row in HUNDRED_MM_BROKEN.split()])
-    group = scalebar._Group("above", (0, 0) + mask.shape, mask, 0.0)
-    assert scalebar._unit_by_widths(group) is None
-    assert scalebar._unit_plausibility("mm", group) == ("mm", 0.6)  # doubted, not changed
-
-
 def two_panel_figure(second_length):
     """A 384 px figure with a bar of 90 px = 100 nm and one of ``second_length`` = 50 nm."""
     image, first = figure(shape=(384, 384), corner=("bottom", "right"), length_px=90)

@@ -1032,13 +1032,10 @@ def _unit_by_widths(group):
     """The unit the widths of a label's last two glyphs say: "mm" or "nm", or None.
 
     An "m" is about a third wider than an "n": "mm" when the two are as wide
-    as each other, "nm" when the first is clearly narrower. None when the
-    last glyph is narrower than half the line's height (letters broken into
-    pieces by downscaling or compression).
+    as each other, "nm" when the first is clearly narrower.
     """
     widths = _glyph_widths(group)
-    rows = np.nonzero(group.mask.any(axis=1))[0]
-    if len(widths) >= 2 and widths[-1] >= 0.5 * (rows[-1] - rows[0] + 1):
+    if len(widths) >= 2:
         ratio = widths[-2] / max(widths[-1], 1)
         if ratio >= 0.85:
             return "mm"
