@@ -45,8 +45,9 @@ anew on the held-out data (``tune_confidence``, :func:`tune_confidence`):
 on a new material, particles the starting model was unsure of become ones
 the fine-tuned model finds with a middling confidence, and the starting
 threshold drops too many of them. Without held-out data
-(``validation=False``), or when the starting weights are kept, the starting
-threshold stays. The recipe's ``keep_confidence=False`` drops calibration
+(``validation=False``), with fewer than :data:`MIN_TUNING_PARTICLES`
+labelled particles held out, or when the starting weights are kept, the
+starting threshold stays. The recipe's ``keep_confidence=False`` drops calibration
 and threshold instead: ``predict_particles`` then reports the raw score as
 confidence and drops nothing unless ``min_confidence`` is set to a number;
 the message says so.
