@@ -369,6 +369,15 @@ def test_particles_darker_than_the_ground_at_both_ends_are_not_an_outline():
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
 
 
+def measured_bar(box, core, length, polarity, *, level=1.0, ground=0.0, quality=1.0, sides=0.0):
+    """A measured bar as ``scalebar._candidates`` compares them: box and core rows."""
+    (top, left, bottom, right), (core_top, core_bottom) = box, core
+    return scalebar._Bar(top=top, left=left, bottom=bottom, right=right, length=length,
+                         thickness=core_bottom - core_top, level=level, ground=ground,
+                         quality=quality, polarity=polarity, core_top=core_top,
+                         core_bottom=core_bottom, sides=sides)
+
+
 @pytest.mark.parametrize("label_side", ["left", "below"])
 def test_a_dark_bar_in_a_light_box_is_the_bar_not_the_strip_of_box_beside_it(label_side):
     image, truth = figure(length_px=100, font_size=20, polarity="dark", boxed=True,
@@ -383,12 +392,9 @@ def test_a_bar_inside_the_strip_of_its_box_is_the_bar():
     # downscaled): beside the label, the box's strip above the bar has light
     # ground beyond the box and the light bar below it, the same grounds, as
     # a bar has, and it is longer. It holds the bar, so it is the box.
-    strip = scalebar._Bar(top=373, left=263, bottom=386, right=335, length=72.7, thickness=8,
-                          level=1.0, ground=0.1, quality=1.0, polarity="dark", core_top=373,
-                          core_bottom=381, sides=0.06)
-    bar = scalebar._Bar(top=381, left=268, bottom=385, right=326, length=57.8, thickness=4,
-                        level=1.0, ground=0.05, quality=1.0, polarity="light", core_top=381,
-                        core_bottom=385, sides=0.0)
+    strip = measured_bar((373, 263, 386, 335), (373, 381), 72.7, "dark", ground=0.1,
+                         sides=0.06)
+    bar = measured_bar((381, 268, 385, 326), (381, 385), 57.8, "light", ground=0.05)
     assert scalebar._better(bar, strip) and not scalebar._better(strip, bar)
     # of the same polarity, the longer one still wins
     same = replace(strip, polarity="light")
@@ -399,21 +405,16 @@ def test_a_bar_along_the_strip_of_its_box_is_the_bar():
     # Synthetic figures measured wrong before: a dark bar in a light box with
     # its label on the same line, where the box's whole line (label and bar,
     # 124 px) stands out as a light bar twice as long as the bar (59 px).
-    line = scalebar._Bar(top=359, left=63, bottom=375, right=186, length=124.1, thickness=11,
-                         level=0.94, ground=0.44, quality=1.0, polarity="light", core_top=359,
-                         core_bottom=370, sides=0.10)
-    bar = scalebar._Bar(top=370, left=120, bottom=380, right=179, length=58.9, thickness=10,
-                        level=0.94, ground=0.06, quality=1.0, polarity="dark", core_top=370,
-                        core_bottom=380, sides=0.01)
+    line = measured_bar((359, 63, 375, 186), (359, 370), 124.1, "light", level=0.94,
+                        ground=0.44, sides=0.1)
+    bar = measured_bar((370, 120, 380, 179), (370, 380), 58.9, "dark", level=0.94,
+                       ground=0.06, sides=0.01)
     assert scalebar._better(bar, line) and not scalebar._better(line, bar)
     # A light bar in a dark box: the box's strip above it (223 px for 171)
     # has the light ground beyond the box on one side and the bar on the other.
-    strip = scalebar._Bar(top=877, left=218, bottom=919, right=440, length=223.0, thickness=37,
-                          level=1.0, ground=0.68, quality=1.0, polarity="dark", core_top=877,
-                          core_bottom=914, sides=0.01)
-    light = scalebar._Bar(top=914, left=249, bottom=936, right=420, length=171.0, thickness=22,
-                          level=1.0, ground=0.0, quality=1.0, polarity="light", core_top=914,
-                          core_bottom=936, sides=0.0)
+    strip = measured_bar((877, 218, 919, 440), (877, 914), 223.0, "dark", ground=0.68,
+                         sides=0.01)
+    light = measured_bar((914, 249, 936, 420), (914, 936), 171.0, "light")
     assert scalebar._better(light, strip) and not scalebar._better(strip, light)
     # Not along it: a bar that runs past the strip's end is not held by it.
     past = replace(light, left=150, right=321)
@@ -423,12 +424,9 @@ def test_a_bar_along_the_strip_of_its_box_is_the_bar():
     assert scalebar._better(line, piece)
     # Nearly as long, or ragged: the box's strip below a light bar, its ends
     # cut short by the label (synthetic figure 48), is not the bar.
-    cut = scalebar._Bar(top=485, left=24, bottom=501, right=167, length=143.0, thickness=11,
-                        level=1.0, ground=0.3, quality=0.61, polarity="dark", core_top=485,
-                        core_bottom=496, sides=0.34)
-    light_bar = scalebar._Bar(top=474, left=21, bottom=490, right=170, length=149.0,
-                              thickness=6, level=1.0, ground=0.0, quality=1.0,
-                              polarity="light", core_top=479, core_bottom=485, sides=0.0)
+    cut = measured_bar((485, 24, 501, 167), (485, 496), 143.0, "dark", ground=0.3,
+                       quality=0.61, sides=0.34)
+    light_bar = measured_bar((474, 21, 490, 170), (479, 485), 149.0, "light")
     assert scalebar._better(light_bar, cut)
     assert scalebar._better(light_bar, replace(cut, quality=1.0))
     # The box's strip above a light bar (synthetic figure 133: 380 px for
@@ -436,12 +434,10 @@ def test_a_bar_along_the_strip_of_its_box_is_the_bar():
     assert scalebar._better(light_bar, replace(cut, quality=1.0, length=130.0))
     # A grey particle between a light bar and its light label, cut by both
     # (synthetic figure 573: 50 px along a 156 px bar), is not drawn in ink.
-    particle = scalebar._Bar(top=977, left=88, bottom=991, right=138, length=50.0, thickness=7,
-                             level=0.78, ground=0.03, quality=1.0, polarity="dark",
-                             core_top=984, core_bottom=991, sides=0.0)
-    bar_573 = scalebar._Bar(top=990, left=24, bottom=1001, right=180, length=156.2,
-                            thickness=9, level=0.97, ground=0.7, quality=1.0,
-                            polarity="light", core_top=991, core_bottom=1000, sides=0.09)
+    particle = measured_bar((977, 88, 991, 138), (984, 991), 50.0, "dark", level=0.78,
+                            ground=0.03)
+    bar_573 = measured_bar((990, 24, 1001, 180), (991, 1000), 156.2, "light",
+                           level=0.97, ground=0.7, sides=0.09)
     assert scalebar._better(bar_573, particle) and not scalebar._better(particle, bar_573)
 
 
@@ -939,12 +935,10 @@ def test_a_strip_within_a_bars_stroke_is_part_of_the_bar():
     # A bar with end ticks over a light particle: its lower rows, between
     # the ticks, stand out from the particle as a thin strip of their own,
     # with the same ground above and below. The bar wins, not the strip.
-    bar = scalebar._Bar(top=15, left=9, bottom=36, right=140, length=131.3, thickness=11,
-                        level=0.99, ground=0.3, quality=0.91, polarity="light",
-                        core_top=20, core_bottom=31, sides=0.37)
-    strip = scalebar._Bar(top=29, left=14, bottom=42, right=135, length=122.9, thickness=2,
-                          level=1.0, ground=0.75, quality=0.96, polarity="light",
-                          core_top=29, core_bottom=31, sides=0.02)
+    bar = measured_bar((15, 9, 36, 140), (20, 31), 131.3, "light", level=0.99,
+                       ground=0.3, quality=0.91, sides=0.37)
+    strip = measured_bar((29, 14, 42, 135), (29, 31), 122.9, "light", ground=0.75,
+                         quality=0.96, sides=0.02)
     assert scalebar._better(bar, strip) and not scalebar._better(strip, bar)
     dark = replace(strip, polarity="dark")
     assert scalebar._better(dark, bar)  # another polarity: the grounds decide, as before

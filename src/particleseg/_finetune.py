@@ -47,10 +47,10 @@ the fine-tuned model finds with a middling confidence, and the starting
 threshold drops too many of them. Without held-out data
 (``validation=False``), with fewer than :data:`MIN_TUNING_PARTICLES`
 labelled particles held out, or when the starting weights are kept, the
-starting threshold stays. The recipe's ``keep_confidence=False`` drops calibration
-and threshold instead: ``predict_particles`` then reports the raw score as
-confidence and drops nothing unless ``min_confidence`` is set to a number;
-the message says so.
+starting threshold stays. The recipe's ``keep_confidence=False`` drops
+calibration and threshold instead: ``predict_particles`` then reports the
+raw score as confidence and drops nothing unless ``min_confidence`` is set
+to a number; the message says so.
 
 Example::
 
@@ -465,9 +465,14 @@ def score_particles(truth, labels):
         labels = np.where(drop[labels], 0, labels)
         truth = np.where(unlabelled, 0, truth)
     match = match_particles(truth, labels, iou_threshold=0.5)
-    n_true = len(np.unique(truth[truth > 0]))
-    n_pred = len(np.unique(labels[labels > 0]))
+    n_true, n_pred = _n_particles(truth), _n_particles(labels)
     return float(match.f1), float(count_error(n_true, n_pred)) if n_true else float(n_pred > 0)
+
+
+def _n_particles(labels):
+    """How many particles an instance map holds (labels > 0; -1 is unlabelled)."""
+    labels = np.asarray(labels)
+    return len(np.unique(labels[labels > 0]))
 
 
 def validation_score(seg, model, validation, keep_confidence=True):
@@ -694,7 +699,7 @@ def _retune_confidence(seg, held, result):
     out: the starting threshold is kept, and the message says so.
     """
     starting = getattr(seg, "min_confidence_", None)
-    n_held = sum(len(np.unique(np.asarray(t)[np.asarray(t) > 0])) for t in held.truths)
+    n_held = sum(_n_particles(truth) for truth in held.truths)
     if n_held < MIN_TUNING_PARTICLES:
         result.message += (f" min_confidence kept at {starting}: the held-out {held.method} "
                            f"holds {n_held} labelled particles, too few to choose it by "

@@ -985,11 +985,11 @@ def _unit_plausibility(unit, group):
     decide when they can: an "n" has two stems and an "m" three
     (:func:`_unit_stems`); the OCR's unit is changed at a small cost in
     confidence when the stems disagree with it, unless the letters' widths
-    (below, in a proportional font) disagree with the stems. Else, "mm" labels being rare
-    on micrographs, an "m" about a third wider than an "n" in every common
-    font: "mm" is believed when its two letters are as wide as each other,
-    read as "nm" when the first is clearly narrower (at a small cost in
-    confidence), and doubted otherwise (no glyphs to measure).
+    (below, in a proportional font) disagree with the stems. Else, "mm"
+    labels being rare on micrographs, an "m" about a third wider than an "n"
+    in every common font: "mm" is believed when its two letters are as wide
+    as each other, read as "nm" when the first is clearly narrower (at a
+    small cost in confidence), and doubted otherwise (no glyphs to measure).
 
     Returns
     -------
@@ -1215,10 +1215,10 @@ def _union(*boxes):
             max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-#: A bar in a box is at least this fraction of the length of the box's strip
-#: beside it (the strip of a box holding the label on the bar's line is
-#: about twice as long as the bar), and at most 0.9 of it (the box's margins).
-_STRIP_RATIO = 0.3
+#: The length of a bar in a box, as a fraction of the box's strip beside it:
+#: at least the first (the strip of a box holding the label on the bar's line
+#: is about twice as long as the bar), at most the second (the box's margins).
+_STRIP_RATIO = (0.3, 0.9)
 
 
 def _clean_length(bar):
@@ -1247,9 +1247,10 @@ def _better(a, b):
 
     Of two of the other polarity, one running along the other between its
     ends, clean, of a black or white ink (not the grey of a particle), with
-    grounds as alike, and shorter (but not much shorter) is the bar, and the other a strip of the box it is drawn in: the rows
-    between the bar and the box's edge, with the bar's grey beyond them, or
-    the box's whole line holding the bar and its label. Else a bar less than half as long as the
+    grounds as alike, and shorter (but not much shorter) is the bar, and the
+    other a strip of the box it is drawn in: the rows between the bar and
+    the box's edge, with the bar's grey beyond them, or the box's whole line
+    holding the bar and its label. Else a bar less than half as long as the
     other is a piece of something next to it; one within the other's stroke
     is a piece of it; the one with the same ground above and below is the
     bar, the other a strip of the box it is drawn in; else the longer and
@@ -1258,7 +1259,7 @@ def _better(a, b):
     for inner, outer in ((a, b), (b, a)):
         if (_inside(inner, outer) and not _inside(outer, inner) and inner.quality >= 0.8
                 and inner.level >= 0.85 and inner.sides <= outer.sides + 0.1
-                and _STRIP_RATIO * outer.length <= inner.length <= 0.9 * outer.length):
+                and _STRIP_RATIO[0] <= inner.length / outer.length <= _STRIP_RATIO[1]):
             return inner is a
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
         return a.length > b.length
