@@ -84,6 +84,8 @@ def test_the_no_ocr_fixture_makes_the_import_fail(no_ocr):
     ("\N{RIGHT SINGLE QUOTATION MARK}500 nm", (500.0, "nm")),
     ("1O0 nm", (100.0, "nm")),  # OCR's letter O between digits
     ("20:nm", (20.0, "nm")),  # a speck between number and unit, read as punctuation
+    ("\N{MIDDLE DOT}1nm", (1.0, "nm")),  # a speck before the number
+    ("200 \N{GREEK SMALL LETTER MU}um", (200.0, f"{MU}m")),  # the tail of a small "µ" read as "u"
 ])
 def test_parse_scale_label_reads_value_and_unit(text, expected):
     assert parse_scale_label(text) == expected
@@ -310,6 +312,23 @@ def test_a_micro_sign_read_as_j_is_read_as_micro(monkeypatch):
     assert (bar.value, bar.unit) == (10, f"{MU}m") and bar.calibrated, bar.message
 
 
+@pytest.mark.parametrize("wide, calibrated", [("20m", False), ("20 um", True), ("20ume", True)])
+def test_a_plain_u_must_agree_with_the_wide_reading(monkeypatch, wide, calibrated):
+    # In small bold text an "n" can be read as a "u": a "µm" read from a
+    # plain "u", with no glyph below the line, needs the wider crop to see a
+    # "u" too (it may read a speck beside the label as well: "20ume").
+    pytest.importorskip("rapidocr_onnxruntime")
+    wide_crop = np.zeros((7, 7), np.uint8)
+    monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: wide_crop)
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (
+        (wide, 0.9) if crop is wide_crop else ("20um", 0.95)))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = figure(value=20, unit="nm")
+    bar = find_scale_bar(image)
+    assert bar.calibrated is calibrated and bar.text == "20um", bar.message
+    assert bar.unit == f"{MU}m"
+
+
 def test_a_wide_reading_in_pm_agrees_with_a_line_read_in_micrometres(monkeypatch):
     # The wider crop around the label reads the same value with "p" for "µ",
     # OCR's usual slip: no disagreement, no lower confidence.
@@ -439,6 +458,32 @@ def test_a_bar_along_the_strip_of_its_box_is_the_bar():
     bar_573 = measured_bar((990, 24, 1001, 180), (991, 1000), 156.2, "light",
                            level=0.97, ground=0.7, sides=0.09)
     assert scalebar._better(bar_573, particle) and not scalebar._better(particle, bar_573)
+    # The white of a box between a dark label and the dark bar under it
+    # (synthetic figure 1171: 27 px along a 52 px bar) is thicker than the
+    # bar it runs along: the box's gap, not a bar drawn in a strip.
+    gap = measured_bar((353, 41, 367, 66), (358, 367), 27.0, "light")
+    bar_1171 = measured_bar((367, 14, 374, 66), (367, 374), 52.0, "dark")
+    assert scalebar._better(bar_1171, gap) and not scalebar._better(gap, bar_1171)
+
+
+def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():
+    # Synthetic figure 1242: "5 um" left of a 90 px bar. The bar's own line
+    # on that side starts at a particle's edge and does not read; the edge
+    # of a particle above it (35 px, ragged) read the label, and its length
+    # went out as the scale.
+    bar = measured_bar((234, 283, 248, 373), (238, 243), 90.4, "light", ground=0.28)
+    edge = measured_bar((201, 211, 225, 245), (208, 219), 35.4, "light", level=0.84,
+                        ground=0.38, quality=0.31)
+    line = scalebar._Group("left", (237, 223, 247, 279), np.ones((10, 56), bool), 4.0)
+    found = [(bar, "p", [line]), (edge, "p", [])]
+    reading = (edge, "p", (237, 253, 245, 279), "5 um", 5.0, f"{MU}m", 0.84)
+    assert scalebar._to_clean_bar(reading, found)[0] is bar
+    # A clean bar keeps what it read; so does a ragged one with no clean bar
+    # of its colour holding the label.
+    clean = replace(edge, quality=0.9)
+    assert scalebar._to_clean_bar((clean, *reading[1:]), found)[0] is clean
+    dark = [(replace(bar, polarity="dark"), "p", [line]), (edge, "p", [])]
+    assert scalebar._to_clean_bar(reading, dark)[0] is edge
 
 
 def test_the_foot_of_a_glyph_is_not_a_scale_bar():
@@ -563,6 +608,60 @@ def test_describe_says_when_the_unit_used_is_not_the_ocr_text():
     as_read = scalebar.ScaleBar(length_px=90.0, bar_box=(0, 0, 3, 90), text=greek_mu,
                                 value=5.0, unit=MU + "m", confidence=0.9)
     assert as_read.describe() == f'"{greek_mu}" = 90.0 px'
+
+
+def test_a_speck_at_the_end_of_a_label_line_is_left_out():
+    # (id, top, left, bottom, right): a speck, then "1 nm" 10 px high.
+    speck, one, n, m = (1, 10, 0, 12, 2), (2, 5, 5, 15, 8), (3, 8, 12, 15, 18), (4, 8, 20, 15, 28)
+    members, box = scalebar._drop_end_specks([speck, one, n, m], (5, 0, 15, 28))
+    assert members == [one, n, m] and box == (5, 5, 15, 28)
+    members, box = scalebar._drop_end_specks([one, n, m, (5, 13, 30, 15, 32)], (5, 5, 15, 32))
+    assert box == (5, 5, 15, 28)
+
+
+@pytest.mark.parametrize("line", [
+    # "0.5 nm": the decimal point lies between digits.
+    [(1, 5, 0, 15, 5), (2, 13, 6, 15, 8), (3, 5, 9, 15, 14), (4, 8, 18, 15, 24),
+     (5, 8, 26, 15, 34)],
+    # "5 Å": the ring stands over its letter, not beyond it.
+    [(1, 5, 0, 15, 6), (2, 5, 10, 15, 18), (3, 1, 12, 4, 16)],
+])
+def test_a_decimal_point_or_a_ring_is_not_a_speck(line):
+    box = (min(c[1] for c in line), line[0][2], 15, max(c[4] for c in line))
+    assert scalebar._drop_end_specks(list(line), box) == (line, box)
+
+
+def test_a_label_with_a_speck_before_it_is_read(monkeypatch):
+    # A grain of the ground just left of "1 nm" (beside the bar) made the line
+    # read "-1 nm", not a length; the line now starts at the "1".
+    pytest.importorskip("rapidocr_onnxruntime")
+    image, truth = figure(shape=(256, 320), value=1, unit="nm", label_side="left", font_size=16)
+    t, l, b, r = truth.label_box
+    middle = (t + b) // 2 - 2
+    image[middle:middle + 3, l - 5:l - 2] = image[truth.bar_box[0] + 1, truth.bar_box[1] + 5]
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (1, "nm") and bar.calibrated, bar.message
+    assert bar.label_box[1] >= l - 2
+
+
+GLYPHS_8PX = {  # 8 rows by 5 columns, strokes 1 px wide
+    "5": ["11111", "10000", "10000", "11110", "00001", "00001", "10001", "01110"],
+    "0": ["01110", "10001", "10001", "10001", "10001", "10001", "10001", "01110"],
+}
+
+
+def test_a_glyph_over_the_end_of_the_bar_is_not_an_end_tick():
+    # "500" in 8 px text, 2 px over a bar's left end: the "5" is as narrow
+    # as an end tick and as close to the bar, but it is no solid stroke.
+    image = np.full((40, 80), 0.1, np.float32)
+    image[19:22, 9:61] = 0.9  # the bar
+    for left, glyph in zip((12, 19, 26), "500"):
+        ink = np.array([list(row) for row in GLYPHS_8PX[glyph]]) == "1"
+        image[9:17, left:left + 5] = np.where(ink, 0.9, 0.1)
+    bar, p = scalebar._candidates(scalebar._normalise(image))[0]
+    assert bar.length == pytest.approx(52, abs=1)
+    line = scalebar._label_groups(p, bar)[0]
+    assert line.box[1] == 12 and line.box[3] == 31  # from the "5" to the last "0"
 
 
 def one_nm_mask(width=40):

@@ -179,6 +179,7 @@ class ScaleBar:
 _UNIT_SPELLINGS = {
     "nm": "nm", "nrn": "nm",
     "um": "\N{MICRO SIGN}m", "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m",
+    "\N{GREEK SMALL LETTER MU}um": "\N{MICRO SIGN}m",  # the tail of a small "µ" read as a "u"
     "mm": "mm",
     "a": _ANGSTROM, "\N{LATIN SMALL LETTER A WITH RING ABOVE}": _ANGSTROM,
     "pm": "pm",
@@ -215,7 +216,7 @@ def parse_scale_label(text):
     if not isinstance(text, str):
         return None
     cleaned = text.strip().replace("\N{GREEK SMALL LETTER MU}", "\N{MICRO SIGN}")
-    cleaned = cleaned.strip(".,:;'\"`²\u2018\u2019\u201c\u201d ")
+    cleaned = cleaned.strip(".,:;'\"`²\u2018\u2019\u201c\u201d\N{MIDDLE DOT} ")
     match = _LABEL.match(cleaned)
     if match is None:
         return None
@@ -725,6 +726,32 @@ def _grow_line(seed, comps, used, blobs=frozenset()):
     return group, (t, l, b, r)
 
 
+def _drop_end_specks(members, box):
+    """A line without the specks at its ends (noise, a grain of a particle).
+
+    A speck beyond the first or last glyph, less than a third of the line's
+    height, reads as punctuation (":1 nm" becomes unreadable); a decimal
+    point lies between digits and a ring over an "Å" over its letter, so
+    neither is an end.
+    """
+    height, n = box[2] - box[0], len(members)
+    while len(members) > 1:
+        left = min(members, key=lambda c: c[2])
+        right = max(members, key=lambda c: c[4])
+        for end, beyond in ((left, lambda c, m: m[4] <= c[2]), (right, lambda c, m: m[2] >= c[4])):
+            others = [c for c in members if c is not end]
+            if end[3] - end[1] < 0.33 * height and all(beyond(c, end) for c in others):
+                members = others
+                break
+        else:
+            break
+    if len(members) == n:
+        return members, box
+    tall = [c for c in members if c[3] - c[1] >= 0.5 * height] or members
+    return members, (min(c[1] for c in tall), min(c[2] for c in members),
+                     max(c[3] for c in tall), max(c[4] for c in members))
+
+
 def _label_groups(p, bar):
     """Candidate label lines next to ``bar``, the nearest first."""
     H, W = p.shape
@@ -769,7 +796,9 @@ def _label_groups(p, bar):
         touches = b_ >= ct_ - 2 and t_ <= cb_ + 2
         inside = l_ < br and r_ > bl  # a tick stands on the bar; a glyph beside its end does not
         if touches and near_end and inside and r_ - l_ <= 2 * t + 2:
-            bar_ids.add(i)
+            # A tick is a solid stroke; a small glyph over the bar's end ("5") is not.
+            if (labels[t_:b_, l_:r_] == i).mean() >= 0.7:
+                bar_ids.add(i)
     wh, ww = win.shape
     keep = []
     for c in comps:
@@ -824,6 +853,7 @@ def _label_groups(p, bar):
             if best[0] in formed:
                 continue
             members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
+            members, (gt, gl, gb, gr) = _drop_end_specks(members, (gt, gl, gb, gr))
             gh, gw = gb - gt, gr - gl
             if gw < 1.2 * gh or gh < 4:
                 continue
@@ -1059,6 +1089,17 @@ def _parse_with_glyphs(text, group):
     return parsed
 
 
+def _plain_u(text, group, wide_text):
+    """Whether a "µm" was read from a plain "u" that the wider reading does not see.
+
+    With no glyph reaching below the line, the "u" could be an "n" as well
+    (in small bold text the two differ by a pixel or two).
+    """
+    return ("u" in text.lower() and "\N{GREEK SMALL LETTER MU}" not in text
+            and "\N{MICRO SIGN}" not in text and not _has_descender(group)
+            and "u" not in wide_text.lower())
+
+
 def _text_core(p, group, bar):
     """The group with only the pixels within a pixel of the text's own grey.
 
@@ -1097,10 +1138,11 @@ def _read_groups(p, bar, groups, engine):
         again, _ = _recognise(engine, _ocr_crop(p, group, 28))
         if _parse_with_glyphs(again, group) != parsed:
             score *= 0.5
-        wide = parse_scale_label(_recognise(engine, _wide_crop(p, group, bar))[0])
+        wide_text = _recognise(engine, _wide_crop(p, group, bar))[0]
+        wide = parse_scale_label(wide_text)
         # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
         agreeing = {parsed, (parsed[0], "pm")} if parsed[1] == "µm" else {parsed}
-        if wide is not None and wide not in agreeing:
+        if wide not in agreeing and (wide is not None or _plain_u(text, group, wide_text)):
             score *= 0.4
         unit, factor = _unit_plausibility(parsed[1], group)
         score *= factor
@@ -1247,18 +1289,20 @@ def _better(a, b):
 
     Of two of the other polarity, one running along the other between its
     ends, clean, of a black or white ink (not the grey of a particle), with
-    grounds as alike, and shorter (but not much shorter) is the bar, and the
-    other a strip of the box it is drawn in: the rows between the bar and
-    the box's edge, with the bar's grey beyond them, or the box's whole line
-    holding the bar and its label. Else a bar less than half as long as the
-    other is a piece of something next to it; one within the other's stroke
-    is a piece of it; the one with the same ground above and below is the
-    bar, the other a strip of the box it is drawn in; else the longer and
-    cleaner one wins.
+    grounds as alike, no thicker, and shorter (but not much shorter) is the
+    bar, and the other a strip of the box it is drawn in: the rows between
+    the bar and the box's edge, with the bar's grey beyond them, or the box's
+    whole line holding the bar and its label (the gap of a box between a
+    label and the bar under it, thicker than the bar, is no bar). Else a bar
+    less than half as long as the other is a piece of something next to it;
+    one within the other's stroke is a piece of it; the one with the same
+    ground above and below is the bar, the other a strip of the box it is
+    drawn in; else the longer and cleaner one wins.
     """
     for inner, outer in ((a, b), (b, a)):
         if (_inside(inner, outer) and not _inside(outer, inner) and inner.quality >= 0.8
                 and inner.level >= 0.85 and inner.sides <= outer.sides + 0.1
+                and inner.thickness <= outer.thickness
                 and _STRIP_RATIO[0] <= inner.length / outer.length <= _STRIP_RATIO[1]):
             return inner is a
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
@@ -1365,6 +1409,7 @@ def find_scale_bar(image, *, read=True):
                 if hit is not None:
                     readings.append((bar, p, *hit))
                     break
+        readings = [_to_clean_bar(r, found) for r in readings]
         # A label belongs to one bar: of bars that read the same label (their
         # label boxes overlap), the longest is its bar; a shorter one is a
         # piece of something near it (a glyph's stroke, a tick).
@@ -1425,6 +1470,23 @@ def find_scale_bar(image, *, read=True):
     return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), polarity=bar.polarity,
                     box=_bar_box(bar),
                     message=f"a bar of {bar.length:.0f} px was found with no label next to it.")
+
+
+def _to_clean_bar(reading, found):
+    """The reading of a ragged bar, given to a clean, longer bar whose lines hold its label.
+
+    A ragged "bar" (the edge of a particle) can read the label of the scale
+    bar beside it when the bar's own line took in more than the label (a
+    particle's edge before the "5 µm"): the label is the clean bar's.
+    """
+    bar, _, label_box = reading[:3]
+    if bar.quality >= 0.5:
+        return reading
+    for other, p, groups in found:
+        if (other.polarity == bar.polarity and other.length > bar.length and other.quality >= 0.8
+                and any(_overlap(group.box, label_box) for group in groups)):
+            return (other, p, *reading[2:])
+    return reading
 
 
 def _bar_box(bar):
