@@ -459,11 +459,17 @@ def test_a_bar_along_the_strip_of_its_box_is_the_bar():
                            level=0.97, ground=0.7, sides=0.09)
     assert scalebar._better(bar_573, particle) and not scalebar._better(particle, bar_573)
     # The white of a box between a dark label and the dark bar under it
-    # (synthetic figure 1171: 27 px along a 52 px bar) is thicker than the
-    # bar it runs along: the box's gap, not a bar drawn in a strip.
+    # (synthetic figure 1171: 27 px along a 52 px bar) only touches the bar
+    # it runs along: the box's gap, not a bar drawn in a strip.
     gap = measured_bar((353, 41, 367, 66), (358, 367), 27.0, "light")
     bar_1171 = measured_bar((367, 14, 374, 66), (367, 374), 52.0, "dark")
     assert scalebar._better(bar_1171, gap) and not scalebar._better(gap, bar_1171)
+    # A dark bar in a white box, a pixel thicker than the box's strip below
+    # it, whose rows it shares (synthetic figure 1417: 123 px for 325).
+    white_strip = measured_bar((52, 19, 83, 344), (67, 83), 325.0, "light", ground=0.28,
+                               sides=0.29)
+    bar_1417 = measured_bar((42, 206, 59, 329), (42, 59), 123.0, "dark")
+    assert scalebar._better(bar_1417, white_strip) and not scalebar._better(white_strip, bar_1417)
 
 
 def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():

@@ -1289,20 +1289,20 @@ def _better(a, b):
 
     Of two of the other polarity, one running along the other between its
     ends, clean, of a black or white ink (not the grey of a particle), with
-    grounds as alike, no thicker, and shorter (but not much shorter) is the
+    grounds as alike, sharing rows, and shorter (but not much shorter) is the
     bar, and the other a strip of the box it is drawn in: the rows between
     the bar and the box's edge, with the bar's grey beyond them, or the box's
     whole line holding the bar and its label (the gap of a box between a
-    label and the bar under it, thicker than the bar, is no bar). Else a bar
-    less than half as long as the other is a piece of something next to it;
-    one within the other's stroke is a piece of it; the one with the same
-    ground above and below is the bar, the other a strip of the box it is
-    drawn in; else the longer and cleaner one wins.
+    label and the bar under it, which only touches the bar, is no bar). Else
+    a bar less than half as long as the other is a piece of something next
+    to it; one within the other's stroke is a piece of it; the one with the
+    same ground above and below is the bar, the other a strip of the box it
+    is drawn in; else the longer and cleaner one wins.
     """
     for inner, outer in ((a, b), (b, a)):
         if (_inside(inner, outer) and not _inside(outer, inner) and inner.quality >= 0.8
                 and inner.level >= 0.85 and inner.sides <= outer.sides + 0.1
-                and inner.thickness <= outer.thickness
+                and min(inner.bottom, outer.bottom) > max(inner.top, outer.top)
                 and _STRIP_RATIO[0] <= inner.length / outer.length <= _STRIP_RATIO[1]):
             return inner is a
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
