@@ -1277,11 +1277,13 @@ def _within(a, b):
 def _inside(a, b):
     """Whether bar ``a``, of the other polarity, runs along bar ``b`` between its ends.
 
-    ``a`` lies within ``b``'s columns, in its rows or next to them: a bar
-    drawn in a box, ``b`` the strip of the box around it or beside it.
+    ``a`` lies within ``b``'s columns and shares rows with it: a bar drawn in
+    a box, ``b`` the strip of the box around it or beside it. A region that
+    only touches ``b`` (the gap of a box between a label and the bar under
+    it) does not run along it.
     """
     return (a.polarity != b.polarity and b.left - 2 <= a.left and a.right <= b.right + 2
-            and a.top <= b.bottom + 2 and b.top <= a.bottom + 2)
+            and min(a.bottom, b.bottom) > max(a.top, b.top))
 
 
 def _better(a, b):
@@ -1289,20 +1291,18 @@ def _better(a, b):
 
     Of two of the other polarity, one running along the other between its
     ends, clean, of a black or white ink (not the grey of a particle), with
-    grounds as alike, sharing rows, and shorter (but not much shorter) is the
-    bar, and the other a strip of the box it is drawn in: the rows between
-    the bar and the box's edge, with the bar's grey beyond them, or the box's
-    whole line holding the bar and its label (the gap of a box between a
-    label and the bar under it, which only touches the bar, is no bar). Else
-    a bar less than half as long as the other is a piece of something next
-    to it; one within the other's stroke is a piece of it; the one with the
-    same ground above and below is the bar, the other a strip of the box it
-    is drawn in; else the longer and cleaner one wins.
+    grounds as alike, and shorter (but not much shorter) is the bar, and the
+    other a strip of the box it is drawn in: the rows between the bar and
+    the box's edge, with the bar's grey beyond them, or the box's whole line
+    holding the bar and its label. Else a bar less than half as long as the
+    other is a piece of something next to it; one within the other's stroke
+    is a piece of it; the one with the same ground above and below is the
+    bar, the other a strip of the box it is drawn in; else the longer and
+    cleaner one wins.
     """
     for inner, outer in ((a, b), (b, a)):
         if (_inside(inner, outer) and not _inside(outer, inner) and inner.quality >= 0.8
                 and inner.level >= 0.85 and inner.sides <= outer.sides + 0.1
-                and min(inner.bottom, outer.bottom) > max(inner.top, outer.top)
                 and _STRIP_RATIO[0] <= inner.length / outer.length <= _STRIP_RATIO[1]):
             return inner is a
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
