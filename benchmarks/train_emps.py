@@ -36,8 +36,13 @@ from particleseg.datasets import load_emps  # noqa: E402
 from particleseg.segmenter import ParticleSegmenter  # noqa: E402
 
 
-def make_augmenter(invert: bool, scale_robust: bool = False, crop_size: int = 256):
+def make_augmenter(invert: bool, scale_robust: bool = False, crop_size: int = 256,
+                   degrade: bool = False):
     """The recipe's nine augmentations, plus contrast inversion (polarity).
+
+    With ``degrade``, noise (:class:`~particleseg.augmentation.GaussianNoise`)
+    and the soft edges of an enlarged image
+    (:class:`~particleseg.augmentation.LowResolution`) are added.
 
     With ``scale_robust``, the recipe's mild resize is replaced by a
     log-uniform rescale over 0.5-2x, and figure annotations (labelled
@@ -45,12 +50,15 @@ def make_augmenter(invert: bool, scale_robust: bool = False, crop_size: int = 25
     (:class:`particleseg._figures.ScaleRobustAugmenter`).
     """
     from particleseg._figures import ScaleRobustAugmenter
-    from particleseg.augmentation import Augmenter, InvertContrast, default_augmenter
+    from particleseg.augmentation import (Augmenter, GaussianNoise, InvertContrast,
+                                          LowResolution, default_augmenter)
 
     aug = default_augmenter()
     steps = list(aug.steps)
     if invert:
         steps.append(("invert", InvertContrast(p=0.5)))
+    if degrade:
+        steps += [("low_resolution", LowResolution()), ("noise", GaussianNoise())]
     if not scale_robust:
         return Augmenter(steps)
     steps = [(name, "passthrough" if name == "resize" else step) for name, step in steps]
@@ -65,7 +73,7 @@ def build_segmenter(args):
         learning_rate=args.learning_rate,
         crop_size=args.crop_size,
         crops_per_image=args.crops_per_image,
-        augment=make_augmenter(args.invert, args.scale_robust, args.crop_size),
+        augment=make_augmenter(args.invert, args.scale_robust, args.crop_size, args.degrade),
         weights=args.weights,
         annotator=BorderAnnotator(width=args.border_width),
         intensity_range=args.intensity_range,
@@ -91,6 +99,8 @@ def training_command(args):
         parts.append("--all-images")
     if args.scale_robust:
         parts.append("--scale-robust")
+    if args.degrade:
+        parts.append("--degrade")
     if args.weights:
         parts.append("--weights PREVIOUS_MODEL")
     return " ".join(parts) + " --checkpoint CHECKPOINT --out MODEL"
@@ -152,6 +162,8 @@ def main(argv=None):
                    help="do not add contrast inversion to the augmentations")
     p.add_argument("--scale-robust", action="store_true",
                    help="rescale 0.5-2x, paste figure annotations, add particle-free backgrounds")
+    p.add_argument("--degrade", action="store_true",
+                   help="add noise and the soft edges of enlarged images (LowResolution)")
     p.add_argument("--weights", default=None,
                    help="start from this model file (e.g. the previous bundled model)")
     p.add_argument("--seed", type=int, default=0)

@@ -20,8 +20,10 @@ from particleseg.augmentation import (
     ElasticTransform,
     Flip,
     Gamma,
+    GaussianNoise,
     GridDistortion,
     InvertContrast,
+    LowResolution,
     OpticalDistortion,
     RandomCrop,
     RandomResize,
@@ -49,6 +51,8 @@ def strong(name):
         "grid": lambda: GridDistortion(num_steps=5, distort_limit=0.5, p=1.0),
         "optical": lambda: OpticalDistortion(distort_limit=0.5, p=1.0),
         "invert": lambda: InvertContrast(p=1.0),
+        "noise": lambda: GaussianNoise(std_limit=(0.05, 0.1), p=1.0),
+        "low_resolution": lambda: LowResolution(scale_limit=(0.25, 0.5), p=1.0),
     }[name]()
 
 
@@ -56,6 +60,8 @@ GEOMETRIC = ["resize", "flip", "crop", "rotate", "elastic", "grid", "optical"]
 INTENSITY = ["brightness_contrast", "gamma", "invert"]
 WITH_BORDER = ["rotate", "elastic", "grid", "optical"]
 ALL = GEOMETRIC + INTENSITY
+#: Intensity changes that are not pointwise (labels untouched, image degraded).
+DEGRADE = ["noise", "low_resolution"]
 assert sorted(set(RECIPE) | {"invert"}) == sorted(ALL)
 
 
@@ -161,6 +167,40 @@ def test_intensity_transform_leaves_labels_untouched(particles, name):
         np.testing.assert_allclose(out_image, 1 - image, atol=1e-6)
     else:
         assert np.all(steps >= 0)
+
+
+@pytest.mark.parametrize("name", DEGRADE)
+def test_degrading_leaves_labels_and_shape_untouched(particles, name):
+    image, labels = particles
+    out_image, out_labels = strong(name)(image, labels, random_state=0)
+    np.testing.assert_array_equal(out_labels, labels)
+    assert out_image.shape == image.shape and out_image.dtype == np.float32
+    assert not np.allclose(out_image, image)
+
+
+def test_gaussian_noise_has_the_drawn_strength():
+    flat = np.full((128, 128), 0.5, dtype=np.float32)
+    labels = np.zeros((128, 128), dtype=np.uint8)
+    for seed in range(4):
+        out, _ = GaussianNoise(std_limit=(0.02, 0.04), p=1.0)(flat, labels, random_state=seed)
+        assert 0.018 < float(np.std(out - flat)) < 0.044
+        assert abs(float(out.mean()) - 0.5) < 0.01  # no shift of the mean intensity
+
+
+def test_low_resolution_removes_detail_but_keeps_the_picture():
+    stripes = np.zeros((64, 64), dtype=np.float32)
+    stripes[:, ::2] = 1.0  # 1-pixel stripes: finer than any shrunk image can hold
+    disc = np.zeros((64, 64), dtype=np.float32)
+    disc[np.hypot(*np.mgrid[-32:32, -32:32]) < 16] = 1.0
+    labels = np.zeros((64, 64), dtype=np.uint8)
+    augmentation = LowResolution(scale_limit=(0.25, 0.5), p=1.0)
+    out, _ = augmentation(stripes, labels, random_state=0)
+    assert float(np.std(out)) < 0.25 * float(np.std(stripes))
+    out, _ = augmentation(disc, labels, random_state=0)
+    assert abs(float(out.mean()) - float(disc.mean())) < 0.02  # particle stays put and sized
+    assert np.abs(out - disc)[28:36, 28:36].max() < 0.05      # interior unchanged
+    soft = (out > 0.05) & (out < 0.95)
+    assert soft.sum() > 2 * (np.abs(np.diff(disc, axis=1)) > 0).sum()  # edges got softer
 
 
 # --------------------------------------------------------------------------
@@ -296,7 +336,7 @@ def same(a, b):
     return a[0].shape == b[0].shape and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
-@pytest.mark.parametrize("name", ALL + ["default"])
+@pytest.mark.parametrize("name", ALL + DEGRADE + ["default"])
 def test_same_seed_gives_same_output(particles, name):
     image, labels = particles
     augmentation = default_augmenter() if name == "default" else strong(name)
@@ -307,7 +347,7 @@ def test_same_seed_gives_same_output(particles, name):
         assert same(first, second)
 
 
-@pytest.mark.parametrize("name", ALL + ["default"])
+@pytest.mark.parametrize("name", ALL + DEGRADE + ["default"])
 def test_successive_draws_differ(particles, name):
     image, labels = particles
     if name == "default":
@@ -333,7 +373,8 @@ def test_seeding_leaves_numpy_global_state_alone(particles):
 # scikit-learn conventions
 # --------------------------------------------------------------------------
 CLASSES = [RandomResize, Flip, RandomCrop, RandomRotation, BrightnessContrast, Gamma,
-           ElasticTransform, GridDistortion, OpticalDistortion, InvertContrast]
+           ElasticTransform, GridDistortion, OpticalDistortion, InvertContrast, GaussianNoise,
+           LowResolution]
 
 
 @pytest.mark.parametrize(
@@ -458,6 +499,12 @@ def test_parameters_are_validated_at_call_time_not_in_init(particles):
         (GridDistortion(num_steps=2.5), TypeError, r"num_steps must be an integer"),
         (GridDistortion(distort_limit=1.5), ValueError, r"distort_limit must lie within \[-1, 1\]"),
         (InvertContrast(p=None), ValueError, r"InvertContrast: p is a probability"),
+        (GaussianNoise(std_limit=(0.1, 2)), ValueError,
+         r"GaussianNoise: std_limit must lie within \[0, 1\]"),
+        (LowResolution(scale_limit=(0, 0.5)), ValueError,
+         r"LowResolution: scale_limit must lie within \(0, 1\]"),
+        (LowResolution(scale_limit=(0.5, 1)), ValueError,
+         r"LowResolution: scale_limit must lie below 1"),
         (Augmenter("flip"), TypeError, r"steps must be a list of \(name, augmentation\) tuples"),
         (Augmenter([Flip()]), TypeError, r"each step must be a \(name, augmentation\) tuple"),
         (Augmenter([("flip", Flip()), ("flip", Gamma())]), ValueError,

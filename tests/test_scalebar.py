@@ -302,10 +302,12 @@ def test_a_search_box_running_into_the_side_is_cut_to_the_bars_own_columns():
     assert bar.length == pytest.approx(66, abs=1.0)
 
 
-def test_a_micro_sign_read_as_j_is_read_as_micro(monkeypatch):
-    # OCR reads the "µ" of a serif font as "j"; the glyph with a tail below the line is the µ.
+@pytest.mark.parametrize("read", ["10 jm", "10gm"])
+def test_a_micro_sign_read_as_j_is_read_as_micro(monkeypatch, read):
+    # OCR reads the "µ" of a serif font as "j" or "g"; the glyph with a tail
+    # below the line is the µ.
     pytest.importorskip("rapidocr_onnxruntime")
-    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("10 jm", 0.95))
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (read, 0.95))
     monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
     image, truth = figure(value=10, unit=f"{MU}m", font="DejaVuSerif-Bold.ttf", font_size=18)
     bar = find_scale_bar(image)
@@ -341,6 +343,39 @@ def test_a_wide_reading_in_pm_agrees_with_a_line_read_in_micrometres(monkeypatch
     bar = find_scale_bar(image)
     assert (bar.value, bar.unit) == (1, f"{MU}m") and bar.calibrated, bar.message
     assert bar.confidence > 0.9
+
+
+@pytest.mark.parametrize("line, small, wide, expected", [
+    ("50 ", "50", f"50 {MU}m", (50, f"{MU}m")),    # the unit read as a blank
+    ("10gm", "10gm", "10nm", (10, "nm")),          # a letter that is no unit
+    ("50 ", "20", f"50 {MU}m", None),              # the line's sizes disagree
+    ("50 ", "50", f"20 {MU}m", None),              # the wide crop reads another number
+    ("nm", "nm", "50 nm", None),                   # the line gave no number
+])
+def test_a_line_read_without_its_unit_takes_it_from_the_wide_reading(
+        monkeypatch, line, small, wide, expected):
+    # The masked line sometimes loses its unit while the wider crop of the
+    # same line reads it: the unit is taken from there only when both give
+    # the same number, at both sizes of the line, and the text reported is
+    # the wide reading.
+    pytest.importorskip("rapidocr_onnxruntime")
+    wide_crop = np.zeros((7, 7), np.uint8)
+    monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: wide_crop)
+
+    def recognise(engine, crop):
+        if crop is wide_crop:
+            return wide, 0.9
+        return (line, 0.85) if crop.shape[0] > 58 else (small, 0.85)  # 40 px text, else 28
+
+    monkeypatch.setattr(scalebar, "_recognise", recognise)
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = figure(value=50, unit="nm")
+    bar = find_scale_bar(image)
+    if expected is None:
+        assert bar.value is None and not bar.calibrated, bar.message
+    else:
+        assert (bar.value, bar.unit) == expected and bar.text == wide.strip(), bar.message
+        assert bar.calibrated and bar.confidence == pytest.approx(0.8 * 0.85, abs=0.2)
 
 
 def test_a_label_drawn_over_a_particle_at_the_end_of_the_bar_is_its_label():

@@ -4,7 +4,8 @@ Each augmentation of the training recipe is a small scikit-learn-style object
 (:class:`RandomResize`, :class:`Flip`, :class:`RandomCrop`,
 :class:`RandomRotation`, :class:`BrightnessContrast`, :class:`Gamma`,
 :class:`ElasticTransform`, :class:`GridDistortion`, :class:`OpticalDistortion`,
-and the optional :class:`InvertContrast`) and :class:`Augmenter` chains them
+and the optional :class:`InvertContrast`, :class:`GaussianNoise` and
+:class:`LowResolution`) and :class:`Augmenter` chains them
 under names, like a :class:`~sklearn.pipeline.Pipeline`. The geometry is
 albumentations' (2.0.8, the last MIT-licensed release); these classes choose
 its arguments, validate them, and look after the label map.
@@ -105,7 +106,7 @@ __all__ = [
     "RandomResize", "Flip", "RandomCrop", "RandomRotation", "ElasticTransform",
     "GridDistortion", "OpticalDistortion",
     # intensity (labels untouched)
-    "BrightnessContrast", "Gamma", "InvertContrast",
+    "BrightnessContrast", "Gamma", "InvertContrast", "GaussianNoise", "LowResolution",
 ]
 
 _BORDER_MODES = ("reflect", "constant")
@@ -857,6 +858,84 @@ class InvertContrast(_Augmentation):
 
     def _transform(self, A, owner):
         return A.InvertImg(p=self._probability())
+
+
+class GaussianNoise(_Augmentation):
+    """Add Gaussian noise to the image; labels are untouched.
+
+    Low-dose and fast-scan micrographs are grainy. Each pixel gets an
+    independent normal deviate of standard deviation ``std``, drawn from
+    ``std_limit`` (in units of the image's [0, 1] range), by
+    ``albumentations.GaussNoise``. Not part of :func:`default_augmenter`.
+
+    Parameters
+    ----------
+    std_limit : (float, float), default=(0.01, 0.1)
+        Range of the noise's standard deviation, within [0, 1].
+    p : float, default=0.3
+        Probability of adding noise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.augmentation import GaussianNoise
+    >>> image = np.full((64, 64), 0.5, dtype=np.float32)
+    >>> out, _ = GaussianNoise(std_limit=(0.05, 0.05), p=1.0)(image, np.zeros((64, 64), int),
+    ...                                                       random_state=0)
+    >>> 0.04 < float(out.std()) < 0.06
+    True
+    """
+
+    def __init__(self, std_limit=(0.01, 0.1), p=0.3):
+        self.std_limit = std_limit
+        self.p = p
+
+    def _transform(self, A, owner):
+        limit = _check_range(owner, "std_limit", self.std_limit, low=0, high=1, symmetric=False)
+        return A.GaussNoise(std_range=limit, p=self._probability())
+
+
+class LowResolution(_Augmentation):
+    """Lose detail as an enlarged image does; shape and labels are untouched.
+
+    The image is shrunk by a factor drawn from ``scale_limit`` (area
+    averaging) and enlarged back to its size (bilinear), by
+    ``albumentations.Downscale``: particles keep their place and size but
+    get the soft edges of a micrograph enlarged from fewer pixels, as
+    figures in papers and slides often are. Not part of
+    :func:`default_augmenter`.
+
+    Parameters
+    ----------
+    scale_limit : (float, float), default=(0.25, 0.7)
+        Range of the shrinking factor, within (0, 1).
+    p : float, default=0.2
+        Probability of the round trip.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from particleseg.augmentation import LowResolution
+    >>> image = np.zeros((64, 64), dtype=np.float32)
+    >>> image[:, 32:] = 1.0
+    >>> out, _ = LowResolution(scale_limit=(0.25, 0.25), p=1.0)(image, np.zeros((64, 64), int))
+    >>> out.shape, bool(0.0 < out[0, 31] < 1.0 or 0.0 < out[0, 32] < 1.0)
+    ((64, 64), True)
+    """
+
+    def __init__(self, scale_limit=(0.25, 0.7), p=0.2):
+        self.scale_limit = scale_limit
+        self.p = p
+
+    def _transform(self, A, owner):
+        limit = _check_range(owner, "scale_limit", self.scale_limit, low=0, high=1,
+                             low_open=True, symmetric=False)
+        if limit[1] >= 1:
+            raise ValueError(f"{owner}: scale_limit must lie below 1; got {self.scale_limit!r}.")
+        cv2 = _cv2()
+        return A.Downscale(scale_range=limit, p=self._probability(),
+                           interpolation_pair={"downscale": cv2.INTER_AREA,
+                                               "upscale": cv2.INTER_LINEAR})
 
 
 # --------------------------------------------------------------------------

@@ -1083,7 +1083,7 @@ def _parse_with_glyphs(text, group):
     """
     parsed = parse_scale_label(text)
     if parsed is None and isinstance(text, str):
-        match = re.match(r"^\s*([0-9.,]+)\s*[jJyq]?m\s*$", text)
+        match = re.match(r"^\s*([0-9.,]+)\s*[jJyqg]?m\s*$", text)
         if match and _has_descender(group):
             parsed = parse_scale_label(match.group(1) + " um")
     return parsed
@@ -1098,6 +1098,37 @@ def _plain_u(text, group, wide_text):
     return ("u" in text.lower() and "\N{GREEK SMALL LETTER MU}" not in text
             and "\N{MICRO SIGN}" not in text and not _has_descender(group)
             and "u" not in wide_text.lower())
+
+
+def _line_number(text):
+    """The number a label line starts with, read as in :func:`parse_scale_label`, or None."""
+    match = re.match(r"^\s*([0-9]+(?:[.,][0-9]+)?)(?![0-9.,])", text or "")
+    if match is None:
+        return None
+    value = float(match.group(1).replace(",", "."))
+    return value if value > 0 else None
+
+
+def _unit_from_wide(p, group, bar, engine, text, score):
+    """(value, unit), score and text of the wide reading, when the line gave the number only.
+
+    The line's masked crop sometimes loses its unit (an "nm" of small JPEG
+    text read as a blank, a "µ" as a "g") while the wider, unmasked crop of
+    the same line reads it. The unit is taken from there only when both
+    readings give the same number, at both sizes of the line; the score is
+    the lower of the two readings', lowered by a fifth.
+    """
+    number = _line_number(text)
+    if number is None:
+        return None, 0.0, text
+    wide_text, wide_score = _recognise(engine, _wide_crop(p, group, bar))
+    wide = parse_scale_label(wide_text)
+    if wide is None or wide[0] != number:
+        return None, 0.0, text
+    again, _ = _recognise(engine, _ocr_crop(p, group, 28))
+    if _line_number(again) != number:
+        return None, 0.0, text
+    return wide, 0.8 * min(score, wide_score), wide_text.strip()
 
 
 def _text_core(p, group, bar):
@@ -1134,16 +1165,19 @@ def _read_groups(p, bar, groups, engine):
             text, score = _recognise(engine, _ocr_crop(p, group, 40))
             parsed = _parse_with_glyphs(text, group)
         if parsed is None:
-            continue
-        again, _ = _recognise(engine, _ocr_crop(p, group, 28))
-        if _parse_with_glyphs(again, group) != parsed:
-            score *= 0.5
-        wide_text = _recognise(engine, _wide_crop(p, group, bar))[0]
-        wide = parse_scale_label(wide_text)
-        # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
-        agreeing = {parsed, (parsed[0], "pm")} if parsed[1] == "µm" else {parsed}
-        if wide not in agreeing and (wide is not None or _plain_u(text, group, wide_text)):
-            score *= 0.4
+            parsed, score, text = _unit_from_wide(p, group, bar, engine, text, score)
+            if parsed is None:
+                continue
+        else:
+            again, _ = _recognise(engine, _ocr_crop(p, group, 28))
+            if _parse_with_glyphs(again, group) != parsed:
+                score *= 0.5
+            wide_text = _recognise(engine, _wide_crop(p, group, bar))[0]
+            wide = parse_scale_label(wide_text)
+            # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
+            agreeing = {parsed, (parsed[0], "pm")} if parsed[1] == "µm" else {parsed}
+            if wide not in agreeing and (wide is not None or _plain_u(text, group, wide_text)):
+                score *= 0.4
         unit, factor = _unit_plausibility(parsed[1], group)
         score *= factor
         if best is None or score > best[4]:
