@@ -378,6 +378,33 @@ def test_a_line_read_without_its_unit_takes_it_from_the_wide_reading(
         assert bar.calibrated and bar.confidence == pytest.approx(0.8 * 0.85, abs=0.2)
 
 
+def test_a_detected_label_starting_on_the_bars_end_tick_is_read_without_it(monkeypatch):
+    # Text detection took the end tick beside "2 nm" for a "1" ("12nm"): the
+    # part of the box over the bar's columns is cut off and read again.
+    bar = scalebar._Bar(top=36, left=11, bottom=45, right=68, length=57.0, thickness=3,
+                        level=1.0, ground=0.5, quality=1.0, polarity="light", core_top=39,
+                        core_bottom=42, sides=0.0)
+    crop = np.arange(100 * 120, dtype=np.uint8).reshape(100, 120)
+    seen = []
+
+    def recognise(engine, line):
+        seen.append(line)
+        return "2nm", 0.9
+
+    monkeypatch.setattr(scalebar, "_recognise", recognise)
+    box, text, score = scalebar._off_the_bar(crop, (35, 65, 46, 100), "12nm", 0.8, bar, 0, 0,
+                                             engine=None)
+    assert box == (35, 69, 46, 100) and (text, score) == ("2nm", 0.9)
+    assert seen[0].shape == (11 + 2 * 3, 31 + 2 * 3)  # the rest of the box, padded
+    # A box that only comes near the bar's end, or lies off its rows, is kept as read.
+    for other in [(35, 70, 46, 100), (10, 65, 30, 100)]:
+        assert scalebar._off_the_bar(crop, other, "2nm", 0.8, bar, 0, 0, None) == (
+            other, "2nm", 0.8)
+    # Ending on the bar's left end: cut there.
+    box, text, _ = scalebar._off_the_bar(crop, (35, 0, 46, 14), "2nm1", 0.8, bar, 0, 0, None)
+    assert box == (35, 0, 46, 10) and text == "2nm"
+
+
 def test_a_label_drawn_over_a_particle_at_the_end_of_the_bar_is_its_label():
     # A particle under the label and the bar's end: the strokes of the glyphs
     # stand out from it as the bar does, but they are not the bar; and the

@@ -1201,6 +1201,32 @@ def _join_words(lines):
     return joined
 
 
+def _off_the_bar(crop, box, text, score, bar, r0, c0, engine):
+    """A detected text box that starts or ends on the bar, read again without the bar.
+
+    Text detection can take a bar's end tick, next to the label, for a first
+    glyph ("2 nm" read "12nm"). The part of the box over the bar's columns is
+    cut off and the rest read again. ``box`` is in ``crop``'s coordinates,
+    whose top-left pixel is ``(r0, c0)`` of the image.
+    """
+    t, l, b, r = box
+    bt, bl, bb, br = bar.top - r0, bar.left - c0, bar.bottom - r0, bar.right - c0
+    if min(b, bb) <= max(t, bt):  # not on the bar's rows
+        return box, text, score
+    if bl <= l < br < r:        # starts on the bar's right end
+        l = br + 1
+    elif l < bl < r <= br:      # ends on its left end
+        r = bl - 1
+    else:
+        return box, text, score
+    if r - l < 2 or b - t < 2:
+        return (t, l, b, r), "", 0.0
+    pad = max(2, (b - t) // 3)
+    line = np.pad(crop[t:b, l:r], pad, mode="edge")
+    text, score = _recognise(engine, line)
+    return (t, l, b, r), text, score
+
+
 def _read_detected(p, bar, engine):
     """Fallback: detect text lines around the bar, read the nearest that parses."""
     H, W = p.shape
@@ -1216,6 +1242,8 @@ def _read_detected(p, bar, engine):
     thr = (bar.level + bar.ground) / 2
     for candidate in (255 - grey, grey):
         for (t, l, b, r), text, score in _join_words(_detect_text(engine, candidate)):
+            (t, l, b, r), text, score = _off_the_bar(candidate, (t, l, b, r), text, score,
+                                                     bar, r0, c0, engine)
             parsed = parse_scale_label(text)
             if parsed is None:
                 continue
