@@ -6,12 +6,9 @@ running the same command again continues from it, so a long run can span
 several working sessions. ``--export`` writes the model file from the latest
 checkpoint without training.
 
-The shipped model was trained in two stages; the exact commands are in
-docs/model_card.rst ("Recipe"). The second stage::
-
-    python benchmarks/train_emps.py --border-width 3 --epochs 12 --learning-rate 5e-4 \
-        --crops-per-image 4 --intensity-range image --scale-robust \
-        --weights PREVIOUS_MODEL --checkpoint CHECKPOINT --out MODEL
+The shipped model was trained in two stages with this script; the exact
+commands of both are in docs/model_card.rst ("Recipe"), and the model file
+records its own (``model_info_["command"]``).
 
 The validation split (20 %, seed 0, see ``_emps.split_indices``) is never
 trained on; ``benchmarks/emps_accuracy.py`` evaluates on it.

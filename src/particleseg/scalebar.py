@@ -1101,7 +1101,11 @@ def _plain_u(text, group, wide_text):
 
 
 def _line_number(text):
-    """The number a label line starts with, read as in :func:`parse_scale_label`, or None."""
+    """The number, in digits only, that a label line starts with, or None.
+
+    Stricter than :func:`parse_scale_label`, which also reads OCR's "O" and
+    "l" as digits: this number must confirm another reading, not stand alone.
+    """
     match = re.match(r"^\s*([0-9]+(?:[.,][0-9]+)?)(?![0-9.,])", text or "")
     if match is None:
         return None
