@@ -534,6 +534,29 @@ def test_a_bar_along_the_strip_of_its_box_is_the_bar():
     assert scalebar._better(bar_1417, white_strip) and not scalebar._better(white_strip, bar_1417)
 
 
+def test_a_long_bar_between_two_strips_of_its_box_is_the_bar():
+    # A long dark bar in a white box with narrow margins (synthetic figure
+    # 1876: 238 px, its box's strips above and below 268 and 263 px, 0.89
+    # and 0.91 of them) is the bar.
+    above = measured_bar((616, 111, 639, 377), (616, 634), 267.8, "light", level=0.98,
+                         ground=0.3, sides=0.18)
+    below = measured_bar((641, 116, 664, 378), (646, 663), 262.8, "light", level=0.98,
+                         ground=0.3, sides=0.09)
+    bar = measured_bar((634, 130, 646, 368), (634, 646), 238.2, "dark", level=0.98, ground=0.1)
+    bars = [above, bar, below]
+    assert scalebar._held(bar, bars) and not scalebar._held(above, bars)
+    for strip in (above, below):
+        assert scalebar._better(bar, strip, [bar]) and not scalebar._better(strip, bar, [bar])
+    # A strip on one side only (the ground between a bar's end ticks runs
+    # along it, a tick's width shorter: synthetic figure 139, 112 px of dark
+    # box between the ticks of a 123 px light bar): the longer stroke is the bar.
+    light = measured_bar((548, 28, 569, 150), (553, 564), 123.1, "light", level=0.93,
+                         sides=0.02)
+    gap = measured_bar((564, 33, 588, 145), (565, 583), 112.0, "dark", level=0.93, sides=0.09)
+    assert not scalebar._held(gap, [light, gap])
+    assert scalebar._better(light, gap, []) and not scalebar._better(gap, light, [])
+
+
 def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():
     # Synthetic figure 1242: "5 um" left of a 90 px bar. The bar's own line
     # on that side starts at a particle's edge and does not read; the edge

@@ -1327,6 +1327,11 @@ def _union(*boxes):
 #: at least the first (the strip of a box holding the label on the bar's line
 #: is about twice as long as the bar), at most the second (the box's margins).
 _STRIP_RATIO = (0.3, 0.9)
+#: The upper bound for a bar with a strip of its box on both sides, above and
+#: below (a long bar in a box with narrow margins reaches 0.91 of its strips).
+#: One strip is not enough: the ground between a bar's end ticks, on one side
+#: of it, runs along the bar as a box's strip does, a tick's width shorter.
+_HELD_RATIO = 0.95
 
 
 def _clean_length(bar):
@@ -1352,7 +1357,23 @@ def _inside(a, b):
             and min(a.bottom, b.bottom) > max(a.top, b.top))
 
 
-def _better(a, b):
+def _held(a, bars):
+    """Whether bar ``a`` runs along strips of the other polarity both above and below it.
+
+    The strips of a box around a bar drawn in it (each at most
+    :data:`_HELD_RATIO` times longer); not the grounds between a bar's end
+    ticks, which lie on one side of their own short strokes.
+    """
+    above = below = False
+    for b in bars:
+        if b is a or not _inside(a, b) or _inside(b, a) or a.length < _STRIP_RATIO[0] * b.length:
+            continue
+        above |= b.core_top < a.core_top
+        below |= b.core_bottom > a.core_bottom
+    return above and below
+
+
+def _better(a, b, held=()):
     """Whether bar ``a`` is more likely the scale bar than ``b``, which touches it.
 
     Of two of the other polarity, one running along the other between its
@@ -1360,16 +1381,18 @@ def _better(a, b):
     grounds as alike, and shorter (but not much shorter) is the bar, and the
     other a strip of the box it is drawn in: the rows between the bar and
     the box's edge, with the bar's grey beyond them, or the box's whole line
-    holding the bar and its label. Else a bar less than half as long as the
+    holding the bar and its label (up to :data:`_HELD_RATIO` of the strip's
+    length for a bar in ``held``, with strips on both sides). Else a bar less than half as long as the
     other is a piece of something next to it; one within the other's stroke
     is a piece of it; the one with the same ground above and below is the
     bar, the other a strip of the box it is drawn in; else the longer and
     cleaner one wins.
     """
     for inner, outer in ((a, b), (b, a)):
+        upper = _HELD_RATIO if any(inner is h for h in held) else _STRIP_RATIO[1]
         if (_inside(inner, outer) and not _inside(outer, inner) and inner.quality >= 0.8
                 and inner.level >= 0.85 and inner.sides <= outer.sides + 0.1
-                and _STRIP_RATIO[0] <= inner.length / outer.length <= _STRIP_RATIO[1]):
+                and _STRIP_RATIO[0] <= inner.length / outer.length <= upper):
             return inner is a
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
         return a.length > b.length
@@ -1399,12 +1422,14 @@ def _candidates(img):
             bar = _measure_bar(p, box, factor, polarity)
             if bar is not None:
                 measured.append((bar, p))
+    bars = [bar for bar, _ in measured]
+    held = [bar for bar in bars if _held(bar, bars)]
     kept = []
     for i in sorted(range(len(measured)), key=lambda i: -_clean_length(measured[i][0])):
         bar = measured[i][0]
         t, l, b, r = _bar_box(bar)
         rivals = [j for j in kept if _overlap((t - 2, l, b + 2, r), _bar_box(measured[j][0]))]
-        if all(_better(bar, measured[j][0]) for j in rivals):
+        if all(_better(bar, measured[j][0], held) for j in rivals):
             kept = [j for j in kept if j not in rivals] + [i]
     return [measured[i] for i in sorted(kept)]
 
