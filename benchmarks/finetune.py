@@ -160,6 +160,12 @@ def main(argv=None):
                    help="JSON file keeping the starting model's scores between invocations")
     p.add_argument("--merge", nargs="+", metavar="JSON", default=None,
                    help="only print the table of the rows of these --json files")
+    p.add_argument("--evaluate", type=int, metavar="K", default=None,
+                   help="only score the --from model (such as one saved with --save-models) "
+                        "on the test images of the runs with K images, without fine-tuning")
+    p.add_argument("--test-time-flips", action="store_true",
+                   help="with --evaluate: score with the predictions averaged over the 8 "
+                        "flips and rotations of each image")
     args = p.parse_args(argv)
     if args.merge:
         rows = [row for path in args.merge for row in json.loads(Path(path).read_text())["rows"]]
@@ -183,6 +189,16 @@ def main(argv=None):
     for set_name in filter(None, args.sets.split(",")):
         data = load_set(set_name, args.seed, args.test_limit, args.test_step)
         pool_x, pool_y, pool_names = data["pool"]
+        if args.evaluate is not None:
+            X_test, y_test, _ = test_images(data, args.evaluate)
+            seg = load_start(args.start, args.threads)
+            seg.set_params(test_time_flips=args.test_time_flips)
+            row = {"set": set_name, "model": Path(args.start).stem, "k": args.evaluate,
+                   "minutes": 0, "n_test": len(X_test),
+                   "test_time_flips": args.test_time_flips, **score(seg, X_test, y_test)}
+            results["rows"].append(row)
+            print(_line(row), flush=True)
+            continue
         runs = [(k, m) for k, m in parse_runs(args.runs) if k <= len(pool_x)
                 and not (set_name == "emps-snb" and k >= len(pool_x))]
         cache = Path(args.baseline_cache) if args.baseline_cache else None
@@ -264,6 +280,9 @@ def table(rows):
             run = (str(r["k"]), f"{r['minutes']:g}")
             cost = (f"{r['cpu_seconds'] / r.get('threads', 2):.0f}", f"{r['wall_seconds']:.0f}",
                     str(r["steps"]))
+        elif "test_time_flips" in r:  # --evaluate
+            model = r["model"] + (" (flips)" if r["test_time_flips"] else "")
+            run, cost = (str(r["k"]), "-"), ("-", "-", "-")
         else:
             model, run, cost = "starting", ("-", "-"), ("-", "-", "-")
         cells = (r["set"], model, *run, str(r["n_test"]), f"{r['f1']:.3f}",
