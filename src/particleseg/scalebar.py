@@ -1382,11 +1382,11 @@ def _better(a, b, held=()):
     other a strip of the box it is drawn in: the rows between the bar and
     the box's edge, with the bar's grey beyond them, or the box's whole line
     holding the bar and its label (up to :data:`_HELD_RATIO` of the strip's
-    length for a bar in ``held``, with strips on both sides). Else a bar less than half as long as the
-    other is a piece of something next to it; one within the other's stroke
-    is a piece of it; the one with the same ground above and below is the
-    bar, the other a strip of the box it is drawn in; else the longer and
-    cleaner one wins.
+    length for a bar in ``held``, with strips on both sides). Else a bar
+    less than half as long as the other is a piece of something next to it;
+    one within the other's stroke is a piece of it; the one with the same
+    ground above and below is the bar, the other a strip of the box it is
+    drawn in; else the longer and cleaner one wins.
     """
     for inner, outer in ((a, b), (b, a)):
         upper = _HELD_RATIO if any(inner is h for h in held) else _STRIP_RATIO[1]
