@@ -167,6 +167,8 @@ def main(argv=None):
                    help="with --evaluate: score with the predictions averaged over the 8 "
                         "flips and rotations of each image")
     args = p.parse_args(argv)
+    if args.test_time_flips and args.evaluate is None:
+        p.error("--test-time-flips scores a saved model: pass it with --evaluate K")
     if args.merge:
         rows = [row for path in args.merge for row in json.loads(Path(path).read_text())["rows"]]
         order = {"sem-silica": 0, "emps-snb": 1}

@@ -1357,16 +1357,26 @@ def _inside(a, b):
             and min(a.bottom, b.bottom) > max(a.top, b.top))
 
 
+def _along(inner, outer):
+    """Whether ``inner`` runs along ``outer`` and is long enough to be a bar drawn in it.
+
+    Along it as :func:`_inside` says, not the other way round; at least the
+    first fraction of :data:`_STRIP_RATIO` of its length.
+    """
+    return (_inside(inner, outer) and not _inside(outer, inner)
+            and inner.length >= _STRIP_RATIO[0] * outer.length)
+
+
 def _held(a, bars):
     """Whether bar ``a`` runs along strips of the other polarity both above and below it.
 
-    The strips of a box around a bar drawn in it (each at most
-    :data:`_HELD_RATIO` times longer); not the grounds between a bar's end
-    ticks, which lie on one side of their own short strokes.
+    The strips of a box around a bar drawn in it; not the grounds between a
+    bar's end ticks, which lie on one side of their own short strokes. How
+    much longer the strips may be is :func:`_better`'s to judge.
     """
     above = below = False
     for b in bars:
-        if b is a or not _inside(a, b) or _inside(b, a) or a.length < _STRIP_RATIO[0] * b.length:
+        if b is a or not _along(a, b):
             continue
         above |= b.core_top < a.core_top
         below |= b.core_bottom > a.core_bottom
@@ -1390,9 +1400,8 @@ def _better(a, b, held=()):
     """
     for inner, outer in ((a, b), (b, a)):
         upper = _HELD_RATIO if any(inner is h for h in held) else _STRIP_RATIO[1]
-        if (_inside(inner, outer) and not _inside(outer, inner) and inner.quality >= 0.8
-                and inner.level >= 0.85 and inner.sides <= outer.sides + 0.1
-                and _STRIP_RATIO[0] <= inner.length / outer.length <= upper):
+        if (_along(inner, outer) and inner.quality >= 0.8 and inner.level >= 0.85
+                and inner.sides <= outer.sides + 0.1 and inner.length <= upper * outer.length):
             return inner is a
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
         return a.length > b.length
