@@ -285,6 +285,53 @@ def test_a_tick_bar_whose_ends_lie_on_particles_is_measured_to_its_ticks():
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.5)
 
 
+def bar_over_a_particle(polarity, seed, darker):
+    """A thick bar whose right end lies on a noisy particle: (image, truth).
+
+    The particle runs 20 px past the bar's end; its grey is ``darker`` of
+    the way from the bar's grey to the ground's (in the bar's polarity).
+    """
+    options = dict(ground=0.6 if polarity == "dark" else 0.3, seed=seed, polarity=polarity,
+                   font_size=36)
+    image, truth = flat_figure(**options)
+    t, l, b, r = truth.bar_box
+    grey = image[t, l] + darker * (options["ground"] - image[t, l])
+
+    def particle(ground, truth):
+        yy, xx = np.mgrid[: ground.shape[0], : ground.shape[1]]
+        inside = (yy - (t + b) // 2) ** 2 + (xx - (r - 10)) ** 2 <= 30**2
+        noise = np.random.default_rng(seed).normal(0, 0.03, inside.sum())
+        ground[inside] = np.clip(grey + noise, 0, 1)
+
+    return flat_figure(**options, under=particle)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_bar_whose_end_lies_on_a_particle_close_to_its_grey_is_measured_to_its_end(
+        polarity, seed):
+    # The bar stands out from the particle by 15 % of its contrast with the
+    # ground: the noise of the rows beside it left columns short of the 10 %
+    # margin, and the end past them was dropped as a glyph's strokes (a 738 px
+    # bar measured 704 px and used).
+    image, truth = bar_over_a_particle(polarity, seed, darker=0.15)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
+@pytest.mark.parametrize("seed", [4, 9])
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_particle_across_the_end_within_the_bars_thickness_is_no_end_tick(polarity, seed):
+    # The particle, 20 % of the contrast darker than the bar, runs on past
+    # the bar's end at its rows for less than the bar's thickness before noise
+    # breaks it: those columns were kept as end ticks (measured 4-13 px long).
+    image, truth = bar_over_a_particle(polarity, seed, darker=0.2)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
 def test_a_search_box_running_into_the_side_is_cut_to_the_bars_own_columns():
     # The search's box runs from a dark bar through a particle touching its
     # end to the image side. The particle covers the ground above the bar,

@@ -604,6 +604,15 @@ def _measure_bar(p, box, factor, polarity):
     down = np.median(win[np.clip([bar_rows[-1] + 2, bar_rows[-1] + 3], 0, win.shape[0] - 1)], axis=0)
     beside = np.maximum(up, down)
     clean |= whole & (level - beside >= 0.1 * span) & (profile - beside >= 0.5 * (level - beside))
+    # Near that margin, the noise of the two rows beside the bar leaves single
+    # columns short of it, which splits the bar's end off as if it were the
+    # strokes of a glyph. A particle's grey changes slowly along the bar: the
+    # same test on each side's grey taken over a few columns (the bar's own
+    # grey still needed in each column) keeps the bar whole to its end.
+    size = max(9, thickness // 4)
+    beside_along = np.maximum(ndi.median_filter(up, size), ndi.median_filter(down, size))
+    clean |= whole & (level - beside_along >= 0.1 * span) & (
+        profile - beside_along >= 0.5 * (level - beside_along))
     # Where something lies above or below, the bar must be at its own grey:
     # a particle nearly as dark as the bar (in its polarity) across its rows
     # stands out from the ground too.
@@ -621,6 +630,14 @@ def _measure_bar(p, box, factor, polarity):
         j = a + int(stops[long_runs][-1]) - 1
         cut = (i - a > reach, b - j > reach)
         a, b = (i if cut[0] else a), (j if cut[1] else b)
+        # Within reach, the columns past the clean run are the bar's (end ticks,
+        # of its grey above and below it) up to the first whose rows fall short
+        # of the bar's grey: a particle across the end, lighter than the midpoint.
+        short = profile < np.median(profile[i:j + 1]) - 0.1 * span
+        first = np.nonzero(short[j + 1:b + 1])[0]
+        b = j + int(first[0]) if len(first) else b
+        first = np.nonzero(short[a:i][::-1])[0]
+        a = i - int(first[0]) if len(first) else a
         if any(cut):
             a, b = _end_ticks(profile, up, down, beside, a, b, cut, level, reach)
     # Nor are such columns left at an end within reach (where end ticks are) the bar's.
