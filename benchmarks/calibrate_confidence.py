@@ -5,8 +5,17 @@ On the EMPS validation split (never trained on), every predicted particle
 (mean particle-or-border probability over its pixels) and whether it matches
 a true particle at IoU 0.5. An isotonic regression of "matched" on the raw
 score is the calibration: among particles of calibrated confidence near
-``c``, a fraction of about ``c`` match. The threshold ``min_confidence_`` is
-the one, on a grid, that maximises the mean per-image F1.
+``c``, a fraction of about ``c`` match. The images are predicted without the
+model's earlier calibration, so every particle sizes its image for the
+automatic scale and the fit does not depend on an earlier one.
+
+The threshold ``min_confidence_`` is then chosen on a grid by predicting the
+images as a user does, with the new calibration and each threshold in place
+(network passes are computed once per image and scale and reused across the
+grid). Of the thresholds whose mean per-image F1@0.5 is within 0.01 of the
+best, the one with the smallest median count error is chosen (the rule
+fine-tuning uses on its held-out data; ``--rule f1`` takes the best mean F1
+instead).
 
 Both are written into the model file (``--out``, default: in place).
 ``benchmarks/counts.py --reliability`` then checks the calibration on
@@ -20,6 +29,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -34,6 +45,7 @@ from _scoring import score_images  # noqa: E402
 from counts import emps_set  # noqa: E402
 
 from particleseg import ParticleSegmenter, label_particles  # noqa: E402
+from particleseg._finetune import F1_TOLERANCE  # noqa: E402
 from particleseg.postprocessing import particle_confidence  # noqa: E402
 
 GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
@@ -57,11 +69,13 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="model file to write (default: --model, in place)")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--rule", choices=["count", "f1"], default="count",
+                   help="how the threshold is chosen (see above; default: count)")
     args = p.parse_args(argv)
 
     seg = ParticleSegmenter.load(args.model, device="cpu")
     seg.set_params(inference_scale="auto", min_confidence=None)
-    seg.confidence_calibration_ = None
+    seg.confidence_calibration_ = None  # raw scores: every particle sizes its image
     names, images, truths = emps_set(args.data, args.limit)
     probas, labels = [], []
     for image in images:
@@ -76,16 +90,27 @@ def main(argv=None):
     print(f"{len(images)} images, {len(all_raw)} predicted particles, {all_matched.mean():.3f} matched")
     print("calibration knots:", calibration)
 
-    print("\n| min_confidence | F1 mean | F1 pooled | count err. median |\n|---|---|---|---|")
-    best, best_f1 = 0.0, -1.0
-    for t in GRID:
-        kept = [label_particles(seg._decide(pr), proba=pr, min_confidence=float(t), calibration=calibration)
-                for pr in probas]
-        r = score_images(truths, kept)
-        print(f"| {t:.2f} | {r['F1 mean']:.3f} | {r['F1 pooled']:.3f} | {r['count err. median']:.3f} |")
-        if r["F1 mean"] > best_f1 + 1e-9:
-            best, best_f1 = float(t), r["F1 mean"]
-    print(f"\nchosen min_confidence {best:.2f} (mean per-image F1 {best_f1:.3f})")
+    print("\nthe images predicted as a user does, with the calibration and each threshold:")
+    print("\n| min_confidence | F1 mean | F1 pooled | count err. median | median scale |")
+    print("|---|---|---|---|---|")
+    seg.confidence_calibration_ = calibration
+    rows = []
+    with _reused_passes():
+        for t in GRID:
+            seg.set_params(min_confidence=float(t))
+            kept = seg.predict_particles(images)
+            r = score_images(truths, kept)
+            scale = float(np.median(seg.last_scales_))
+            rows.append((float(t), r["F1 mean"], r["count err. median"]))
+            print(f"| {t:.2f} | {r['F1 mean']:.3f} | {r['F1 pooled']:.3f} "
+                  f"| {r['count err. median']:.3f} | {scale:.3f} |", flush=True)
+    best = choose_threshold(rows, args.rule)
+    f1, count = next((f, c) for t, f, c in rows if t == best)
+    how = ("maximises their mean per-image F1" if args.rule == "f1" else
+           f"has the smallest median count error of those within {F1_TOLERANCE} of their best "
+           "mean per-image F1")
+    print(f"\nchosen min_confidence {best:.2f} (mean per-image F1 {f1:.3f}, "
+          f"median count error {count:.3f}): it {how}")
 
     final = ParticleSegmenter.load(args.model, device="cpu")
     final.confidence_calibration_ = calibration
@@ -93,11 +118,45 @@ def main(argv=None):
     final.model_info_ = dict(final.model_info_)
     final.model_info_["confidence"] = (
         f"calibrated by isotonic regression on the {len(images)} EMPS validation images "
-        f"({len(all_raw)} particles); min_confidence {best:.2f} maximises their mean per-image F1"
+        f"({len(all_raw)} particles); min_confidence {best:.2f} {how}"
     )
     half = _is_half(args.model)
     out = final.save(args.out or args.model, half_precision=half)
     print(f"wrote {out}")
+
+
+def choose_threshold(rows, rule="count"):
+    """The threshold of ``rows`` (threshold, mean F1, median count error) that ``rule`` picks.
+
+    ``"f1"``: the best mean F1 (the lowest threshold among ties). ``"count"``:
+    of the thresholds within ``F1_TOLERANCE`` of the best mean F1, the
+    smallest count error, then the lowest threshold.
+    """
+    top = max(f1 for _, f1, _ in rows)
+    if rule == "f1":
+        return min(t for t, f1, _ in rows if f1 >= top - 1e-9)
+    return min((c, t) for t, f1, c in rows if f1 >= top - F1_TOLERANCE)[1]
+
+
+@contextlib.contextmanager
+def _reused_passes():
+    """Within it, a network pass of an image at a scale it was already predicted at is reused."""
+    from particleseg import _inference
+
+    original, store = _inference.predict_proba_one, {}
+
+    def cached(model, image, settings):
+        key = (hashlib.blake2b(image.tobytes(), digest_size=16).digest(), image.shape,
+               settings.scale)
+        if key not in store:
+            store[key] = original(model, image, settings)
+        return store[key].copy()
+
+    _inference.predict_proba_one = cached
+    try:
+        yield
+    finally:
+        _inference.predict_proba_one = original
 
 
 def _is_half(path):

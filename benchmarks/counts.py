@@ -211,7 +211,7 @@ def plot_reliability(curves, path):
     ax.set_ylabel("fraction that match a true particle (IoU ≥ 0.5)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     print(f"wrote {path}")

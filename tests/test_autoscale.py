@@ -14,6 +14,7 @@ from particleseg._autoscale import (
     MAX_SCALE,
     PROBE_SCALE,
     ESCALATION_LIMIT,
+    SIZING_CONFIDENCE,
     choose_scale,
     predict_proba_auto,
     typical_diameter,
@@ -51,6 +52,18 @@ def test_typical_diameter_of_an_empty_map_is_none():
     assert typical_diameter(np.zeros((10, 10), dtype=np.int32)) is None
 
 
+def test_typical_diameter_leaves_out_unsure_particles():
+    # Four large particles the network is sure of, twelve small unsure ones
+    # (texture, fragments): the sure ones set the size.
+    sure = discs((128, 128), [(30, 30), (30, 90), (90, 30), (90, 90)], radius=10)
+    unsure = discs((128, 128), [(8 + 10 * i, 60) for i in range(12)], radius=2)
+    labels = np.where(unsure > 0, unsure + 4, sure)
+    confidence = np.r_[np.full(4, 0.9), np.full(12, SIZING_CONFIDENCE / 2)]
+    assert typical_diameter(labels) < typical_diameter(sure) / 2  # the unsure ones dominate
+    assert typical_diameter(labels, confidence) == pytest.approx(typical_diameter(sure))
+    assert typical_diameter(labels, np.full(16, SIZING_CONFIDENCE / 2)) is None
+
+
 @pytest.mark.parametrize("diameter, expected, reuse", [
     (100.0, 1.0, False),     # already the target size
     (25.0, 4.0, False),      # small particles: enlarge (up to MAX_SCALE)
@@ -81,7 +94,7 @@ def test_predict_proba_auto_rescales_by_the_measured_size():
         return np.stack([labels == 0, labels > 0, np.zeros_like(labels, bool)]).astype(np.float32)
 
     def label(proba):
-        return labels
+        return labels, None
 
     d = typical_diameter(labels)
     proba, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at,
@@ -89,12 +102,12 @@ def test_predict_proba_auto_rescales_by_the_measured_size():
     assert calls == [PROBE_SCALE, 2.0]
     assert scale == 2.0
     assert proba.shape == (3, 128, 128)
-    assert kept is labels  # the pass kept was labelled to decide: its labels come back
+    assert kept[0] is labels  # the pass kept was labelled to decide: its labels come back
     calls.clear()
     _, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at, label,
                                         target_diameter=d / 2)
     assert calls == [PROBE_SCALE] and scale == PROBE_SCALE  # the probe is reused
-    assert kept is labels
+    assert kept[0] is labels
 
 
 def _big():
@@ -119,7 +132,7 @@ def _auto(seen_at, target_diameter):
         return np.full((3, 128, 128), scale, dtype=np.float32)  # remembers its scale
 
     proba, scale, kept = predict_proba_auto(np.zeros((128, 128), np.float32), predict_at,
-                                            lambda proba: seen_at(proba[0, 0, 0]),
+                                            lambda proba: (seen_at(proba[0, 0, 0]), None),
                                             target_diameter=target_diameter)
     return proba, scale, kept, calls
 
@@ -135,7 +148,7 @@ def test_predict_proba_auto_looks_again_when_a_pass_shows_smaller_particles():
     assert (first, second) == (2.0, MAX_SCALE)
     assert calls == [PROBE_SCALE, first, second]
     assert scale == second and proba[0, 0, 0] == second
-    assert kept is small  # labelled to decide that no other pass was needed
+    assert kept[0] is small  # labelled to decide that no other pass was needed
 
 
 def test_predict_proba_auto_enlarges_when_a_pass_finds_nothing():
@@ -146,7 +159,7 @@ def test_predict_proba_auto_enlarges_when_a_pass_finds_nothing():
         return np.zeros((3, 32, 32), dtype=np.float32)
 
     _, scale, _ = predict_proba_auto(np.zeros((32, 32), np.float32), predict_at,
-                                     lambda proba: np.zeros((32, 32), np.int32),
+                                     lambda proba: (np.zeros((32, 32), np.int32), None),
                                      target_diameter=50.0)
     assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, 4 * PROBE_SCALE, 8 * PROBE_SCALE]
     assert calls[-1] == ESCALATION_LIMIT == MAX_SCALE
@@ -175,7 +188,7 @@ def test_predict_proba_auto_does_not_come_back_down_below_a_scale_that_found_not
     _, scale, kept, calls = _auto(lambda s: big if s == 4 * PROBE_SCALE else nothing,
                                   typical_diameter(big) / 2)
     assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, 4 * PROBE_SCALE]
-    assert scale == 4 * PROBE_SCALE and kept is big
+    assert scale == 4 * PROBE_SCALE and kept[0] is big
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +242,37 @@ def test_bad_inference_scale_is_refused(fitted, bad):
             seg.predict_proba(fitted[1][0])
     finally:
         seg.set_params(inference_scale=1.0)
+
+
+def test_auto_scale_does_not_depend_on_min_confidence(fitted, monkeypatch):
+    # A stand-in network sees four large particles it is sure of and eight
+    # small blobs it is not (calibrated confidence about 0.3). The scale comes
+    # from the sure ones whatever min_confidence a user asks for; the
+    # threshold only decides which particles are kept.
+    from particleseg import _inference
+
+    seg, X, _ = fitted
+    sure = discs((64, 64), [(14, 14), (14, 50), (50, 14), (50, 50)], radius=9)
+    unsure = discs((64, 64), [(4 + 8 * i, 32) for i in range(8)], radius=2)
+    particle = np.where(sure > 0, 0.99, np.where(unsure > 0, 0.55, 0.01)).astype(np.float32)
+
+    def network(model, image, settings):
+        return np.stack([1 - particle, particle, np.zeros_like(particle)])
+
+    monkeypatch.setattr(_inference, "predict_proba_one", network)
+    monkeypatch.setattr(seg, "confidence_calibration_",
+                        {"raw": [0.0, 0.6, 1.0], "calibrated": [0.0, 0.3, 1.0]})
+    expected = choose_scale(typical_diameter(sure), seg.particle_diameter_)[0]
+    try:
+        seg.set_params(inference_scale="auto")
+        for cut, n in ((None, 12), (0.2, 12), (0.6, 4)):
+            labels, confidence = seg.set_params(min_confidence=cut).predict_particles(
+                X[:2], return_confidence=True)
+            assert seg.last_scales_ == [pytest.approx(expected)] * 2
+            assert [int(lab.max()) for lab in labels] == [n, n]
+            assert all(len(c) == n for c in confidence)
+    finally:
+        seg.set_params(inference_scale=1.0, min_confidence="auto")
 
 
 def test_predict_particles_confidence_and_threshold(fitted):

@@ -65,7 +65,8 @@ class InferenceSettings:
     particle_diameter : float or None
         For ``scale="auto"``: the diameter (px) particles are brought to.
     label : callable or None
-        For ``scale="auto"``: ``label(proba) -> instance map`` of the probe.
+        For ``scale="auto"``: ``label(proba) -> (instance map, confidence)`` of
+        a pass (see :func:`particleseg._autoscale.predict_proba_auto`).
     flips : bool
         Average over the 8 flips and rotations of each image.
     n_threads : int or None

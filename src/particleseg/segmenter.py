@@ -287,27 +287,51 @@ def _fine_tune(est, X, y, **options):
 _PROBE_RULE = {"threshold": 0.5, "min_size": 4, "method": "components"}
 
 
+def _sizing_label(est, proba):
+    """Every particle of a pass by :data:`_PROBE_RULE`, with its confidence, for "auto".
+
+    No confidence threshold: "auto" sizes with the particles it trusts
+    (:data:`._autoscale.SIZING_CONFIDENCE`), and :func:`_label` drops those
+    below the estimator's ``min_confidence`` afterwards.
+    """
+    from ._inference import label_confident_particles
+
+    return label_confident_particles(
+        est._decide(proba, _PROBE_RULE["threshold"]), proba,
+        calibration=getattr(est, "confidence_calibration_", None),
+        min_size=_PROBE_RULE["min_size"], method=_PROBE_RULE["method"], return_confidence=True)
+
+
 def _label(est, proba, threshold=0.5, min_size=4, method="components", return_confidence=False,
            found=None):
     """Particles of one image's probabilities, without those below ``est``'s confidence.
 
-    ``found``: the particles ``inference_scale="auto"`` already labelled in
-    ``proba`` with :data:`_PROBE_RULE` (or None); reused when the rule asked
-    for is that one.
+    ``found``: the particles and confidences that ``inference_scale="auto"``
+    already labelled in ``proba`` with :data:`_PROBE_RULE` (see
+    :func:`_sizing_label`), or None; reused when the rule asked for is that one.
     """
     from ._inference import label_confident_particles
-    from .postprocessing import particle_confidence
 
     calibration = getattr(est, "confidence_calibration_", None)
-    if found is not None and dict(threshold=threshold, min_size=min_size,
-                                  method=method) == _PROBE_RULE:
-        return (found, particle_confidence(found, proba, calibration)) if return_confidence \
-            else found
     minimum = getattr(est, "min_confidence_", None) if est.min_confidence == "auto" \
         else est.min_confidence
+    if found is not None and dict(threshold=threshold, min_size=min_size,
+                                  method=method) == _PROBE_RULE:
+        labels, confidence = _drop_unsure(*found, minimum)
+        return (labels, confidence) if return_confidence else labels
     return label_confident_particles(
         est._decide(proba, threshold), proba, min_confidence=minimum, calibration=calibration,
         min_size=min_size, method=method, return_confidence=return_confidence)
+
+
+def _drop_unsure(labels, confidence, minimum):
+    """``labels`` without the particles whose ``confidence`` is below ``minimum``, renumbered."""
+    if minimum is None or minimum <= 0:
+        return labels, confidence
+    keep = np.r_[False, confidence >= minimum]
+    renumber = np.zeros(len(keep), dtype=np.int32)
+    renumber[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return renumber[labels], confidence[keep[1:]]
 
 
 def _predict_proba(est, X, labels=None):
@@ -323,7 +347,7 @@ def _predict_proba(est, X, labels=None):
     settings = _inference.InferenceSettings.from_params(
         est.get_params(deep=False), device=est.device_, normalization=norm,
         particle_diameter=getattr(est, "particle_diameter_", None),
-        label=functools.partial(_label, est, **_PROBE_RULE),
+        label=functools.partial(_sizing_label, est),
     )
     est.last_scales_ = []
     out = _inference.predict_proba(est.model_, images, settings, scales=est.last_scales_,
@@ -425,7 +449,8 @@ class ParticleSegmenter(BaseEstimator):
     min_confidence : "auto", None or float in [0, 1], default="auto"
         :meth:`predict_particles` drops particles less confident than this;
         ``"auto"`` uses the model's own ``min_confidence_`` (none if it has
-        none), None keeps every particle.
+        none), None keeps every particle. It does not change the scale that
+        ``inference_scale="auto"`` chooses.
     device : str, default="auto"
         ``"auto"`` uses a CUDA GPU when present, else the CPU; or ``"cpu"``,
         ``"cuda"``, ``"cuda:1"``...
