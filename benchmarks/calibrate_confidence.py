@@ -9,11 +9,12 @@ score is the calibration: among particles of calibrated confidence near
 model's earlier calibration, so every particle sizes its image for the
 automatic scale and the fit does not depend on an earlier one.
 
-The threshold ``min_confidence_`` is then chosen on a grid by predicting the
-images as a user does, with the new calibration and each threshold in place
-(network passes are computed once per image and scale and reused across the
-grid). Of the thresholds whose mean per-image F1@0.5 is within 0.01 of the
-best, the one with the smallest median count error is chosen (the rule
+The threshold ``min_confidence_`` is then chosen on a grid. The images are
+predicted once more as a user predicts them, with the new calibration in
+place (it decides which particles size each image for the automatic scale;
+a threshold does not change the scale, so each threshold only drops
+particles). Of the thresholds whose mean per-image F1@0.5 is within 0.01 of
+the best, the one with the smallest median count error is chosen (the rule
 fine-tuning uses on its held-out data; ``--rule f1`` takes the best mean F1
 instead).
 
@@ -29,8 +30,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -45,8 +44,9 @@ from _scoring import score_images  # noqa: E402
 from counts import emps_set  # noqa: E402
 
 from particleseg import ParticleSegmenter, label_particles  # noqa: E402
-from particleseg._finetune import F1_TOLERANCE  # noqa: E402
+from particleseg._finetune import F1_TOLERANCE, choose_threshold  # noqa: E402
 from particleseg.postprocessing import particle_confidence  # noqa: E402
+from particleseg.segmenter import _drop_unsure  # noqa: E402
 
 GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
 
@@ -94,17 +94,19 @@ def main(argv=None):
     print("\n| min_confidence | F1 mean | F1 pooled | count err. median | median scale |")
     print("|---|---|---|---|---|")
     seg.confidence_calibration_ = calibration
+    found = list(zip(*seg.predict_particles(images, return_confidence=True)))
+    scale = float(np.median(seg.last_scales_))
     rows = []
-    with _reused_passes():
-        for t in GRID:
-            seg.set_params(min_confidence=float(t))
-            kept = seg.predict_particles(images)
-            r = score_images(truths, kept)
-            scale = float(np.median(seg.last_scales_))
-            rows.append((float(t), r["F1 mean"], r["count err. median"]))
-            print(f"| {t:.2f} | {r['F1 mean']:.3f} | {r['F1 pooled']:.3f} "
-                  f"| {r['count err. median']:.3f} | {scale:.3f} |", flush=True)
-    best = choose_threshold(rows, args.rule)
+    for t in GRID:
+        r = score_images(truths, [_drop_unsure(lab, conf, float(t))[0] for lab, conf in found])
+        rows.append((float(t), r["F1 mean"], r["count err. median"]))
+        print(f"| {t:.2f} | {r['F1 mean']:.3f} | {r['F1 pooled']:.3f} "
+              f"| {r['count err. median']:.3f} | {scale:.3f} |", flush=True)
+    if args.rule == "f1":
+        top = max(f1 for _, f1, _ in rows)
+        best = min(t for t, f1, _ in rows if f1 >= top - 1e-9)
+    else:
+        best = choose_threshold(rows)
     f1, count = next((f, c) for t, f, c in rows if t == best)
     how = ("maximises their mean per-image F1" if args.rule == "f1" else
            f"has the smallest median count error of those within {F1_TOLERANCE} of their best "
@@ -123,40 +125,6 @@ def main(argv=None):
     half = _is_half(args.model)
     out = final.save(args.out or args.model, half_precision=half)
     print(f"wrote {out}")
-
-
-def choose_threshold(rows, rule="count"):
-    """The threshold of ``rows`` (threshold, mean F1, median count error) that ``rule`` picks.
-
-    ``"f1"``: the best mean F1 (the lowest threshold among ties). ``"count"``:
-    of the thresholds within ``F1_TOLERANCE`` of the best mean F1, the
-    smallest count error, then the lowest threshold.
-    """
-    top = max(f1 for _, f1, _ in rows)
-    if rule == "f1":
-        return min(t for t, f1, _ in rows if f1 >= top - 1e-9)
-    return min((c, t) for t, f1, c in rows if f1 >= top - F1_TOLERANCE)[1]
-
-
-@contextlib.contextmanager
-def _reused_passes():
-    """Within it, a network pass of an image at a scale it was already predicted at is reused."""
-    from particleseg import _inference
-
-    original, store = _inference.predict_proba_one, {}
-
-    def cached(model, image, settings):
-        key = (hashlib.blake2b(image.tobytes(), digest_size=16).digest(), image.shape,
-               settings.scale)
-        if key not in store:
-            store[key] = original(model, image, settings)
-        return store[key].copy()
-
-    _inference.predict_proba_one = cached
-    try:
-        yield
-    finally:
-        _inference.predict_proba_one = original
 
 
 def _is_half(path):

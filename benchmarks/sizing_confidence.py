@@ -34,13 +34,9 @@ from counts import emps_set  # noqa: E402
 
 from particleseg import ParticleSegmenter, pretrained  # noqa: E402
 from particleseg import _autoscale  # noqa: E402
+from particleseg.segmenter import _drop_unsure  # noqa: E402
 
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
-
-
-def kept(labels, confidence, threshold):
-    """The particles of ``labels`` whose confidence reaches ``threshold``."""
-    return np.where(np.r_[False, confidence >= threshold][labels], labels, 0)
 
 
 def main(argv=None):
@@ -68,7 +64,7 @@ def main(argv=None):
             found = list(zip(*seg.predict_particles(images, return_confidence=True)))
             scale = float(np.median(seg.last_scales_))
             for t in THRESHOLDS:
-                r = score_images(truths, [kept(lab, conf, t) for lab, conf in found])
+                r = score_images(truths, [_drop_unsure(lab, conf, t)[0] for lab, conf in found])
                 print(f"| {sizing:.2f} | {t:.2f} | {r['F1 mean']:.3f} | {r['F1 pooled']:.3f} "
                       f"| {r['count err. median']:.3f} | {scale:.3f} |", flush=True)
     finally:

@@ -439,11 +439,18 @@ def tune_confidence(seg, validation):
                  for truth, (labels, confidence) in zip(validation.truths, found)]
         scores.append((threshold, {"f1": float(np.mean([f for f, _ in pairs])),
                                    "count_error": float(np.mean([c for _, c in pairs]))}))
-    top = max(score["f1"] for _, score in scores)
-    near = [(score["count_error"], threshold, score) for threshold, score in scores
-            if score["f1"] >= top - F1_TOLERANCE]
-    _, threshold, score = min(near, key=lambda t: t[:2])
-    return threshold, score
+    threshold = choose_threshold([(t, score["f1"], score["count_error"]) for t, score in scores])
+    return threshold, dict(scores)[threshold]
+
+
+def choose_threshold(rows):
+    """The threshold of ``rows`` ``(threshold, f1, count_error)`` that the count rule picks.
+
+    Of the thresholds whose F1 is within :data:`F1_TOLERANCE` of the highest,
+    the one with the smallest count error, then the lowest.
+    """
+    top = max(f1 for _, f1, _ in rows)
+    return min((count, t) for t, f1, count in rows if f1 >= top - F1_TOLERANCE)[1]
 
 
 def score_particles(truth, labels):
