@@ -182,12 +182,56 @@ def test_predict_proba_auto_comes_back_down_when_a_pass_shows_larger_particles()
 
 def test_predict_proba_auto_does_not_come_back_down_below_a_scale_that_found_nothing():
     # Nothing at the probe, nothing at twice it; the particles found at 4x the
-    # probe look large, but the smaller scales have already shown nothing.
+    # probe look large, but the smaller scales have already shown nothing (a
+    # closer look at 8x shows nothing either).
     big = _big()
     nothing = np.zeros((128, 128), np.int32)
     _, scale, kept, calls = _auto(lambda s: big if s == 4 * PROBE_SCALE else nothing,
                                   typical_diameter(big) / 2)
+    assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, 4 * PROBE_SCALE, 8 * PROBE_SCALE]
+    assert scale == 4 * PROBE_SCALE and kept[0] is big
+
+
+def test_predict_proba_auto_looks_closer_at_large_particles_after_an_empty_pass():
+    # Tiny, densely packed particles: nothing at the probe, a few large blobs
+    # at twice it (half that scale would have shown particles that large),
+    # the particles themselves at four times it.
+    big, small = _big(), _small()
+    nothing = np.zeros((128, 128), np.int32)
+    target = 4 * PROBE_SCALE * typical_diameter(small)
+
+    def seen_at(scale):
+        return nothing if scale == PROBE_SCALE else big if scale == 2 * PROBE_SCALE else small
+
+    proba, scale, kept, calls = _auto(seen_at, target)
     assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, 4 * PROBE_SCALE]
+    assert scale == 4 * PROBE_SCALE and proba[0, 0, 0] == scale and kept[0] is small
+
+
+@pytest.mark.parametrize("above", ["large", "nothing"])
+def test_predict_proba_auto_keeps_the_doubted_pass_when_a_closer_look_agrees_no_better(above):
+    big = _big()
+    nothing = np.zeros((128, 128), np.int32)
+    target = PROBE_SCALE * typical_diameter(big) / 2  # big particles look too large
+
+    def seen_at(scale):
+        if scale == PROBE_SCALE:
+            return nothing
+        return big if scale == 2 * PROBE_SCALE or above == "large" else nothing
+
+    proba, scale, kept, calls = _auto(seen_at, target)
+    assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, 4 * PROBE_SCALE]
+    assert scale == 2 * PROBE_SCALE and proba[0, 0, 0] == scale and kept[0] is big
+
+
+def test_predict_proba_auto_checks_a_closer_look_made_by_the_last_pass():
+    # Nothing at the probe nor at twice it; blobs at 4x the probe; the last
+    # pass (8x) is the closer look, and shows particles as large: 4x is kept.
+    big = _big()
+    nothing = np.zeros((128, 128), np.int32)
+    _, scale, kept, calls = _auto(lambda s: nothing if s < 4 * PROBE_SCALE else big,
+                                  PROBE_SCALE * typical_diameter(big) / 2)
+    assert calls == [PROBE_SCALE, 2 * PROBE_SCALE, 4 * PROBE_SCALE, 8 * PROBE_SCALE]
     assert scale == 4 * PROBE_SCALE and kept[0] is big
 
 

@@ -25,14 +25,19 @@ estimator):
    ask for;
 4. when a pass finds no particle at all, the next one is made at twice its
    scale, up to :data:`ESCALATION_LIMIT` (tiny, densely packed particles
-   can be invisible at half size and at full size alike).
+   can be invisible at half size and at full size alike). When the pass
+   after such an empty one finds particles that look larger than the target
+   (so half its scale should have shown them), they are blobs of particles
+   it cannot resolve, or texture: one more pass at twice its scale is made,
+   and kept if its particles do not look too large as well.
 
 The cost is bounded by the chosen scale in the common cases: each upward
 pass before the last is made at most at ``1 / sqrt(2)`` of the next one's
 scale, so with a probe and one pass the total is at most 1.5 times a
 fixed-scale prediction at the chosen scale (at most 2 times with more upward
 passes), and a probe that is already the answer costs nothing more. Only the
-rare pass that comes back down costs more than that.
+rare pass that comes back down, or that checks doubtful particles after an
+empty pass, costs more than that.
 
 Nothing here imports torch: the prediction and the decision rule come in as
 callables.
@@ -177,21 +182,42 @@ def predict_proba_auto(image, predict_at, label, target_diameter, probe_scale=PR
     scale = float(probe_scale)
     proba = predict_at(image, scale)
     escalated = lower = False
+    doubted = None  # a pass after an empty one whose particles looked too large
     for _ in range(MAX_PASSES - 1):
         found = label(proba)
         diameter = typical_diameter(*found)
         if diameter is None:
+            if doubted is not None:
+                return doubted
             if 2 * scale > ESCALATION_LIMIT:
                 return proba, scale, found
             wanted, escalated = 2 * scale, True
         else:
             wanted, _ = choose_scale(diameter, target_diameter, probe_scale)
-            lower = wanted * math.sqrt(2.0) < scale and scale > probe_scale and not escalated
-            if wanted <= math.sqrt(2.0) * scale and not lower:
-                return proba, scale, found
+            too_large = wanted * math.sqrt(2.0) < scale
+            if doubted is not None and too_large:
+                return doubted
+            if escalated and too_large and doubted is None and 2 * scale <= ESCALATION_LIMIT:
+                # Half this scale showed nothing, yet these particles ask for
+                # less: they are blobs of particles too small to resolve here
+                # (or texture). Look once more at twice the scale; this pass is
+                # the answer if that one agrees no better.
+                doubted, wanted = (proba, scale, found), 2 * scale
+            else:
+                doubted = None
+                lower = too_large and scale > probe_scale and not escalated
+                if wanted <= math.sqrt(2.0) * scale and not lower:
+                    return proba, scale, found
         del proba, found
         scale = wanted
         proba = predict_at(image, scale)
         if lower:  # back down, once: this pass is the answer
             return proba, scale, None
+    if doubted is not None:  # the last pass was made to check doubtful particles
+        found = label(proba)
+        diameter = typical_diameter(*found)
+        if diameter is None or (choose_scale(diameter, target_diameter, probe_scale)[0]
+                                * math.sqrt(2.0) < scale):
+            return doubted
+        return proba, scale, found
     return proba, scale, None
