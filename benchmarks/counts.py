@@ -23,6 +23,7 @@ Usage::
     python benchmarks/counts.py                          # everything
     python benchmarks/counts.py --sets sem --methods auto,previous@1
     python benchmarks/counts.py --limit 20 --json counts.json
+    python benchmarks/counts.py --sets sem --methods auto,emps@1 --per-image
     python benchmarks/counts.py --reliability docs/_static/reliability.png
 """
 
@@ -44,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _emps import DEFAULT_DATA, split_indices  # noqa: E402
-from _scoring import format_table, score_images  # noqa: E402
+from _scoring import format_table, n_particles, score_images  # noqa: E402
 from emps_accuracy import otsu_baseline  # noqa: E402
 
 from particleseg import ParticleSegmenter, pretrained  # noqa: E402
@@ -250,6 +251,8 @@ def main(argv=None):
     p.add_argument("--merge", nargs="+", default=None,
                    help="only print the tables of these JSON files (from --json), merged")
     p.add_argument("--rst", action="store_true", help="print reStructuredText list-tables")
+    p.add_argument("--per-image", action="store_true",
+                   help="also print each image's true and found particles, F1 and scale")
     args = p.parse_args(argv)
     if args.merge:
         merged = {}
@@ -300,6 +303,12 @@ def main(argv=None):
                 _write_json(args.json, results)
             print(f"[{set_name}] {label}: F1 mean {r['F1 mean']:.3f}, count err. "
                   f"{r['count err. median']:.3f}, {r['s / image']:.2f} s/image", flush=True)
+            if args.per_image:
+                for name, truth, lab, f1, scale in zip(names, truths, labels, r["per-image F1"],
+                                                        scales):
+                    at = "" if scale is None else f", scale {scale:g}"
+                    print(f"    {name}: {n_particles(truth)} true, {n_particles(lab)} found, "
+                          f"F1 {f1:.3f}{at}")
             if confs[0] is not None and label.endswith("auto") and not set_name.startswith("robust"):
                 rows, ece, _, _ = reliability(confs, r["matches"])
                 curves[f"{set_name} (ECE {ece:.3f})"] = rows
