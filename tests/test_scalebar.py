@@ -332,6 +332,20 @@ def test_a_particle_across_the_end_within_the_bars_thickness_is_no_end_tick(pola
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_short_pixel_in_a_thick_bar_near_its_end_does_not_shorten_it(seed):
+    # JPEG ringing took one pixel of a thick bar's second row below the
+    # midpoint, near its end (synthetic figure 2222: a 1141 px bar measured
+    # 1100 px and used): the columns past it were dropped as a glyph's.
+    image, truth = flat_figure(shape=(384, 512), seed=seed, length_px=200, font_size=90)
+    t, l, b, r = truth.bar_box
+    assert b - t >= 22  # thick enough for one short row in twenty
+    image[t + 1, r - 25] = 0.3
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
 def test_a_search_box_running_into_the_side_is_cut_to_the_bars_own_columns():
     # The search's box runs from a dark bar through a particle touching its
     # end to the image side. The particle covers the ground above the bar,
@@ -700,6 +714,75 @@ def test_nm_and_mm_are_told_apart_by_the_stems_of_their_letters(monkeypatch, dra
     assert bar.calibrated, bar.message
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_small_aliased_text_is_smoothed_before_it_is_read(seed):
+    # "1 nm" in 11 px serif text drawn without anti-aliasing, on a 16-bit
+    # image (synthetic figure 2277): enlarged as it was, the "n" read as a
+    # "u", and the figure was calibrated in micrometres.
+    pytest.importorskip("rapidocr_onnxruntime")
+    image, truth = flat_figure(ground=0.85, seed=seed, polarity="dark", length_px=26, value=1,
+                               unit="nm", font="DejaVuSerif-Bold.ttf", font_size=11)
+    bar = find_scale_bar((image * 65535).astype(np.uint16))
+    assert (bar.value, bar.unit) == (1, "nm") and bar.calibrated, bar.message
+
+
+def test_only_small_aliased_text_is_smoothed():
+    p = np.zeros((30, 60), np.float32)
+    p[10:20, 10:12] = p[10:20, 16:18] = p[10, 10:18] = 1.0  # an "n" without grey edges
+    group = scalebar._Group("above", (10, 10, 20, 18), p[10:20, 10:18] >= 0.5, 0.0)
+    plain, smooth = (scalebar._ocr_crop(p, group, 40, smooth=s) for s in (False, True))
+    greys = [np.mean((crop > 40) & (crop < 215)) for crop in (plain, smooth)]
+    assert greys[1] > 1.5 * greys[0]
+    # Anti-aliased (here: blurred) text is left as it is.
+    from scipy import ndimage as ndi
+    blurred = ndi.uniform_filter(p, 2)
+    group = replace(group, mask=blurred[10:20, 10:18] >= 0.5)
+    assert np.array_equal(scalebar._ocr_crop(blurred, group, 40, smooth=False),
+                          scalebar._ocr_crop(blurred, group, 40))
+
+
+@pytest.mark.parametrize("plain, calibrated", [("25 nm", False), ("75 um", True), ("2", True)])
+def test_the_number_of_smoothed_text_must_agree_with_the_plain_reading(
+        monkeypatch, plain, calibrated):
+    # Smoothing small aliased text mends its letters but can blur a digit
+    # into another: the crop read as it is must give the same number (its
+    # unit may differ; a reading that is no length says nothing).
+    pytest.importorskip("rapidocr_onnxruntime")
+    smoothed = scalebar._ocr_crop
+    plain_crops = []
+
+    def crop(p, group, height=40, smooth=True):
+        out = smoothed(p, group, height, smooth)
+        if not smooth:
+            plain_crops.append(out)
+        return out
+
+    monkeypatch.setattr(scalebar, "_ocr_crop", crop)
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (
+        (plain, 0.95) if any(crop is c for c in plain_crops) else ("75 nm", 0.95)))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = figure(value=75, unit="nm", font_size=12)
+    bar = find_scale_bar(image)
+    assert plain_crops  # the label was smoothed
+    assert (bar.value, bar.unit) == (75, "nm") and bar.calibrated is calibrated, bar.message
+
+
+@pytest.mark.parametrize("wide, calibrated", [("25m", False), ("75m", True), ("m", True)])
+def test_a_wide_reading_that_is_no_length_can_still_dispute_the_number(
+        monkeypatch, wide, calibrated):
+    # The line lost the foot of a small "2" and read "75 nm"; the wider crop
+    # read "25m", no length, but another number.
+    pytest.importorskip("rapidocr_onnxruntime")
+    wide_crop = np.zeros((7, 7), np.uint8)
+    monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: wide_crop)
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (
+        (wide, 0.9) if crop is wide_crop else ("75 nm", 0.95)))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    image, truth = figure(value=75, unit="nm")
+    bar = find_scale_bar(image)
+    assert bar.value == 75 and bar.calibrated is calibrated, bar.message
+
+
 def test_a_weak_reading_of_a_label_line_is_checked_by_text_detection(monkeypatch):
     # A label line joined to texture beside it reads "22 µm" with a low
     # score; text detection around the bar finds the label itself.
@@ -836,6 +919,27 @@ def test_stems_are_counted_in_a_detected_box_with_empty_rows(pad):
     padded = np.pad(one_nm_mask(), ((pad, pad), (0, 0)))
     group = scalebar._Group("detected", (0, 0) + padded.shape, padded, 0.0)
     assert scalebar._unit_stems(group) == 5
+
+
+#: "25nm" in 8 px serif text (synthetic figure 2313, 16-bit): the foot of the
+#: "5" and the serif of the "n" share a column without touching.
+TWENTY_FIVE_NM = """
+####....#####....................
+#..##...#........................
+#..###..####..###.##..######.###.
+...##......##..##..##..##..##..#.
+...##.......##.##..##..##..##..##
+..#.....#...##.##..##..##..##..##
+##...#..#..##..##..##..##..##..##
+######..####..###################
+"""
+
+
+def test_stems_are_counted_when_no_empty_column_parts_digits_and_letters():
+    mask = np.array([[c == "#" for c in row] for row in TWENTY_FIVE_NM.split()])
+    group = scalebar._Group("above", (0, 0) + mask.shape, mask, 0.0)
+    assert scalebar._unit_stems(group) == 5
+    assert scalebar._unit_plausibility("mm", group) == ("nm", 0.9)
 
 
 def test_no_stem_count_without_letters_after_the_digits():

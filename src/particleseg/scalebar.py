@@ -582,7 +582,12 @@ def _measure_bar(p, box, factor, polarity):
     # At each end, columns with something above or below them are end ticks
     # when they are at most a bar's thickness wide, else a glyph that touches
     # the bar, which is left out (glyphs touching the middle do no harm).
-    whole = comp[core].all(axis=0)
+    # JPEG ringing along a thick bar's edges can take a pixel of its outer
+    # rows below the midpoint (at a corner where a dark particle meets an end
+    # tick): a column is whole when the rows a twentieth of the thickness
+    # inside the edges are.
+    inside = thickness // 20
+    whole = comp[core[inside:len(core) - inside]].all(axis=0)
     starts, stops = _true_runs(whole)
     if len(starts) == 0:
         return None
@@ -893,8 +898,53 @@ def _label_groups(p, bar):
     return unique
 
 
-def _ocr_crop(p, group, height=40):
-    """The label as dark text on white, padded and scaled to ``height`` px text."""
+#: Below this fraction of grey edge pixels, a label's glyphs are aliased (:func:`_aliased`).
+_ALIASED_EDGES = 0.1
+
+
+def _aliased(p, group, lo, hi):
+    """Whether a label's glyphs are drawn without grey edges (aliased text).
+
+    Text rendered without anti-aliasing has almost no pixels between its
+    grey and the ground's at the edges of its strokes; anti-aliased,
+    downscaled or blurred text has many (a fifth to a half of the pixels
+    within a pixel of the glyphs).
+    """
+    top, left, bottom, right = group.box
+    near = ndi.binary_dilation(group.mask, iterations=1)
+    if not near.any():
+        return False
+    v = (p[top:bottom, left:right][near] - lo) / max(hi - lo, 1e-3)
+    return float(np.mean((v > 0.2) & (v < 0.8))) < _ALIASED_EDGES
+
+
+def _to_height(out, h, height, aliased=False):
+    """Scale a crop (uint8) whose text is ``h`` px high to ``height`` px text.
+
+    Small aliased text is smoothed first (a Gaussian of 0.7 px, about what
+    anti-aliasing does): enlarged as it is, its staircase edges turn an "n"
+    of 8 px into a "u" and a "nm" into "1m" for the OCR.
+    """
+    scale = float(height) / max(h, 1)
+    if aliased and scale > 1.1:
+        out = np.clip(ndi.gaussian_filter(out.astype(np.float32), 0.7) + 0.5, 0, 255)
+        out = out.astype(np.uint8)
+    if abs(scale - 1) > 0.1:
+        from PIL import Image
+
+        img = Image.fromarray(out)
+        size = (max(int(img.width * scale), 1), max(int(img.height * scale), 1))
+        resample = Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS
+        out = np.asarray(img.resize(size, resample))
+    return out
+
+
+def _ocr_crop(p, group, height=40, smooth=True):
+    """The label as dark text on white, padded and scaled to ``height`` px text.
+
+    With ``smooth``, small aliased text is smoothed as it is enlarged
+    (:func:`_to_height`).
+    """
     top, left, bottom, right = group.box
     h = bottom - top
     pad = max(2, int(round(0.35 * h)))
@@ -909,17 +959,11 @@ def _ocr_crop(p, group, height=40):
     if group.floor is not None:
         lo = max(lo, group.floor)
     hi = float(np.percentile(crop[keep], 95)) if keep.any() else 1.0
+    aliased = smooth and _aliased(p, group, lo, hi)
     crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
     crop[~keep] = 0
     out = (255 * (1 - crop)).astype(np.uint8)
-    scale = float(height) / max(h, 1)
-    if abs(scale - 1) > 0.1:
-        from PIL import Image
-
-        img = Image.fromarray(out)
-        out = np.asarray(img.resize((max(int(img.width * scale), 1), max(int(img.height * scale), 1)),
-                                    Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS))
-    return out
+    return _to_height(out, h, height, aliased)
 
 
 def _wide_crop(p, group, bar, height=40):
@@ -933,16 +977,10 @@ def _wide_crop(p, group, bar, height=40):
     crop[max(bar.top - 1 - t0, 0):max(bar.bottom + 1 - t0, 0),
          max(bar.left - 1 - l0, 0):max(bar.right + 1 - l0, 0)] = bar.ground
     lo, hi = bar.ground, bar.level
+    aliased = _aliased(p, group, lo, hi)
     crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
     out = (255 * (1 - crop)).astype(np.uint8)
-    scale = float(height) / h
-    if abs(scale - 1) > 0.1:
-        from PIL import Image
-
-        img = Image.fromarray(out)
-        out = np.asarray(img.resize((max(int(img.width * scale), 1), max(int(img.height * scale), 1)),
-                                    Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.LANCZOS))
-    return out
+    return _to_height(out, h, height, aliased)
 
 
 def _has_descender(group):
@@ -959,13 +997,24 @@ def _has_descender(group):
     return sum(sl[0].stop > baseline + 0.12 * h for sl in tall) == 1
 
 
-def _glyph_widths(group):
-    """Widths of the full-height glyphs of a label line, left to right."""
+def _glyph_widths(group, letters=False):
+    """Widths of the full-height glyphs of a label line, left to right.
+
+    With ``letters``, of the trailing glyphs that stop short of the line's
+    top (lower-case letters; digits reach it) only.
+    """
     labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
-    h = group.mask.shape[0]
+    inked = np.nonzero(group.mask.any(axis=1))[0]
+    if len(inked) == 0:
+        return []
+    h = int(inked[-1] - inked[0]) + 1
     boxes = sorted((sl for sl in ndi.find_objects(labels) if sl is not None),
                    key=lambda sl: sl[1].start)
-    return [sl[1].stop - sl[1].start for sl in boxes if sl[0].stop - sl[0].start >= 0.35 * h]
+    boxes = [sl for sl in boxes if sl[0].stop - sl[0].start >= 0.35 * h]
+    if letters:
+        tall = [k for k, sl in enumerate(boxes) if sl[0].start - inked[0] <= 0.12 * h]
+        boxes = boxes[tall[-1] + 1:] if tall else []
+    return [sl[1].stop - sl[1].start for sl in boxes]
 
 
 def _unit_stems(group):
@@ -991,9 +1040,12 @@ def _unit_stems(group):
     if len(tall) == 0:
         return None
     gaps = np.nonzero(~filled[tall[-1]:])[0]  # the letters start after the last digit
-    if len(gaps) == 0:
-        return None
-    letters = mask[:, tall[-1] + int(gaps[0]):]
+    if len(gaps):
+        letters = mask[:, tall[-1] + int(gaps[0]):]
+    else:
+        letters = _after_digits(mask)
+        if letters is None:
+            return None
     # Specks (a JPEG artefact, the edge of a particle) are much shorter than
     # the letters, whose stems span the x-height.
     pieces, n = ndi.label(letters, structure=np.ones((3, 3), bool))
@@ -1022,6 +1074,31 @@ def _unit_stems(group):
         return 0
     # A sliver beside a stem (a speck, a stem split by a JPEG artefact) is no stem.
     return int(np.count_nonzero(widths >= 0.5 * np.median(widths)))
+
+
+def _after_digits(mask):
+    """The glyphs of a label line that follow its last digit, when no empty column parts them.
+
+    In small text without space before the unit, the last digit and the
+    first letter can share columns (a "5" under the serif of an "n") without
+    touching: the letters are then the glyphs that stop short of the line's
+    top and start right of every glyph that reaches it. None when there are
+    none, or when they touch the digits.
+    """
+    h = mask.shape[0]
+    pieces, n = ndi.label(mask, structure=np.ones((3, 3), bool))
+    boxes = ndi.find_objects(pieces)
+    digits = [sl for sl in boxes if sl[0].start <= 0.12 * h]
+    if not digits or len(digits) == n:
+        return None
+    start = max(sl[1].start for sl in digits)
+    letters = [k + 1 for k, sl in enumerate(boxes)
+               if sl[0].start > 0.12 * h and sl[1].start > start]
+    if not letters:
+        return None
+    out = np.isin(pieces, letters)
+    first = min(boxes[k - 1][1].start for k in letters)
+    return out[:, first:]
 
 
 def _unit_plausibility(unit, group):
@@ -1079,9 +1156,10 @@ def _unit_by_widths(group):
     """The unit the widths of a label's last two glyphs say: "mm" or "nm", or None.
 
     An "m" is about a third wider than an "n": "mm" when the two are as wide
-    as each other, "nm" when the first is clearly narrower.
+    as each other, "nm" when the first is clearly narrower. A digit is no
+    letter: with fewer than two letters after the last one, None.
     """
-    widths = _glyph_widths(group)
+    widths = _glyph_widths(group, letters=True)
     if len(widths) >= 2:
         ratio = widths[-2] / max(widths[-1], 1)
         if ratio >= 0.85:
@@ -1179,6 +1257,8 @@ def _read_groups(p, bar, groups, engine):
     for group in groups:
         text, score = _recognise(engine, _ocr_crop(p, group, 40))
         parsed = _parse_with_glyphs(text, group)
+        if parsed is not None and _disputed_number(p, group, engine, parsed[0]):
+            score *= 0.5
         if parsed is None:
             # Glyphs touching a particle carry pieces of it, lighter than the
             # midpoint but short of the text's grey: read again without them.
@@ -1197,7 +1277,12 @@ def _read_groups(p, bar, groups, engine):
             wide = parse_scale_label(wide_text)
             # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
             agreeing = {parsed, (parsed[0], "pm")} if parsed[1] == "µm" else {parsed}
-            if wide not in agreeing and (wide is not None or _plain_u(text, group, wide_text)):
+            # A wide reading that is no length still disputes the number when
+            # it starts with another one ("25m" where the line reads "75 nm":
+            # the foot of a small "2" was left out of the line).
+            other = wide is None and _line_number(wide_text) not in (None, parsed[0])
+            if wide not in agreeing and (wide is not None or other
+                                         or _plain_u(text, group, wide_text)):
                 score *= 0.4
         unit, factor = _unit_plausibility(parsed[1], group)
         score *= factor
@@ -1206,6 +1291,23 @@ def _read_groups(p, bar, groups, engine):
         if score > 0.9:
             break
     return best
+
+
+def _disputed_number(p, group, engine, value):
+    """Whether the line, read without smoothing, gives another number than ``value``.
+
+    Smoothing small aliased text (:func:`_to_height`) mends the thin joins
+    of its letters (the arch of an "n"), but can blur a digit into another
+    (a "2" of 9 px into a "7"). The number must then also be read from the
+    crop as it is; its unit is not compared (the letters are what the
+    smoothing mends).
+    """
+    plain = _ocr_crop(p, group, 40, smooth=False)
+    if np.array_equal(plain, _ocr_crop(p, group, 40)):
+        return False  # not smoothed
+    text, _ = _recognise(engine, plain)
+    parsed = _parse_with_glyphs(text, group)
+    return parsed is not None and parsed[0] != value
 
 
 def _join_words(lines):
