@@ -24,6 +24,7 @@ Usage::
     python benchmarks/counts.py --sets sem --methods auto,previous@1
     python benchmarks/counts.py --limit 20 --json counts.json
     python benchmarks/counts.py --sets sem --methods auto,emps@1 --per-image
+    python benchmarks/counts.py --sets sem --methods auto --thresholds 0,0.1,0.2,0.3
     python benchmarks/counts.py --reliability docs/_static/reliability.png
 """
 
@@ -50,6 +51,7 @@ from emps_accuracy import otsu_baseline  # noqa: E402
 
 from particleseg import ParticleSegmenter, pretrained  # noqa: E402
 from particleseg.datasets import load_emps  # noqa: E402
+from particleseg.segmenter import _drop_unsure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEM_DATA = ROOT / ".." / "shared" / "data" / "sem-silica"
@@ -221,6 +223,32 @@ def plot_reliability(curves, path):
 # ----------------------------------------------------------------------------
 
 
+def score_row(args, results, curves, set_name, label, names, truths, labels, confs, scales,
+              seconds):
+    """Score one method on one set, print the row and keep it in ``results``."""
+    r = score_images(truths, labels)
+    r["s / image"] = float(np.median(seconds))
+    if scales[0] is not None:
+        r["median scale"] = float(np.median(scales))
+    results.setdefault(set_name, {})[label] = r
+    if args.json:  # after every row, so that an interrupted run keeps what it did
+        _write_json(args.json, results)
+    print(f"[{set_name}] {label}: F1 mean {r['F1 mean']:.3f}, count err. "
+          f"{r['count err. median']:.3f}, {r['s / image']:.2f} s/image", flush=True)
+    if args.per_image:
+        for name, truth, lab, f1, scale in zip(names, truths, labels, r["per-image F1"],
+                                                scales):
+            at = "" if scale is None else f", scale {scale:g}"
+            print(f"    {name}: {n_particles(truth)} true, {n_particles(lab)} found, "
+                  f"F1 {f1:.3f}{at}")
+    if confs[0] is not None and label.endswith("auto") and not set_name.startswith("robust"):
+        rows, ece, _, _ = reliability(confs, r["matches"])
+        curves[f"{set_name} (ECE {ece:.3f})"] = rows
+        print(f"  reliability on {set_name}: ECE {ece:.3f}")
+        for lo, hi, n, mc, fm in rows:
+            print(f"    [{lo:.1f}, {hi:.1f}): n={n:5d}  confidence {mc:.3f}  matched {fm:.3f}")
+
+
 def _write_json(path, results):
     keep = {s: {m: {k: v for k, v in r.items() if k not in ("matches", "per-image F1")}
                 for m, r in rows.items()} for s, rows in results.items()}
@@ -251,6 +279,9 @@ def main(argv=None):
     p.add_argument("--merge", nargs="+", default=None,
                    help="only print the tables of these JSON files (from --json), merged")
     p.add_argument("--rst", action="store_true", help="print reStructuredText list-tables")
+    p.add_argument("--thresholds", default=None, metavar="T,T,...",
+                   help="score each model at these min_confidence values instead of its own "
+                        "(one prediction per image, filtered per value; not with analyze)")
     p.add_argument("--per-image", action="store_true",
                    help="also print each image's true and found particles, F1 and scale")
     args = p.parse_args(argv)
@@ -292,29 +323,23 @@ def main(argv=None):
             label += f", tiles {size}/{overlap}"
         if method.startswith("analyze"):
             label += ", annotations removed"
+        thresholds = [None]
+        if args.thresholds and seg is not None:
+            if method.startswith("analyze"):
+                raise SystemExit("--thresholds does not work with analyze: drop one of them")
+            thresholds = [float(t) for t in args.thresholds.split(",")]
+            seg.set_params(min_confidence=None)  # filtered below; the scale does not depend on it
         for set_name, (names, images, truths) in sets.items():
-            labels, confs, scales, seconds = run_method(seg, images, method.startswith("analyze"))
-            r = score_images(truths, labels)
-            r["s / image"] = float(np.median(seconds))
-            if scales[0] is not None:
-                r["median scale"] = float(np.median(scales))
-            results.setdefault(set_name, {})[label] = r
-            if args.json:  # after every row, so that an interrupted run keeps what it did
-                _write_json(args.json, results)
-            print(f"[{set_name}] {label}: F1 mean {r['F1 mean']:.3f}, count err. "
-                  f"{r['count err. median']:.3f}, {r['s / image']:.2f} s/image", flush=True)
-            if args.per_image:
-                for name, truth, lab, f1, scale in zip(names, truths, labels, r["per-image F1"],
-                                                        scales):
-                    at = "" if scale is None else f", scale {scale:g}"
-                    print(f"    {name}: {n_particles(truth)} true, {n_particles(lab)} found, "
-                          f"F1 {f1:.3f}{at}")
-            if confs[0] is not None and label.endswith("auto") and not set_name.startswith("robust"):
-                rows, ece, _, _ = reliability(confs, r["matches"])
-                curves[f"{set_name} (ECE {ece:.3f})"] = rows
-                print(f"  reliability on {set_name}: ECE {ece:.3f}")
-                for lo, hi, n, mc, fm in rows:
-                    print(f"    [{lo:.1f}, {hi:.1f}): n={n:5d}  confidence {mc:.3f}  matched {fm:.3f}")
+            all_labels, all_confs, scales, seconds = run_method(
+                seg, images, method.startswith("analyze"))
+            for t in thresholds:
+                name = label if t is None else f"{label}, min_confidence {t:g}"
+                labels, confs = all_labels, all_confs
+                if t is not None:
+                    labels, confs = zip(*(_drop_unsure(lab, c, t)
+                                          for lab, c in zip(all_labels, all_confs)))
+                score_row(args, results, curves, set_name, name, names, truths, labels, confs,
+                          scales, seconds)
 
     for set_name, rows in results.items():
         n = len(sets[set_name][0])
