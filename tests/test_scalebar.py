@@ -40,6 +40,20 @@ def micrograph(shape=(256, 256), seed=0):
     return 0.2 + 0.6 * (x - x.min()) / (x.max() - x.min())
 
 
+def fake_ocr(monkeypatch, line, wide):
+    """Stand in for the OCR: the label line reads ``line``, its wider crop ``wide``.
+
+    ``line`` is a text, or a callable of the crop for texts that depend on it;
+    text detection finds nothing, so only the line's own readings count.
+    """
+    wide_crop = np.zeros((7, 7), np.uint8)
+    read_line = line if callable(line) else (lambda crop: (line, 0.95))
+    monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: wide_crop)
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (
+        (wide, 0.9) if crop is wide_crop else read_line(crop)))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+
+
 def figure(shape=(256, 256), seed=0, **options):
     """A micrograph with a drawn scale bar: (image in [0, 1], truth)."""
     settings = dict(length_px=80, value=100, unit="nm", font="DejaVuSans.ttf", font_size=16,
@@ -381,11 +395,7 @@ def test_a_plain_u_must_agree_with_the_wide_reading(monkeypatch, wide, calibrate
     # plain "u", with no glyph below the line, needs the wider crop to see a
     # "u" too (it may read a speck beside the label as well: "20ume").
     pytest.importorskip("rapidocr_onnxruntime")
-    wide_crop = np.zeros((7, 7), np.uint8)
-    monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: wide_crop)
-    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (
-        (wide, 0.9) if crop is wide_crop else ("20um", 0.95)))
-    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    fake_ocr(monkeypatch, "20um", wide)
     image, truth = figure(value=20, unit="nm")
     bar = find_scale_bar(image)
     assert bar.calibrated is calibrated and bar.text == "20um", bar.message
@@ -420,16 +430,8 @@ def test_a_line_read_without_its_unit_takes_it_from_the_wide_reading(
     # the same number, at both sizes of the line, and the text reported is
     # the wide reading.
     pytest.importorskip("rapidocr_onnxruntime")
-    wide_crop = np.zeros((7, 7), np.uint8)
-    monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: wide_crop)
-
-    def recognise(engine, crop):
-        if crop is wide_crop:
-            return wide, 0.9
-        return (line, 0.85) if crop.shape[0] > 58 else (small, 0.85)  # 40 px text, else 28
-
-    monkeypatch.setattr(scalebar, "_recognise", recognise)
-    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    fake_ocr(monkeypatch,  # 40 px text, else 28
+             lambda crop: (line, 0.85) if crop.shape[0] > 58 else (small, 0.85), wide)
     image, truth = figure(value=50, unit="nm")
     bar = find_scale_bar(image)
     if expected is None:
@@ -773,11 +775,7 @@ def test_a_wide_reading_that_is_no_length_can_still_dispute_the_number(
     # The line lost the foot of a small "2" and read "75 nm"; the wider crop
     # read "25m", no length, but another number.
     pytest.importorskip("rapidocr_onnxruntime")
-    wide_crop = np.zeros((7, 7), np.uint8)
-    monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: wide_crop)
-    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (
-        (wide, 0.9) if crop is wide_crop else ("75 nm", 0.95)))
-    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    fake_ocr(monkeypatch, "75 nm", wide)
     image, truth = figure(value=75, unit="nm")
     bar = find_scale_bar(image)
     assert bar.value == 75 and bar.calibrated is calibrated, bar.message

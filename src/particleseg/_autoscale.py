@@ -154,6 +154,11 @@ def choose_scale(diameter, target_diameter, probe_scale=PROBE_SCALE, max_scale=M
     return float(f"{scale:.2g}"), False
 
 
+def _asks_lower(wanted, scale):
+    """Whether particles that ask for ``wanted`` were found too large at ``scale``."""
+    return wanted * math.sqrt(2.0) < scale
+
+
 def predict_proba_auto(image, predict_at, label, target_diameter, probe_scale=PROBE_SCALE):
     """Class probabilities of one image at its automatic scale.
 
@@ -194,7 +199,7 @@ def predict_proba_auto(image, predict_at, label, target_diameter, probe_scale=PR
             wanted, escalated = 2 * scale, True
         else:
             wanted, _ = choose_scale(diameter, target_diameter, probe_scale)
-            too_large = wanted * math.sqrt(2.0) < scale
+            too_large = _asks_lower(wanted, scale)
             if doubted is not None and too_large:
                 return doubted
             if escalated and too_large and doubted is None and 2 * scale <= ESCALATION_LIMIT:
@@ -216,8 +221,8 @@ def predict_proba_auto(image, predict_at, label, target_diameter, probe_scale=PR
     if doubted is not None:  # the last pass was made to check doubtful particles
         found = label(proba)
         diameter = typical_diameter(*found)
-        if diameter is None or (choose_scale(diameter, target_diameter, probe_scale)[0]
-                                * math.sqrt(2.0) < scale):
+        if diameter is None or _asks_lower(
+                choose_scale(diameter, target_diameter, probe_scale)[0], scale):
             return doubted
         return proba, scale, found
     return proba, scale, None
