@@ -12,8 +12,9 @@ Sets:
   never trained on);
 * ``robust``: a robustness suite from the EMPS validation images, each
   rescaled to 0.5x and 2x, inverted in contrast, given pasted figure
-  annotations (scale bars, text, panel letters, arrows; the particles under
-  them removed from the truth), and given noise.
+  annotations (scale bars, text, panel letters, arrows; the pixels under
+  them are background in the truth, so a particle partly covered keeps its
+  visible part), and given noise.
 
 Methods: the previous bundled model (git revision ``PREVIOUS``) at 1x and
 2x, the bundled model at 1x, 2x and ``"auto"``, and Otsu's threshold.

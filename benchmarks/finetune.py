@@ -28,6 +28,11 @@ The starting model is scored once per test set; ``--baseline-cache FILE``
 keeps its scores between invocations (keyed by model, set, seed and test
 images).
 
+``--seed 0,1,2`` repeats everything on several draws (each seed its own
+pool of training images, held-out image and test images) and adds, to each
+group of rows, the median of each score over the draws: one draw of five
+images moves the scores by about as much as the goals' margins.
+
 ``--clock cpu`` measures the budget as the process's CPU time divided by the
 number of threads, for quick comparisons on a busy machine; the default,
 ``wall``, is the wall clock a user waits.
@@ -36,6 +41,7 @@ Usage::
 
     python benchmarks/finetune.py                                  # full grid, bundled model
     python benchmarks/finetune.py --from runs/model.safetensors --runs 5x2,5x5,5x10,1x5,2x5
+    python benchmarks/finetune.py --sets sem-silica --runs 5x10 --seed 0,1,2,3 --clock cpu
     python benchmarks/finetune.py --sets sem-silica --runs 5x2 --test-limit 8 --clock cpu \\
         --recipe '{"learning_rate": 1e-4}'
 """
@@ -143,7 +149,10 @@ def main(argv=None):
     p.add_argument("--runs", default="1x2,1x5,1x10,2x2,2x5,2x10,5x2,5x5,5x10",
                    help="comma-separated KxMINUTES runs (k images, minutes of budget); runs "
                         "with k larger than a set's pool are skipped")
-    p.add_argument("--seed", type=int, default=0, help="seed of the splits and of fine-tuning")
+    p.add_argument("--seed", default="0",
+                   help="seed of the splits and of fine-tuning; several, comma-separated "
+                        "(e.g. 0,1,2), run every set and run on each draw and add a row of "
+                        "their medians")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     p.add_argument("--test-limit", type=int, default=None,
@@ -170,10 +179,13 @@ def main(argv=None):
     if args.test_time_flips and args.evaluate is None:
         p.error("--test-time-flips scores a saved model: pass it with --evaluate K")
     if args.merge:
-        rows = [row for path in args.merge for row in json.loads(Path(path).read_text())["rows"]]
+        rows = []
+        for path in args.merge:
+            merged = json.loads(Path(path).read_text())
+            rows += [{"seed": merged["seed"], **row} for row in merged["rows"]]
         order = {"sem-silica": 0, "emps-snb": 1}
         rows.sort(key=lambda r: (order.get(r["set"], 2), r["model"] != "starting", r["k"],
-                                 r["minutes"]))
+                                 r["minutes"], r["seed"]))
         print(table(rows))
         if args.json:
             merged = json.loads(Path(args.merge[0]).read_text())
@@ -186,17 +198,19 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     recipe = json.loads(args.recipe)
     clock = cpu_clock(args.threads) if args.clock == "cpu" else None
-    results = {"from": args.start, "seed": args.seed, "clock": args.clock,
-               "threads": args.threads, "recipe": recipe, "rows": []}
-    for set_name in filter(None, args.sets.split(",")):
-        data = load_set(set_name, args.seed, args.test_limit, args.test_step)
+    seeds = [int(seed) for seed in str(args.seed).split(",")]
+    results = {"from": args.start, "seed": seeds[0] if len(seeds) == 1 else seeds,
+               "clock": args.clock, "threads": args.threads, "recipe": recipe, "rows": []}
+    for seed, set_name in [(seed, name) for seed in seeds
+                           for name in filter(None, args.sets.split(","))]:
+        data = load_set(set_name, seed, args.test_limit, args.test_step)
         pool_x, pool_y, pool_names = data["pool"]
         if args.evaluate is not None:
             X_test, y_test, _ = test_images(data, args.evaluate)
             seg = load_start(args.start, args.threads)
             seg.set_params(test_time_flips=args.test_time_flips)
-            row = {"set": set_name, "model": Path(args.start).stem, "k": args.evaluate,
-                   "minutes": 0, "n_test": len(X_test),
+            row = {"set": set_name, "seed": seed, "model": Path(args.start).stem,
+                   "k": args.evaluate, "minutes": 0, "n_test": len(X_test),
                    "test_time_flips": args.test_time_flips, **score(seg, X_test, y_test)}
             results["rows"].append(row)
             print(_line(row), flush=True)
@@ -208,7 +222,7 @@ def main(argv=None):
         scored = set()
         for k, minutes in runs:
             X_test, y_test, test_names = test_images(data, k)
-            key = json.dumps([args.start, set_name, args.seed, test_names])
+            key = json.dumps([args.start, set_name, seed, test_names])
             c_start = time.process_time()
             if key not in scored and not args.skip_starting:
                 scored.add(key)
@@ -219,12 +233,13 @@ def main(argv=None):
                     if cache:
                         cache.parent.mkdir(parents=True, exist_ok=True)
                         cache.write_text(json.dumps(baselines, indent=1))
-                row = {"set": set_name, "model": "starting", "k": 0, "minutes": 0,
+                row = {"set": set_name, "seed": seed, "model": "starting", "k": 0,
+                       "minutes": 0,
                        "n_test": len(X_test), "test_particles": int(sum(
                            len(np.unique(t[t > 0])) for t in y_test)), **baselines[key]}
                 results["rows"].append(row)
                 print(_line(row), flush=True)
-            seg = load_start(args.start, args.threads).set_params(random_state=args.seed)
+            seg = load_start(args.start, args.threads).set_params(random_state=seed)
             t0, c0 = time.perf_counter(), time.process_time()
             kwargs = {} if clock is None else {"clock": clock}
             # ParticleSegmenter.fine_tune, with the benchmark's clock.
@@ -234,7 +249,8 @@ def main(argv=None):
                        recipe=recipe, validation=not args.no_validation, **kwargs)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             result, names = seg.fine_tuning_, pool_names[:k]
-            row = {"set": set_name, "model": "fine-tuned", "k": k, "minutes": minutes,
+            row = {"set": set_name, "seed": seed, "model": "fine-tuned", "k": k,
+                   "minutes": minutes,
                    "n_test": len(X_test), "train_images": names,
                    "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
                    "threads": args.threads,
@@ -265,19 +281,47 @@ def _line(row):
         extra = (f" wall {row['wall_seconds']:.0f}s cpu {row['cpu_seconds']:.0f}s "
                  f"steps {row['steps']} ({row['stopped']}"
                  f"{', kept start' if row['kept_starting_weights'] else ''})")
-    return (f"{row['set']} {row['model']} k={row['k']} {row['minutes']:g}min n_test={row['n_test']}: "
+    return (f"{row['set']} seed {row.get('seed', '-')} {row['model']} k={row['k']} "
+            f"{row['minutes']:g}min n_test={row['n_test']}: "
             f"F1 {row['f1']:.3f} count err {row['count_error']:.3f} "
             f"diam err {row['diameter_error']:.3f}{extra}")
 
 
+SCORES = ("f1", "count_error", "diameter_error")
+
+
+def with_medians(rows):
+    """``rows``, each group of runs on several draws (seeds) followed by their medians.
+
+    A group is the rows of one set, model kind, k and budget; its median row
+    has the median of each score over the draws (each draw has its own test
+    images).
+    """
+    out, groups = [], {}
+    for row in rows:
+        groups.setdefault((row["set"], row["model"], row["k"], row["minutes"]), []).append(row)
+    for group in groups.values():
+        out += group
+        if len({row.get("seed") for row in group}) > 1:
+            out.append({**{key: group[0][key] for key in ("set", "model", "k", "minutes")},
+                        "seed": f"median of {len(group)}", "median": True,
+                        **{key: float(np.median([row[key] for row in group]))
+                           for key in SCORES}})
+    return out
+
+
 def table(rows):
-    """A markdown table of the rows."""
-    lines = ["| set | model | k images | budget (min) | test images | mean F1@0.5 | "
+    """A markdown table of the rows, with medians over draws (:func:`with_medians`)."""
+    lines = ["| set | seed | model | k images | budget (min) | test images | mean F1@0.5 | "
              "median count error | median diameter error | CPU time / 2 cores (s) | "
              "wall time (s) | steps |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r["model"] == "fine-tuned":
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in with_medians(rows):
+        if r.get("median"):
+            model = r["model"]
+            run = ("-", "-") if r["model"] == "starting" else (str(r["k"]), f"{r['minutes']:g}")
+            cost = ("-", "-", "-")
+        elif r["model"] == "fine-tuned":
             model = "fine-tuned" + (" (kept start)" if r["kept_starting_weights"] else "")
             run = (str(r["k"]), f"{r['minutes']:g}")
             cost = (f"{r['cpu_seconds'] / r.get('threads', 2):.0f}", f"{r['wall_seconds']:.0f}",
@@ -287,7 +331,8 @@ def table(rows):
             run, cost = (str(r["k"]), "-"), ("-", "-", "-")
         else:
             model, run, cost = "starting", ("-", "-"), ("-", "-", "-")
-        cells = (r["set"], model, *run, str(r["n_test"]), f"{r['f1']:.3f}",
+        n_test = "-" if r.get("median") else str(r["n_test"])
+        cells = (r["set"], str(r.get("seed", "-")), model, *run, n_test, f"{r['f1']:.3f}",
                  f"{r['count_error']:.3f}", f"{r['diameter_error']:.3f}", *cost)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
