@@ -516,3 +516,50 @@ def test_fine_tuning_with_tune_confidence_records_the_new_threshold(auto_model_f
                       recipe={**TINY, "validation_rounds": 2, **change})
         assert "min_confidence" not in seg.model_info_["fine_tuned"]
         assert seg.min_confidence_ == (0.3 if "tune_confidence" in change else None)
+
+
+def test_validation_score_counts_labelled_and_found_particles(monkeypatch):
+    # Three particles found; the first is labelled, the second lies on
+    # unlabelled (-1) pixels, the third on background (0).
+    found = np.zeros((40, 40), dtype=np.int32)
+    for k, top in enumerate((2, 14, 26), start=1):
+        found[top:top + 6, 5:11] = k
+    truth = np.zeros((40, 40), dtype=np.int32)
+    truth[2:8, 5:11] = 1
+    truth[12:22, :] = -1
+    monkeypatch.setattr(_finetune, "_particles", lambda *args: [found])
+    held = _finetune._Validation("image", ["a"], [np.zeros((40, 40), np.float32)], [truth])
+    score = _finetune.validation_score(None, None, held)
+    assert score["n_labelled"] == 1
+    assert score["n_found"] == 2  # the one on unlabelled pixels is left out
+    assert score["f1"] == pytest.approx(2 / 3)
+
+
+def test_kept_starting_weights_point_at_partly_labelled_held_out_data(model_file, data,
+                                                                     monkeypatch):
+    # The starting model finds 2478 particles where 195 are labelled (one
+    # patch of a densely packed image outlined): no state can score better.
+    X, y = data
+    calls = []
+
+    def fake(seg, model, validation, keep_confidence=True):
+        calls.append(1)
+        return {"f1": 0.15 if len(calls) == 1 else 0.1, "count_error": 11.7,
+                "n_labelled": 195, "n_found": 2478 if len(calls) == 1 else 2000}
+
+    monkeypatch.setattr(_finetune, "validation_score", fake)
+    seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
+    message = seg.fine_tuning_["message"]
+    assert seg.fine_tuning_["kept_starting_weights"]
+    assert "finds 2478 particles where 195 are labelled" in message
+    assert "unlabelled (-1)" in message
+    # Found and labelled counts that agree give no such hint.
+    calls.clear()
+    monkeypatch.setattr(_finetune, "validation_score", lambda *a, **k: (
+        calls.append(1), {"f1": 0.8 if len(calls) == 1 else 0.3, "count_error": 0.1,
+                          "n_labelled": 195, "n_found": 210})[1])
+    seg = ParticleSegmenter.load(model_file, device="cpu").set_params(random_state=0)
+    seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
+    assert seg.fine_tuning_["kept_starting_weights"]
+    assert "labelled:" not in seg.fine_tuning_["message"]

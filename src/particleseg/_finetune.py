@@ -462,18 +462,24 @@ def score_particles(truth, labels):
     from .metrics import count_error, match_particles
 
     truth = np.asarray(truth)
-    unlabelled = truth < 0
-    if unlabelled.any():
-        n = int(labels.max()) + 1
-        total = np.bincount(labels.ravel(), minlength=n)
-        inside = np.bincount(labels[unlabelled].ravel(), minlength=n)
-        drop = inside * 2 > total
-        drop[0] = False
-        labels = np.where(drop[labels], 0, labels)
-        truth = np.where(unlabelled, 0, truth)
+    labels = _drop_unlabelled(truth, labels)
+    truth = np.where(truth < 0, 0, truth)
     match = match_particles(truth, labels, iou_threshold=0.5)
     n_true, n_pred = _n_particles(truth), _n_particles(labels)
     return float(match.f1), float(count_error(n_true, n_pred)) if n_true else float(n_pred > 0)
+
+
+def _drop_unlabelled(truth, labels):
+    """``labels`` without the particles lying mostly on unlabelled (-1) pixels of ``truth``."""
+    unlabelled = np.asarray(truth) < 0
+    if not unlabelled.any():
+        return labels
+    n = int(labels.max()) + 1
+    total = np.bincount(labels.ravel(), minlength=n)
+    inside = np.bincount(labels[unlabelled].ravel(), minlength=n)
+    drop = inside * 2 > total
+    drop[0] = False
+    return np.where(drop[labels], 0, labels)
 
 
 def _n_particles(labels):
@@ -485,12 +491,17 @@ def _n_particles(labels):
 def validation_score(seg, model, validation, keep_confidence=True):
     """Mean F1@0.5 and mean count error on the held-out data.
 
-    The model is left in evaluation mode.
+    Also the labelled and found particles, summed over the held-out images
+    (``n_labelled``, ``n_found``; found particles lying mostly on unlabelled
+    pixels are left out). The model is left in evaluation mode.
     """
     predicted = _particles(seg, model, validation.images, keep_confidence)
     pairs = [score_particles(t, p) for t, p in zip(validation.truths, predicted)]
     return {"f1": float(np.mean([f for f, _ in pairs])),
-            "count_error": float(np.mean([c for _, c in pairs]))}
+            "count_error": float(np.mean([c for _, c in pairs])),
+            "n_labelled": sum(_n_particles(t) for t in validation.truths),
+            "n_found": sum(_n_particles(_drop_unlabelled(t, p))
+                           for t, p in zip(validation.truths, predicted))}
 
 
 def _better(new, old):
@@ -738,6 +749,28 @@ def _postfix(losses, best, before):
     return ", ".join(parts)
 
 
+#: A held-out part where the starting model finds more than this many times
+#: the labelled particles looks partly labelled (see ``_partial_labels_hint``).
+PARTIAL_LABELS_RATIO = 3
+
+
+def _partial_labels_hint(held, before):
+    """A hint when the starting model finds far more particles than are labelled.
+
+    Particles that are there but not labelled count as false, so no
+    fine-tuned state can score better on such held-out data: the usual cause
+    is an image whose labels outline only some of its particles, with the
+    rest left as background (0) instead of unlabelled (-1).
+    """
+    n_labelled, n_found = before.get("n_labelled"), before.get("n_found")
+    if not n_labelled or n_found is None or n_found <= PARTIAL_LABELS_RATIO * n_labelled:
+        return ""
+    return (f" On the held-out {held.method} ({', '.join(held.names)}), the starting model "
+            f"finds {n_found} particles where {n_labelled} are labelled: if its labels outline "
+            "only some of the particles, mark the rest of the image unlabelled (-1) so that "
+            "they are neither trained on nor scored as false, or label them all.")
+
+
 def _finish(seg, model, state, result, held, before, best, recipe, scales, seed, names,
             losses):
     """Put the chosen weights into ``seg`` and record what was done."""
@@ -764,7 +797,7 @@ def _finish(seg, model, state, result, held, before, best, recipe, scales, seed,
                 f"({len(checked)} checks). The starting "
                 "weights are kept. More (or more varied) annotated images, or a longer "
                 "budget, may help; check that the labels outline every particle in the "
-                "labelled area."
+                "labelled area." + _partial_labels_hint(held, before)
             )
     else:
         model.load_state_dict(state)
