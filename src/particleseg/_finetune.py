@@ -2,9 +2,9 @@
 
 :meth:`ParticleSegmenter.fine_tune` delegates to ``segmenter._fine_tune``
 (the estimator's checks, as for ``fit``), then to :func:`fine_tune` here,
-which checks the fine-tuning arguments and runs :func:`train`. The recipe (:data:`DEFAULT_RECIPE`; its effect is
-measured on micrographs the starting model never saw by
-``benchmarks/finetune.py``):
+which checks the fine-tuning arguments and runs :func:`train`. The recipe
+(:data:`DEFAULT_RECIPE`; its effect is measured on micrographs the starting
+model never saw by ``benchmarks/finetune.py``):
 
 - training runs for a time budget, not a number of epochs; the learning rate
   warms up linearly, then decays along a cosine to the end of the budget;
@@ -585,7 +585,8 @@ def _progress_bar(budget, quiet):
         fmt = "{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {remaining} left{postfix}"
     else:
         total, unit = budget.max_steps, "step"
-        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps, {remaining} left{postfix}"
+        fmt = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps, {remaining} left"
+               "{postfix}")
     return tqdm(total=total, unit=unit, desc="fine-tuning", bar_format=fmt, leave=False,
                 disable=quiet, dynamic_ncols=True)
 
@@ -663,7 +664,8 @@ def train(seg, images, targets, names, *, minutes, max_steps=None, recipe=None,
                 step += 1
                 if loss is not None:
                     losses.append(loss)
-                bar.n = min(bar.total, int(budget.elapsed()) if budget.seconds is not None else step)
+                progress = int(budget.elapsed()) if budget.seconds is not None else step
+                bar.n = min(bar.total, progress)
                 bar.set_postfix_str(_postfix(losses, best, before), refresh=False)
                 bar.refresh()
                 record = {"step": step, "seconds": round(budget.elapsed(), 1), "loss": loss,
