@@ -620,6 +620,28 @@ def test_a_long_bar_between_two_strips_of_its_box_is_the_bar():
     assert scalebar._better(light, gap, []) and not scalebar._better(gap, light, [])
 
 
+def test_the_ground_between_a_bars_end_ticks_is_not_a_bar_drawn_in_it():
+    # Synthetic figure 2425: a dark bar with end ticks in a white box (139 px,
+    # ticks 7 px wide). The white between the ticks, below the bar, runs along
+    # it 125 px long (0.9 of it) as the strip of a box runs along a bar drawn
+    # in it, and was taken for the bar; but it is not held there: it runs on
+    # round the ticks, past both ends of the bar.
+    image = np.full((256, 256), 0.05)  # a dark ground, as dark as the bar, round the box
+    image[165:205, 40:220] = 1.0  # the white box
+    image[180:190, 60:160] = 0.0  # the bar, 100 px ...
+    for x in (60, 154):
+        image[170:200, x:x + 6] = 0.0  # ... and its end ticks, 6 px wide
+    bar = find_scale_bar(image, read=False)
+    assert bar.polarity == "dark" and bar.length_px == pytest.approx(100, abs=1)
+    # The same comparison on measured bars: held in the bar's rows, the gap
+    # would be a bar drawn in a box; running past both its ends, it is not.
+    dark = measured_bar((170, 60, 200, 160), (180, 190), 100.0, "dark")
+    gap = measured_bar((190, 66, 205, 154), (190, 205), 88.0, "light", sides=0.02)
+    assert scalebar._better(gap, dark)
+    gap = replace(gap, reach_left=40, reach_right=220)
+    assert scalebar._better(dark, gap) and not scalebar._better(gap, dark)
+
+
 def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():
     # Synthetic figure 1242: "5 um" left of a 90 px bar. The bar's own line
     # on that side starts at a particle's edge and does not read; the edge

@@ -329,6 +329,10 @@ class _Bar:
     core_top: int = 0  # rows of the bar itself, without its end ticks
     core_bottom: int = 0
     sides: float = 0.0  # how much the grounds above and below differ, relative to the contrast
+    # The columns that the bar's component reaches in its rows (the bar's own
+    # ends, or past them where something of its grey touches it); None: its ends.
+    reach_left: int | None = None
+    reach_right: int | None = None
 
 
 def _bar_candidates(p, min_length):
@@ -695,6 +699,7 @@ def _measure_bar(p, box, factor, polarity):
         length=length, thickness=thickness, level=level, ground=ground,
         quality=quality, polarity=polarity,
         core_top=r0 + int(bar_rows[0]), core_bottom=r0 + int(bar_rows[-1]) + 1, sides=sides,
+        reach_left=c0 + int(lefts.min()), reach_right=c0 + int(rights.max()) + 1,
     )
 
 
@@ -1480,10 +1485,19 @@ def _along(inner, outer):
     """Whether ``inner`` runs along ``outer`` and is long enough to be a bar drawn in it.
 
     Along it as :func:`_inside` says, not the other way round; at least the
-    first fraction of :data:`_STRIP_RATIO` of its length.
+    first fraction of :data:`_STRIP_RATIO` of its length; and held in it: a
+    bar drawn in a box is enclosed by the box's ground. The ground between a
+    bar's end ticks, on the side where they stand out, is not: it runs on
+    round the ticks, past both ends of the bar.
     """
+    def reach(bar):
+        return (bar.left if bar.reach_left is None else bar.reach_left,
+                bar.right if bar.reach_right is None else bar.reach_right)
+
+    (first, last), (left, right) = reach(inner), (outer.left, outer.right)
     return (_inside(inner, outer) and not _inside(outer, inner)
-            and inner.length >= _STRIP_RATIO[0] * outer.length)
+            and inner.length >= _STRIP_RATIO[0] * outer.length
+            and not (first < left and last > right))
 
 
 def _held(a, bars):
