@@ -642,6 +642,21 @@ def test_the_ground_between_a_bars_end_ticks_is_not_a_bar_drawn_in_it():
     assert scalebar._better(dark, gap) and not scalebar._better(gap, dark)
 
 
+def test_a_bar_with_light_particles_along_most_of_one_side_is_a_bar():
+    # Synthetic figure 2500: light particles touch a light bar (281 px, with
+    # end ticks) along more than half of its lower edge. The medians of the
+    # grounds above and below it differ as those of a box's strip do (the
+    # bar's grey on one side, the ground beyond the box on the other), and the
+    # bar was dropped; but along the rest of it the grounds are alike.
+    image = np.full((256, 256), 0.3)
+    rows, cols = np.mgrid[:256, :256]
+    for x in (60, 95, 130, 165):
+        image[(rows - 216) ** 2 + (cols - x) ** 2 <= 12 ** 2] = 0.85
+    image[200:210, 40:200] = 1.0
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None and bar.length_px == pytest.approx(160, abs=1)
+
+
 def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():
     # Synthetic figure 1242: "5 um" left of a 90 px bar. The bar's own line
     # on that side starts at a particle's edge and does not read; the edge

@@ -61,6 +61,9 @@ _NM_PER_UNIT = {"nm": 1.0, "\N{MICRO SIGN}m": 1e3, "mm": 1e6, _ANGSTROM: 0.1, "p
 _AGREEMENT = 0.05
 #: Largest side searched at full resolution; larger images are reduced first.
 _SEARCH_SIDE = 1100
+#: A bar whose grounds above and below differ still has the same ground on
+#: both sides along at least this fraction of its columns (:func:`_measure_bar`).
+_ALIKE_SIDES = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -559,10 +562,16 @@ def _measure_bar(p, box, factor, polarity):
     sides = 0.0
     if above.size and below.size:
         # A bar has the same ground on both sides; a strip of a box between a
-        # bar and the box's edge does not.
+        # bar and the box's edge does not, along its whole length. Particles
+        # lighter than the ground (in the bar's polarity) touching one side of
+        # a bar along most of it change the median there, but leave stretches
+        # of the same ground on both sides.
         up, down = float(np.median(above)), float(np.median(below))
         sides = abs(up - down) / (level - min(up, down))
-        if sides > 0.5:
+        up_col, down_col = np.median(above, axis=0), np.median(below, axis=0)
+        alike = np.abs(up_col - down_col) < 0.25 * np.maximum(
+            level - np.minimum(up_col, down_col), 1e-3)
+        if sides > 0.5 and np.mean(alike) < _ALIKE_SIDES:
             return None
     thr = (level + ground) / 2
     # A candidate can be a piece of its bar (a glyph touching the bar's middle
