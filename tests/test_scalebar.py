@@ -657,6 +657,25 @@ def test_a_bar_with_light_particles_along_most_of_one_side_is_a_bar():
     assert bar is not None and bar.length_px == pytest.approx(160, abs=1)
 
 
+def test_a_stroke_of_a_detected_label_is_not_its_bar(monkeypatch):
+    # Synthetic figure 2500: with the bar missed, the foot of the "2" of
+    # "25nm" (23 px) was taken for a bar, and text detection around it found
+    # "25nm", whose box holds the foot: a confident reading, 12 times too small.
+    image = np.full((120, 200), 0.3)
+    image[60:64, 60:84] = 1.0  # the foot ...
+    image[40:60, 80:84] = 1.0  # ... of a glyph
+    foot = measured_bar((60, 60, 64, 84), (60, 64), 24.0, "light", ground=0.3)
+    crop_origin = (20, 12)  # of the crop around the bar that text detection sees
+    label = (35, 55, 68, 130)
+    box = tuple(v - crop_origin[k % 2] for k, v in enumerate(label))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [(box, "25nm", 0.99)])
+    assert scalebar._read_detected(image, foot, engine=None) is None
+    # A bar that the detected box takes in beside its label is still its bar.
+    image[40:60, 80:84] = 0.3
+    hit = scalebar._read_detected(image, foot, engine=None)
+    assert hit is not None and hit[:4] == (label, "25nm", 25.0, "nm")
+
+
 def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():
     # Synthetic figure 1242: "5 um" left of a 90 px bar. The bar's own line
     # on that side starts at a particle's edge and does not read; the edge

@@ -1382,12 +1382,12 @@ def _read_detected(p, bar, engine):
             (t, l, b, r), text, score = _off_the_bar(candidate, (t, l, b, r), text, score,
                                                      bar, r0, c0, engine)
             parsed = parse_scale_label(text)
-            if parsed is None:
+            box = (t + r0, l + c0, b + r0, r + c0)
+            if parsed is None or _stroke_of_text(p, bar, box):
                 continue
             distance = math.hypot(max(l - cx, cx - r, 0) / max(L, 1), max(t - cy, cy - b, 0) / max(L, 1))
             if distance > 1.0:
                 continue
-            box = (t + r0, l + c0, b + r0, r + c0)
             # Text of the bar's colour: its glyphs can be checked (the stems of "nm").
             t, l = max(t, 0), max(l, 0)
             glyphs = _Group("detected", box, crop[t:b, l:r] >= thr, 0.0) \
@@ -1400,6 +1400,32 @@ def _read_detected(p, bar, engine):
         if best is not None:
             break
     return None if best is None else best[:-1]
+
+
+def _stroke_of_text(p, bar, box):
+    """Whether ``bar`` is a stroke of a glyph of the text in ``box`` (the foot of a "2").
+
+    It lies in the text's box, and at its midpoint grey it is joined to
+    strokes that reach more than one and a half times its thickness above or
+    below it (a glyph's, where end ticks reach about its thickness). A bar
+    that the detected box takes in beside its label is not. A bar with tall
+    ticks, or touching a glyph, counts as one: a miss, never a wrong reading.
+    """
+    if _share(_bar_box(bar), box) <= 0.5:
+        return False
+    H, W = p.shape
+    t, l = max(box[0], 0), max(box[1], 0)
+    b, r = min(box[2], H), min(box[3], W)
+    labels, _ = ndi.label(p[t:b, l:r] >= (bar.level + bar.ground) / 2,
+                          structure=np.ones((3, 3), bool))
+    core = labels[max(bar.core_top - t, 0):max(bar.core_bottom - t, 0),
+                  max(bar.left - l, 0):max(bar.right - l, 0)]
+    ids = np.unique(core[core > 0])
+    if len(ids) == 0:
+        return False
+    rows = np.nonzero(np.isin(labels, ids).any(axis=1))[0] + t
+    beyond = max(bar.core_top - int(rows[0]), int(rows[-1]) + 1 - bar.core_bottom)
+    return beyond > 1.5 * max(bar.core_bottom - bar.core_top, 1) + 1
 
 
 def _background_box(p, box, ground):
@@ -1738,6 +1764,13 @@ def _bar_box(bar):
 def _overlap(a, b):
     """Whether two boxes (top, left, bottom, right) overlap."""
     return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def _share(a, b):
+    """The fraction of box ``a``'s area that lies in box ``b`` (top, left, bottom, right)."""
+    rows = max(min(a[2], b[2]) - max(a[0], b[0]), 0)
+    cols = max(min(a[3], b[3]) - max(a[1], b[1]), 0)
+    return rows * cols / max((a[2] - a[0]) * (a[3] - a[1]), 1)
 
 
 def _reading(bar, p, label_box, text, value, unit, score):
