@@ -620,6 +620,62 @@ def test_a_long_bar_between_two_strips_of_its_box_is_the_bar():
     assert scalebar._better(light, gap, []) and not scalebar._better(gap, light, [])
 
 
+def test_the_ground_between_a_bars_end_ticks_is_not_a_bar_drawn_in_it():
+    # Synthetic figure 2425: a dark bar with end ticks in a white box (139 px,
+    # ticks 7 px wide). The white between the ticks, below the bar, runs along
+    # it 125 px long (0.9 of it) as the strip of a box runs along a bar drawn
+    # in it, and was taken for the bar; but it is not held there: it runs on
+    # round the ticks, past both ends of the bar.
+    image = np.full((256, 256), 0.05)  # a dark ground, as dark as the bar, round the box
+    image[165:205, 40:220] = 1.0  # the white box
+    image[180:190, 60:160] = 0.0  # the bar, 100 px ...
+    for x in (60, 154):
+        image[170:200, x:x + 6] = 0.0  # ... and its end ticks, 6 px wide
+    bar = find_scale_bar(image, read=False)
+    assert bar.polarity == "dark" and bar.length_px == pytest.approx(100, abs=1)
+    # The same comparison on measured bars: held in the bar's rows, the gap
+    # would be a bar drawn in a box; running past both its ends, it is not.
+    dark = measured_bar((170, 60, 200, 160), (180, 190), 100.0, "dark")
+    gap = measured_bar((190, 66, 205, 154), (190, 205), 88.0, "light", sides=0.02)
+    assert scalebar._better(gap, dark)
+    gap = replace(gap, reach_left=40, reach_right=220)
+    assert scalebar._better(dark, gap) and not scalebar._better(gap, dark)
+
+
+def test_a_bar_with_light_particles_along_most_of_one_side_is_a_bar():
+    # Synthetic figure 2500: light particles touch a light bar (281 px, with
+    # end ticks) along more than half of its lower edge. The medians of the
+    # grounds above and below it differ as those of a box's strip do (the
+    # bar's grey on one side, the ground beyond the box on the other), and the
+    # bar was dropped; but along the rest of it the grounds are alike.
+    image = np.full((256, 256), 0.3)
+    rows, cols = np.mgrid[:256, :256]
+    for x in (60, 95, 130, 165):
+        image[(rows - 216) ** 2 + (cols - x) ** 2 <= 12 ** 2] = 0.85
+    image[200:210, 40:200] = 1.0
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None and bar.length_px == pytest.approx(160, abs=1)
+
+
+def test_a_stroke_of_a_detected_label_is_not_its_bar(monkeypatch):
+    # Synthetic figure 2500: with the bar missed, the foot of the "2" of
+    # "25nm" (23 px) was taken for a bar, and text detection around it found
+    # "25nm", whose box holds the foot: a confident reading, 12 times too small.
+    image = np.full((120, 200), 0.3)
+    image[60:64, 60:84] = 1.0  # the foot ...
+    image[40:60, 80:84] = 1.0  # ... of a glyph
+    foot = measured_bar((60, 60, 64, 84), (60, 64), 24.0, "light", ground=0.3)
+    crop_origin = (20, 12)  # of the crop around the bar that text detection sees
+    label = (35, 55, 68, 130)
+    box = tuple(v - crop_origin[k % 2] for k, v in enumerate(label))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [(box, "25nm", 0.99)])
+    assert scalebar._read_detected(image, foot, engine=None) is None
+    # A bar that the detected box takes in beside its label is still its bar.
+    image[40:60, 80:84] = 0.3
+    hit = scalebar._read_detected(image, foot, engine=None)
+    assert hit is not None and hit[:4] == (label, "25nm", 25.0, "nm")
+
+
 def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():
     # Synthetic figure 1242: "5 um" left of a 90 px bar. The bar's own line
     # on that side starts at a particle's edge and does not read; the edge

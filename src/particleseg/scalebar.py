@@ -61,6 +61,9 @@ _NM_PER_UNIT = {"nm": 1.0, "\N{MICRO SIGN}m": 1e3, "mm": 1e6, _ANGSTROM: 0.1, "p
 _AGREEMENT = 0.05
 #: Largest side searched at full resolution; larger images are reduced first.
 _SEARCH_SIDE = 1100
+#: A bar whose grounds above and below differ still has the same ground on
+#: both sides along at least this fraction of its columns (:func:`_measure_bar`).
+_ALIKE_SIDES = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,10 @@ class _Bar:
     core_top: int = 0  # rows of the bar itself, without its end ticks
     core_bottom: int = 0
     sides: float = 0.0  # how much the grounds above and below differ, relative to the contrast
+    # The columns that the bar's component reaches in its rows (the bar's own
+    # ends, or past them where something of its grey touches it); None: its ends.
+    reach_left: int | None = None
+    reach_right: int | None = None
 
 
 def _bar_candidates(p, min_length):
@@ -555,10 +562,16 @@ def _measure_bar(p, box, factor, polarity):
     sides = 0.0
     if above.size and below.size:
         # A bar has the same ground on both sides; a strip of a box between a
-        # bar and the box's edge does not.
+        # bar and the box's edge does not, along its whole length. Particles
+        # lighter than the ground (in the bar's polarity) touching one side of
+        # a bar along most of it change the median there, but leave stretches
+        # of the same ground on both sides.
         up, down = float(np.median(above)), float(np.median(below))
         sides = abs(up - down) / (level - min(up, down))
-        if sides > 0.5:
+        up_col, down_col = np.median(above, axis=0), np.median(below, axis=0)
+        alike = np.abs(up_col - down_col) < 0.25 * np.maximum(
+            level - np.minimum(up_col, down_col), 1e-3)
+        if sides > 0.5 and np.mean(alike) < _ALIKE_SIDES:
             return None
     thr = (level + ground) / 2
     # A candidate can be a piece of its bar (a glyph touching the bar's middle
@@ -695,6 +708,7 @@ def _measure_bar(p, box, factor, polarity):
         length=length, thickness=thickness, level=level, ground=ground,
         quality=quality, polarity=polarity,
         core_top=r0 + int(bar_rows[0]), core_bottom=r0 + int(bar_rows[-1]) + 1, sides=sides,
+        reach_left=c0 + int(lefts.min()), reach_right=c0 + int(rights.max()) + 1,
     )
 
 
@@ -1368,12 +1382,12 @@ def _read_detected(p, bar, engine):
             (t, l, b, r), text, score = _off_the_bar(candidate, (t, l, b, r), text, score,
                                                      bar, r0, c0, engine)
             parsed = parse_scale_label(text)
-            if parsed is None:
+            box = (t + r0, l + c0, b + r0, r + c0)
+            if parsed is None or _stroke_of_text(p, bar, box):
                 continue
             distance = math.hypot(max(l - cx, cx - r, 0) / max(L, 1), max(t - cy, cy - b, 0) / max(L, 1))
             if distance > 1.0:
                 continue
-            box = (t + r0, l + c0, b + r0, r + c0)
             # Text of the bar's colour: its glyphs can be checked (the stems of "nm").
             t, l = max(t, 0), max(l, 0)
             glyphs = _Group("detected", box, crop[t:b, l:r] >= thr, 0.0) \
@@ -1386,6 +1400,32 @@ def _read_detected(p, bar, engine):
         if best is not None:
             break
     return None if best is None else best[:-1]
+
+
+def _stroke_of_text(p, bar, box):
+    """Whether ``bar`` is a stroke of a glyph of the text in ``box`` (the foot of a "2").
+
+    It lies in the text's box, and at its midpoint grey it is joined to
+    strokes that reach more than one and a half times its thickness above or
+    below it (a glyph's, where end ticks reach about its thickness). A bar
+    that the detected box takes in beside its label is not. A bar with tall
+    ticks, or touching a glyph, counts as one: a miss, never a wrong reading.
+    """
+    if _share(_bar_box(bar), box) <= 0.5:
+        return False
+    H, W = p.shape
+    t, l = max(box[0], 0), max(box[1], 0)
+    b, r = min(box[2], H), min(box[3], W)
+    labels, _ = ndi.label(p[t:b, l:r] >= (bar.level + bar.ground) / 2,
+                          structure=np.ones((3, 3), bool))
+    core = labels[max(bar.core_top - t, 0):max(bar.core_bottom - t, 0),
+                  max(bar.left - l, 0):max(bar.right - l, 0)]
+    ids = np.unique(core[core > 0])
+    if len(ids) == 0:
+        return False
+    rows = np.nonzero(np.isin(labels, ids).any(axis=1))[0] + t
+    beyond = max(bar.core_top - int(rows[0]), int(rows[-1]) + 1 - bar.core_bottom)
+    return beyond > 1.5 * max(bar.core_bottom - bar.core_top, 1) + 1
 
 
 def _background_box(p, box, ground):
@@ -1480,10 +1520,19 @@ def _along(inner, outer):
     """Whether ``inner`` runs along ``outer`` and is long enough to be a bar drawn in it.
 
     Along it as :func:`_inside` says, not the other way round; at least the
-    first fraction of :data:`_STRIP_RATIO` of its length.
+    first fraction of :data:`_STRIP_RATIO` of its length; and held in it: a
+    bar drawn in a box is enclosed by the box's ground. The ground between a
+    bar's end ticks, on the side where they stand out, is not: it runs on
+    round the ticks, past both ends of the bar.
     """
+    def reach(bar):
+        return (bar.left if bar.reach_left is None else bar.reach_left,
+                bar.right if bar.reach_right is None else bar.reach_right)
+
+    (first, last), (left, right) = reach(inner), (outer.left, outer.right)
     return (_inside(inner, outer) and not _inside(outer, inner)
-            and inner.length >= _STRIP_RATIO[0] * outer.length)
+            and inner.length >= _STRIP_RATIO[0] * outer.length
+            and not (first < left and last > right))
 
 
 def _held(a, bars):
@@ -1715,6 +1764,13 @@ def _bar_box(bar):
 def _overlap(a, b):
     """Whether two boxes (top, left, bottom, right) overlap."""
     return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def _share(a, b):
+    """The fraction of box ``a``'s area that lies in box ``b`` (top, left, bottom, right)."""
+    rows = max(min(a[2], b[2]) - max(a[0], b[0]), 0)
+    cols = max(min(a[3], b[3]) - max(a[1], b[1]), 0)
+    return rows * cols / max((a[2] - a[0]) * (a[3] - a[1]), 1)
 
 
 def _reading(bar, p, label_box, text, value, unit, score):
