@@ -128,33 +128,6 @@ def load_start(spec, threads):
     return seg
 
 
-def retune(seg, data):
-    """Choose a saved fine-tuned model's ``min_confidence_`` again, as fine-tuning does.
-
-    On the whole held-out image recorded in its file (the weights do not
-    depend on the threshold, so this gives what fine-tuning with the current
-    code gives for these weights). Returns what was done, for the row.
-    """
-    from particleseg._finetune import FineTuneResult, _retune_confidence, _Validation
-    from particleseg.segmenter import _scaled_images
-
-    record = seg.model_info_["fine_tuned"]
-    held = record["validation"]
-    if record["kept_starting_weights"] or held is None or held["method"] != "image":
-        return {"retuned": "no (starting weights kept, or no held-out image)"}
-    X, y, names = data["all"]
-    i = names.index(held["images"][0])
-    image = _scaled_images([X[i]], "X", seg.normalization_ is not None, seg.intensity_range,
-                           *(seg.normalization_ or (0.0, 1.0)))[0][0]
-    before = seg.min_confidence_
-    seg.min_confidence_ = record.get("min_confidence", {}).get("starting", before)
-    seg.fine_tuning_ = {"message": ""}
-    _retune_confidence(seg, _Validation("image", held["images"], [image], [y[i]]),
-                       FineTuneResult())
-    return {"retuned": f"min_confidence {before} -> {seg.min_confidence_}",
-            "retune_message": seg.fine_tuning_["message"].strip()}
-
-
 def cpu_clock(threads):
     return lambda: time.process_time() / threads
 
@@ -199,15 +172,12 @@ def main(argv=None):
     p.add_argument("--evaluate", type=int, metavar="K", default=None,
                    help="only score the --from model (such as one saved with --save-models) "
                         "on the test images of the runs with K images, without fine-tuning")
-    p.add_argument("--retune", action="store_true",
-                   help="with --evaluate: choose the saved model's min_confidence again, as "
-                        "fine-tuning now does, on the held-out image its file records")
     p.add_argument("--test-time-flips", action="store_true",
                    help="with --evaluate: score with the predictions averaged over the 8 "
                         "flips and rotations of each image")
     args = p.parse_args(argv)
-    if (args.test_time_flips or args.retune) and args.evaluate is None:
-        p.error("--test-time-flips and --retune score a saved model: pass it with --evaluate K")
+    if args.test_time_flips and args.evaluate is None:
+        p.error("--test-time-flips scores a saved model: pass it with --evaluate K")
     if args.merge:
         rows = []
         for path in args.merge:
@@ -239,11 +209,9 @@ def main(argv=None):
             X_test, y_test, _ = test_images(data, args.evaluate)
             seg = load_start(args.start, args.threads)
             seg.set_params(test_time_flips=args.test_time_flips)
-            retuned = retune(seg, data) if args.retune else {}
             row = {"set": set_name, "seed": seed, "model": Path(args.start).stem,
                    "k": args.evaluate, "minutes": 0, "n_test": len(X_test),
-                   "test_time_flips": args.test_time_flips, **retuned,
-                   **score(seg, X_test, y_test)}
+                   "test_time_flips": args.test_time_flips, **score(seg, X_test, y_test)}
             results["rows"].append(row)
             print(_line(row), flush=True)
             continue
@@ -313,8 +281,6 @@ def _line(row):
         extra = (f" wall {row['wall_seconds']:.0f}s cpu {row['cpu_seconds']:.0f}s "
                  f"steps {row['steps']} ({row['stopped']}"
                  f"{', kept start' if row['kept_starting_weights'] else ''})")
-    if "retuned" in row:
-        extra = f" ({row['retuned']})"
     return (f"{row['set']} seed {row.get('seed', '-')} {row['model']} k={row['k']} "
             f"{row['minutes']:g}min n_test={row['n_test']}: "
             f"F1 {row['f1']:.3f} count err {row['count_error']:.3f} "
@@ -361,8 +327,7 @@ def table(rows):
             cost = (f"{r['cpu_seconds'] / r.get('threads', 2):.0f}", f"{r['wall_seconds']:.0f}",
                     str(r["steps"]))
         elif "test_time_flips" in r:  # --evaluate
-            model = r["model"] + (" (flips)" if r["test_time_flips"] else "") + (
-                " (retuned)" if "retuned" in r else "")
+            model = r["model"] + (" (flips)" if r["test_time_flips"] else "")
             run, cost = (str(r["k"]), "-"), ("-", "-", "-")
         else:
             model, run, cost = "starting", ("-", "-"), ("-", "-", "-")
