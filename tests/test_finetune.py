@@ -183,40 +183,6 @@ def test_one_image_of_four_is_held_out_and_strips_below_four(data):
         assert truth.shape == (16, 64)
 
 
-def test_checks_score_a_window_and_the_threshold_is_chosen_on_the_whole_held_out_part(
-        data, monkeypatch):
-    X, y = data  # 64 x 64 images
-    images = [x.astype(np.float32) for x in X]
-    monkeypatch.setattr(_finetune, "VALIDATION_SIDE", 32)
-    rng = np.random.default_rng(0)
-    for held_out, shape in (("image", (64, 64)), ("strip", (16, 64))):
-        _, _, held = _finetune.split_validation(images, list(y), list("abcd"), rng, True,
-                                                held_out=held_out)
-        assert all(im.shape == (min(shape[0], 32), 32) for im in held.images)
-        whole = held.uncropped()
-        assert all(im.shape == shape for im in whole.images)
-        assert all(t.shape == shape for t in whole.truths) and whole.names == held.names
-    # The threshold is chosen on the whole held-out image.
-    seen = []
-
-    def tune(seg, validation):
-        seen.append([im.shape for im in validation.images])
-        return 0.1, {"f1": 1.0, "count_error": 0.0}
-
-    monkeypatch.setattr(_finetune, "tune_confidence", tune)
-    monkeypatch.setattr(_finetune, "MIN_TUNING_PARTICLES", 1)
-    _, _, held = _finetune.split_validation(images, list(y), list("abcd"), rng, True)
-    seg = _StandIn()
-    seg.model_info_ = {"fine_tuned": {}}
-    seg.fine_tuning_ = {"message": ""}
-    _finetune._retune_confidence(seg, held, _finetune.FineTuneResult())
-    assert seen == [[(64, 64)]] and seg.min_confidence_ == 0.1
-    # Images no larger than the window are not copied.
-    monkeypatch.setattr(_finetune, "VALIDATION_SIDE", 1024)
-    _, _, held = _finetune.split_validation(images, list(y), list("abcd"), rng, True)
-    assert held.whole is None and held.uncropped() is held
-
-
 def test_held_out_setting_chooses_image_or_strips(data):
     X, y = data
     images = [x.astype(np.float32) for x in X]

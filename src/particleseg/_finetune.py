@@ -291,24 +291,12 @@ def check_training_maps(images, y, names):
 
 @dataclass
 class _Validation:
-    """Held-out data: whole images or strips; their [0, 1] images and truths.
-
-    ``images`` and ``truths`` are what the checks during training score: a
-    centred window of at most ``VALIDATION_SIDE`` pixels of each, to keep
-    every check cheap. ``whole`` (if not None) is the same held-out data
-    uncropped, on which the threshold is chosen once at the end
-    (:func:`_retune_confidence`): more held-out particles, for one prediction.
-    """
+    """Held-out data: whole images or strips; their [0, 1] images and truths."""
 
     method: str
     names: list
     images: list
     truths: list
-    whole: "_Validation | None" = None
-
-    def uncropped(self):
-        """The whole held-out data (``self`` when it was not cropped)."""
-        return self if self.whole is None else self.whole
 
 
 def split_validation(images, targets, names, rng, validation, held_out="auto"):
@@ -327,33 +315,26 @@ def split_validation(images, targets, names, rng, validation, held_out="auto"):
     if held_out == "image" or (held_out == "auto" and n >= MIN_IMAGES_FOR_HOLDOUT):
         held = int(rng.integers(n))
         keep = [i for i in range(n) if i != held]
+        window = _centre(images[held].shape)
         return ([images[i] for i in keep], [targets[i] for i in keep],
-                _held_out("image", [names[held]], [images[held]], [targets[held]]))
+                _Validation("image", [names[held]], [images[held][window]],
+                            [targets[held][window]]))
     train_targets, strip_images, strip_truths = [], [], []
     for image, target in zip(images, targets):
         region = _strip(image.shape)
         hidden = target.copy()
         hidden[region] = -1
-        strip_images.append(image[region])
-        strip_truths.append(target[region])
+        image, target = image[region], target[region]
+        window = _centre(image.shape)
+        strip_images.append(image[window])
+        strip_truths.append(target[window])
         train_targets.append(hidden)
-    return images, train_targets, _held_out(f"strip ({STRIP_FRACTION:.0%} of every image)",
-                                            list(names), strip_images, strip_truths)
+    return images, train_targets, _Validation(
+        f"strip ({STRIP_FRACTION:.0%} of every image)", list(names), strip_images, strip_truths)
 
 
-def _held_out(method, names, images, truths):
-    """A :class:`_Validation` of centred windows of ``images``, with the whole ones."""
-    whole = _Validation(method, names, images, truths)
-    windows = [_centre(image.shape) for image in images]
-    if all(image[w].shape == image.shape for image, w in zip(images, windows)):
-        return whole
-    return _Validation(method, names, [image[w] for image, w in zip(images, windows)],
-                       [truth[w] for truth, w in zip(truths, windows)], whole)
-
-
-def _centre(shape, side=None):
-    """A centred window of at most ``side`` (default ``VALIDATION_SIDE``) pixels a side."""
-    side = VALIDATION_SIDE if side is None else side
+def _centre(shape, side=VALIDATION_SIDE):
+    """A centred window of at most ``side`` x ``side`` pixels."""
     return tuple(slice((n - min(n, side)) // 2, (n - min(n, side)) // 2 + min(n, side))
                  for n in shape)
 
@@ -735,11 +716,9 @@ def _retune_confidence(seg, held, result):
     """Choose ``min_confidence_`` anew on the held-out data; record and report it.
 
     Not with fewer than :data:`MIN_TUNING_PARTICLES` labelled particles held
-    out: the starting threshold is kept, and the message says so. The held-out
-    images are scored whole (not only the windows of the checks).
+    out: the starting threshold is kept, and the message says so.
     """
     starting = getattr(seg, "min_confidence_", None)
-    held = held.uncropped()
     n_held = sum(_n_particles(truth) for truth in held.truths)
     if n_held < MIN_TUNING_PARTICLES:
         result.message += (f" min_confidence kept at {starting}: the held-out {held.method} "
