@@ -303,7 +303,8 @@ def with_medians(rows):
     for group in groups.values():
         out += group
         if len({row.get("seed") for row in group}) > 1:
-            out.append({**{key: group[0][key] for key in ("set", "model", "k", "minutes")},
+            out.append({**{key: group[0][key] for key in ("set", "model", "k", "minutes",
+                                                          "test_time_flips") if key in group[0]},
                         "seed": f"median of {len(group)}", "median": True,
                         **{key: float(np.median([row[key] for row in group]))
                            for key in SCORES}})
@@ -318,8 +319,9 @@ def table(rows):
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in with_medians(rows):
         if r.get("median"):
-            model = r["model"]
-            run = ("-", "-") if r["model"] == "starting" else (str(r["k"]), f"{r['minutes']:g}")
+            model = r["model"] + (" (flips)" if r.get("test_time_flips") else "")
+            run = {"starting": ("-", "-"), "fine-tuned": (str(r["k"]), f"{r['minutes']:g}")}.get(
+                r["model"], (str(r["k"]), "-"))
             cost = ("-", "-", "-")
         elif r["model"] == "fine-tuned":
             model = "fine-tuned" + (" (kept start)" if r["kept_starting_weights"] else "")
