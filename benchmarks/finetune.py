@@ -49,6 +49,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -201,8 +202,7 @@ def main(argv=None):
     seeds = [int(seed) for seed in str(args.seed).split(",")]
     results = {"from": args.start, "seed": seeds[0] if len(seeds) == 1 else seeds,
                "clock": args.clock, "threads": args.threads, "recipe": recipe, "rows": []}
-    for seed, set_name in [(seed, name) for seed in seeds
-                           for name in filter(None, args.sets.split(","))]:
+    for seed, set_name in itertools.product(seeds, filter(None, args.sets.split(","))):
         data = load_set(set_name, seed, args.test_limit, args.test_step)
         pool_x, pool_y, pool_names = data["pool"]
         if args.evaluate is not None:
@@ -233,8 +233,7 @@ def main(argv=None):
                     if cache:
                         cache.parent.mkdir(parents=True, exist_ok=True)
                         cache.write_text(json.dumps(baselines, indent=1))
-                row = {"set": set_name, "seed": seed, "model": "starting", "k": 0,
-                       "minutes": 0,
+                row = {"set": set_name, "seed": seed, "model": "starting", "k": 0, "minutes": 0,
                        "n_test": len(X_test), "test_particles": int(sum(
                            len(np.unique(t[t > 0])) for t in y_test)), **baselines[key]}
                 results["rows"].append(row)
@@ -299,13 +298,14 @@ def with_medians(rows):
     """
     out, groups = [], {}
     for row in rows:
-        groups.setdefault((row["set"], row["model"], row["k"], row["minutes"]), []).append(row)
+        key = (row["set"], row["model"], row["k"], row["minutes"], row.get("test_time_flips"))
+        groups.setdefault(key, []).append(row)
     for group in groups.values():
         out += group
         if len({row.get("seed") for row in group}) > 1:
             out.append({**{key: group[0][key] for key in ("set", "model", "k", "minutes",
                                                           "test_time_flips") if key in group[0]},
-                        "seed": f"median of {len(group)}", "median": True,
+                        "seed": f"median of {len(group)}",
                         **{key: float(np.median([row[key] for row in group]))
                            for key in SCORES}})
     return out
@@ -318,24 +318,20 @@ def table(rows):
              "wall time (s) | steps |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in with_medians(rows):
-        if r.get("median"):
-            model = r["model"] + (" (flips)" if r.get("test_time_flips") else "")
-            run = {"starting": ("-", "-"), "fine-tuned": (str(r["k"]), f"{r['minutes']:g}")}.get(
-                r["model"], (str(r["k"]), "-"))
-            cost = ("-", "-", "-")
-        elif r["model"] == "fine-tuned":
-            model = "fine-tuned" + (" (kept start)" if r["kept_starting_weights"] else "")
+        cost = ("-", "-", "-")  # median rows and unscored runs
+        if r["model"] == "fine-tuned":
+            model = "fine-tuned" + (" (kept start)" if r.get("kept_starting_weights") else "")
             run = (str(r["k"]), f"{r['minutes']:g}")
-            cost = (f"{r['cpu_seconds'] / r.get('threads', 2):.0f}", f"{r['wall_seconds']:.0f}",
-                    str(r["steps"]))
+            if "steps" in r:
+                cost = (f"{r['cpu_seconds'] / r.get('threads', 2):.0f}",
+                        f"{r['wall_seconds']:.0f}", str(r["steps"]))
         elif "test_time_flips" in r:  # --evaluate
             model = r["model"] + (" (flips)" if r["test_time_flips"] else "")
-            run, cost = (str(r["k"]), "-"), ("-", "-", "-")
+            run = (str(r["k"]), "-")
         else:
-            model, run, cost = "starting", ("-", "-"), ("-", "-", "-")
-        n_test = "-" if r.get("median") else str(r["n_test"])
-        cells = (r["set"], str(r.get("seed", "-")), model, *run, n_test, f"{r['f1']:.3f}",
-                 f"{r['count_error']:.3f}", f"{r['diameter_error']:.3f}", *cost)
+            model, run = "starting", ("-", "-")
+        cells = (r["set"], str(r.get("seed", "-")), model, *run, str(r.get("n_test", "-")),
+                 f"{r['f1']:.3f}", f"{r['count_error']:.3f}", f"{r['diameter_error']:.3f}", *cost)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

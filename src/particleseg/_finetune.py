@@ -459,6 +459,11 @@ def score_particles(truth, labels):
     Predicted particles lying mostly on unlabelled pixels are left out, so a
     sparse annotation does not count its unlabelled particles as false.
     """
+    return _scores(truth, labels)[:2]
+
+
+def _scores(truth, labels):
+    """``(f1, count_error, n_labelled, n_found)``, as :func:`score_particles` counts them."""
     from .metrics import count_error, match_particles
 
     truth = np.asarray(truth)
@@ -466,7 +471,8 @@ def score_particles(truth, labels):
     truth = np.where(truth < 0, 0, truth)
     match = match_particles(truth, labels, iou_threshold=0.5)
     n_true, n_pred = _n_particles(truth), _n_particles(labels)
-    return float(match.f1), float(count_error(n_true, n_pred)) if n_true else float(n_pred > 0)
+    error = float(count_error(n_true, n_pred)) if n_true else float(n_pred > 0)
+    return float(match.f1), error, n_true, n_pred
 
 
 def _drop_unlabelled(truth, labels):
@@ -496,12 +502,10 @@ def validation_score(seg, model, validation, keep_confidence=True):
     pixels are left out). The model is left in evaluation mode.
     """
     predicted = _particles(seg, model, validation.images, keep_confidence)
-    pairs = [score_particles(t, p) for t, p in zip(validation.truths, predicted)]
-    return {"f1": float(np.mean([f for f, _ in pairs])),
-            "count_error": float(np.mean([c for _, c in pairs])),
-            "n_labelled": sum(_n_particles(t) for t in validation.truths),
-            "n_found": sum(_n_particles(_drop_unlabelled(t, p))
-                           for t, p in zip(validation.truths, predicted))}
+    f1, error, n_labelled, n_found = zip(*(_scores(t, p)
+                                           for t, p in zip(validation.truths, predicted)))
+    return {"f1": float(np.mean(f1)), "count_error": float(np.mean(error)),
+            "n_labelled": sum(n_labelled), "n_found": sum(n_found)}
 
 
 def _better(new, old):

@@ -337,6 +337,12 @@ class _Bar:
     reach_left: int | None = None
     reach_right: int | None = None
 
+    @property
+    def reach(self):
+        """``(first, last)`` columns the bar's component reaches in its rows."""
+        return (self.left if self.reach_left is None else self.reach_left,
+                self.right if self.reach_right is None else self.reach_right)
+
 
 def _bar_candidates(p, min_length):
     """Boxes (top, left, bottom, right) of long thin light rectangles in ``p``."""
@@ -1269,9 +1275,10 @@ def _read_groups(p, bar, groups, engine):
     """
     best = None
     for group in groups:
-        text, score = _recognise(engine, _ocr_crop(p, group, 40))
+        crop = _ocr_crop(p, group, 40)
+        text, score = _recognise(engine, crop)
         parsed = _parse_with_glyphs(text, group)
-        if parsed is not None and _disputed_number(p, group, engine, parsed[0]):
+        if parsed is not None and _disputed_number(p, group, engine, parsed[0], crop):
             score *= 0.5
         if parsed is None:
             # Glyphs touching a particle carry pieces of it, lighter than the
@@ -1307,17 +1314,17 @@ def _read_groups(p, bar, groups, engine):
     return best
 
 
-def _disputed_number(p, group, engine, value):
+def _disputed_number(p, group, engine, value, crop):
     """Whether the line, read without smoothing, gives another number than ``value``.
 
     Smoothing small aliased text (:func:`_to_height`) mends the thin joins
     of its letters (the arch of an "n"), but can blur a digit into another
     (a "2" of 9 px into a "7"). The number must then also be read from the
     crop as it is; its unit is not compared (the letters are what the
-    smoothing mends).
+    smoothing mends). ``crop`` is the line's crop that gave ``value``.
     """
     plain = _ocr_crop(p, group, 40, smooth=False)
-    if np.array_equal(plain, _ocr_crop(p, group, 40)):
+    if np.array_equal(plain, crop):
         return False  # not smoothed
     text, _ = _recognise(engine, plain)
     parsed = _parse_with_glyphs(text, group)
@@ -1382,11 +1389,11 @@ def _read_detected(p, bar, engine):
             (t, l, b, r), text, score = _off_the_bar(candidate, (t, l, b, r), text, score,
                                                      bar, r0, c0, engine)
             parsed = parse_scale_label(text)
-            box = (t + r0, l + c0, b + r0, r + c0)
-            if parsed is None or _stroke_of_text(p, bar, box):
+            if parsed is None:
                 continue
             distance = math.hypot(max(l - cx, cx - r, 0) / max(L, 1), max(t - cy, cy - b, 0) / max(L, 1))
-            if distance > 1.0:
+            box = (t + r0, l + c0, b + r0, r + c0)
+            if distance > 1.0 or _stroke_of_text(p, bar, box):
                 continue
             # Text of the bar's colour: its glyphs can be checked (the stems of "nm").
             t, l = max(t, 0), max(l, 0)
@@ -1525,14 +1532,10 @@ def _along(inner, outer):
     bar's end ticks, on the side where they stand out, is not: it runs on
     round the ticks, past both ends of the bar.
     """
-    def reach(bar):
-        return (bar.left if bar.reach_left is None else bar.reach_left,
-                bar.right if bar.reach_right is None else bar.reach_right)
-
-    (first, last), (left, right) = reach(inner), (outer.left, outer.right)
+    first, last = inner.reach
     return (_inside(inner, outer) and not _inside(outer, inner)
             and inner.length >= _STRIP_RATIO[0] * outer.length
-            and not (first < left and last > right))
+            and not (first < outer.left and last > outer.right))
 
 
 def _held(a, bars):
