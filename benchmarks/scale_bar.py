@@ -44,6 +44,7 @@ Usage::
     python benchmarks/scale_bar.py --sets annotations    # false particles, with the model
     python benchmarks/scale_bar.py --synthetic 300 --negatives 200
     python benchmarks/scale_bar.py --sets synthetic --synthetic 600 --first 400
+    python benchmarks/scale_bar.py --sets synthetic --seed 1   # 200 other figures
     python benchmarks/scale_bar.py --ocr tesseract       # compare the OCR engines
     python benchmarks/scale_bar.py --sets real --verbose # print every reading
 """
@@ -304,6 +305,9 @@ def main(argv=None):
     p.add_argument("--first", type=int, default=0,
                    help="score the synthetic figures from this one on (the same figures as "
                         "without it: e.g. --synthetic 600 --first 400 scores figures 400-599)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="draw the synthetic figures from this seed: another seed gives figures "
+                        "no change was tuned on")
     p.add_argument("--negatives", type=int, default=150, help="synthetic figures without a bar")
     p.add_argument("--sets", nargs="+", default=["synthetic", "negatives", "real"],
                    choices=["synthetic", "negatives", "real", "annotations"])
@@ -313,7 +317,8 @@ def main(argv=None):
     if args.ocr == "tesseract":
         _tesseract_reader()
     sets = {
-        "synthetic": lambda: itertools.islice(synthetic_figures(args.synthetic), args.first, None),
+        "synthetic": lambda: itertools.islice(synthetic_figures(args.synthetic, args.seed),
+                                                       args.first, None),
         "negatives": lambda: negative_figures(args.negatives),
         "real": real_figures,
     }

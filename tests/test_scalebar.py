@@ -416,6 +416,44 @@ def test_a_wide_reading_in_pm_agrees_with_a_line_read_in_micrometres(monkeypatch
     assert bar.confidence > 0.9
 
 
+@pytest.mark.parametrize("font", ["DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf",
+                                  "DejaVuSerif-Bold.ttf"])
+@pytest.mark.parametrize("drawn, expected", [(f"{MU}m", (f"{MU}m", True)), ("pm", ("pm", False))])
+def test_a_label_read_in_pm_is_micrometres_when_its_p_is_open_at_the_top(
+        monkeypatch, font, drawn, expected):
+    # OCR often reads a "µ" as a "p". A "µ" is a "u" with a tail, open at the
+    # top; a "p" closes a bowl. The glyph decides; a real "p" stays doubted.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "2 pm", "2 pm")
+    image, truth = figure(shape=(384, 384), value=2, unit=drawn, font=font, font_size=20)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit, bar.calibrated) == (2, *expected), bar.message
+
+
+@pytest.mark.parametrize("large, small", [("10 pm", f"10 {MU}m"), (f"10 {MU}m", "10 pm")])
+def test_a_label_read_in_micrometres_at_one_size_and_pm_at_the_other_is_micrometres(
+        monkeypatch, large, small):
+    # The two sizes disagree only by OCR's usual "p" for "µ": no lower confidence.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch,  # 40 px text, else 28
+             lambda crop: (large, 0.9) if crop.shape[0] > 58 else (small, 0.9), f"10 {MU}m")
+    image, truth = figure(value=10, unit=f"{MU}m", font_size=11)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (10, f"{MU}m") and bar.calibrated, bar.message
+    assert bar.confidence > 0.85
+
+
+def test_a_glyph_too_small_to_show_its_counter_leaves_pm_in_doubt():
+    # Below an x-height of 8 px the top of a "µ" and the bowl of a "p" blur
+    # alike: neither is claimed.
+    from particleseg._figures import _text_mask
+
+    for text in (f"2 {MU}m", "2 pm"):
+        mask = _text_mask(text, "DejaVuSans.ttf", 9)
+        assert scalebar._open_bowl(scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)) \
+            is None
+
+
 @pytest.mark.parametrize("line, small, wide, expected", [
     ("50 ", "50", f"50 {MU}m", (50, f"{MU}m")),    # the unit read as a blank
     ("10gm", "10gm", "10nm", (10, "nm")),          # a letter that is no unit

@@ -1017,6 +1017,47 @@ def _has_descender(group):
     return sum(sl[0].stop > baseline + 0.12 * h for sl in tall) == 1
 
 
+def _open_bowl(group):
+    """Whether the glyph before a label's "m" is a "µ" (open) or a "p" (closed).
+
+    Both reach below the line; a "p" closes a bowl around a hole, a "µ" is a
+    "u" open at the top. True for an open glyph, False for one with a hole,
+    None when the glyphs cannot tell (no descender, or a glyph too small or
+    blurred for its counter to show).
+    """
+    labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
+    boxes = [(k + 1, sl) for k, sl in enumerate(ndi.find_objects(labels)) if sl is not None]
+    if n < 2:
+        return None
+    tallest = max(sl[0].stop - sl[0].start for _, sl in boxes)
+    boxes = sorted(((k, sl) for k, sl in boxes if sl[0].stop - sl[0].start >= 0.3 * tallest),
+                   key=lambda b: b[1][1].start)
+    if len(boxes) < 2:
+        return None
+    # The "m" may come apart in pieces (a serif's stem); the glyph before it is
+    # the last one reaching well below the line.
+    last = boxes[-1][1]
+    x_height = last[0].stop - last[0].start
+    tails = [b for b in boxes[:-1] if b[1][0].stop - last[0].stop >= 0.2 * x_height]
+    if not tails or x_height < 6:
+        return None  # no glyph with a tail below the line, or text too small
+    k, sl = tails[-1]
+    glyph = labels[sl] == k
+    holes = (ndi.binary_fill_holes(glyph) & ~glyph).sum()
+    area = x_height * glyph.shape[1]  # the glyph's box above the line
+    if holes >= 0.08 * area:
+        return False
+    # A "u" is open at the top across its counter: columns with no ink in
+    # the upper part of the x-height, between the stems. The bowl of a "p"
+    # covers them, even where the bowl is not quite closed.
+    top = max(last[0].start - sl[0].start, 0)
+    band = glyph[top:top + max(int(0.4 * x_height), 1)].any(axis=0)
+    inked = np.nonzero(band)[0]
+    starts, stops = _true_runs(~band[inked[0]:inked[-1] + 1]) if len(inked) else ([], [])
+    gap = max((b - a for a, b in zip(starts, stops)), default=0)
+    return True if gap >= max(2, 0.15 * glyph.shape[1]) and x_height >= 8 else None
+
+
 def _glyph_widths(group, letters=False):
     """Widths of the full-height glyphs of a label line, left to right.
 
@@ -1125,7 +1166,8 @@ def _unit_plausibility(unit, group):
     """The unit, checked against the glyphs when OCR says "nm" or "mm"; and a factor <= 1.
 
     "pm" is doubted: a "µ" is often read as a "p", and picometre bars are
-    rare. In small text OCR confuses "nm" and "mm" both ways. The glyphs
+    rare; it is read as "µm" when the glyph is open at the top like a "u"
+    (:func:`_open_bowl`). In small text OCR confuses "nm" and "mm" both ways. The glyphs
     decide when they can: an "n" has two stems and an "m" three
     (:func:`_unit_stems`); the OCR's unit is changed at a small cost in
     confidence when the stems disagree with it, unless the letters' widths
@@ -1141,7 +1183,7 @@ def _unit_plausibility(unit, group):
     factor : float
     """
     if unit == "pm":  # "µm" is often read "pm"; picometre bars are rare
-        return unit, 0.45
+        return ("\N{MICRO SIGN}m", 1.0) if group is not None and _open_bowl(group) else (unit, 0.45)
     if unit in ("nm", "mm") and group is not None:
         stems = _unit_stems(group)
         if stems in (5, 6):  # the letters' stems decide between "nm" and "mm"
@@ -1194,13 +1236,16 @@ def _parse_with_glyphs(text, group):
 
     OCR engines often drop the "µ" of a serif font ("1.0 m") or read it as a
     letter that is no unit ("10 jm"); metres never label a micrograph's bar,
-    and the glyph with a tail below the line is the µ.
+    and the glyph with a tail below the line is the µ. A "pm" whose "p" is
+    open at the top (:func:`_open_bowl`) is a "µm" too.
     """
     parsed = parse_scale_label(text)
     if parsed is None and isinstance(text, str):
         match = re.match(r"^\s*([0-9.,]+)\s*[jJyqg]?m\s*$", text)
         if match and _has_descender(group):
             parsed = parse_scale_label(match.group(1) + " um")
+    if parsed is not None and parsed[1] == "pm" and _open_bowl(group):
+        parsed = (parsed[0], "\N{MICRO SIGN}m")
     return parsed
 
 
@@ -1268,7 +1313,8 @@ def _read_groups(p, bar, groups, engine):
     """The best (group, text, value, unit, score) among the groups, or None.
 
     A label is read at two sizes; when the readings disagree, the score is
-    halved (small text is where "nm" becomes "mm"). It is read once more
+    halved (small text is where "nm" becomes "mm"), unless one size reads
+    "µm" where the other reads "pm" (OCR's usual slip): "µm" is taken. It is read once more
     unmasked, with a margin on both sides: a glyph left out of the line (a
     "2" touching a particle) then shows as another reading, and the score
     drops below the threshold ("25 nm" is never silently "5 nm").
@@ -1292,7 +1338,12 @@ def _read_groups(p, bar, groups, engine):
                 continue
         else:
             again, _ = _recognise(engine, _ocr_crop(p, group, 28))
-            if _parse_with_glyphs(again, group) != parsed:
+            again = _parse_with_glyphs(again, group)
+            micro = (parsed[0], "\N{MICRO SIGN}m")
+            if {parsed, again} == {micro, (parsed[0], "pm")}:
+                # OCR reads a "µ" as a "p", seldom a "p" as a "µ": one size seeing a "µ" decides.
+                parsed = micro
+            elif again != parsed:
                 score *= 0.5
             wide_text = _recognise(engine, _wide_crop(p, group, bar))[0]
             wide = parse_scale_label(wide_text)
