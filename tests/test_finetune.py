@@ -82,8 +82,9 @@ def test_fine_tuned_file_keeps_the_starting_models_inference_settings(model_file
     assert record["images"] == ["a", "b", "c", "d"]
     assert record["recipe"]["learning_rate"] == _finetune.DEFAULT_RECIPE["learning_rate"]
     assert record["recipe"]["crop_size"] == 64 and record["recipe"]["steps"] == 2
-    # 3 images trained on (one held out), each at the numeric inference_scale.
-    assert record["recipe"]["training_scales"] == [1.5, 1.5, 1.5]
+    # 4 images trained on (their last quarters held out), each at the numeric
+    # inference_scale.
+    assert record["recipe"]["training_scales"] == [1.5, 1.5, 1.5, 1.5]
     assert tuned.model_info_["training_data"].startswith("4 synthetic images; fine-tuned on 4")
 
 
@@ -169,12 +170,16 @@ def test_early_stopping_after_patience_rounds_without_progress(model_file, data,
     assert seg.fine_tuning_["steps"] == 3
 
 
-def test_one_image_of_four_is_held_out_and_strips_below_four(data):
+def test_one_image_of_eight_is_held_out_and_strips_below_eight(data):
     X, y = data
-    images = [x.astype(np.float32) for x in X]
+    images = [x.astype(np.float32) for x in X] * 2
     rng = np.random.default_rng(0)
-    train, targets, held = _finetune.split_validation(images, list(y), list("abcd"), rng, True)
-    assert held.method == "image" and len(train) == 3 and len(held.images) == 1
+    train, targets, held = _finetune.split_validation(images, list(y) * 2, list("abcdefgh"), rng,
+                                                      True)
+    assert held.method == "image" and len(train) == 7 and len(held.images) == 1
+    train, targets, held = _finetune.split_validation(images[:5], list(y) + list(y[:1]),
+                                                      list("abcde"), rng, True)
+    assert held.method.startswith("strip") and len(train) == 5 and len(held.images) == 5
     train, targets, held = _finetune.split_validation(images[:2], list(y[:2]), ["a", "b"], rng,
                                                       True)
     assert held.method.startswith("strip") and len(train) == 2 and held.names == ["a", "b"]
@@ -494,11 +499,12 @@ def test_fine_tuning_with_tune_confidence_records_the_new_threshold(auto_model_f
     monkeypatch.setattr(_finetune, "validation_score", fake)
     monkeypatch.setattr(_finetune, "tune_confidence",
                         lambda seg, held: (0.15, {"f1": 0.9, "count_error": 0.05}))
-    # The held-out image of these tiny images holds a few particles: too few.
+    # The held-out strips of these tiny images hold a few particles: too few.
     seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
     seg.fine_tune(X, y, minutes=None, max_steps=2, recipe={**TINY, "validation_rounds": 2})
     assert seg.min_confidence_ == 0.3 and "min_confidence" not in seg.model_info_["fine_tuned"]
-    assert "min_confidence kept at 0.3: the held-out image holds" in seg.fine_tuning_["message"]
+    assert ("min_confidence kept at 0.3: the held-out strip (25% of every image) holds"
+            in seg.fine_tuning_["message"])
     monkeypatch.setattr(_finetune, "MIN_TUNING_PARTICLES", 1)
     calls.clear()
     seg = ParticleSegmenter.load(auto_model_file, device="cpu").set_params(random_state=0)
@@ -506,7 +512,7 @@ def test_fine_tuning_with_tune_confidence_records_the_new_threshold(auto_model_f
     assert seg.min_confidence_ == 0.15  # on by default
     record = seg.model_info_["fine_tuned"]["min_confidence"]
     assert record["starting"] == 0.3 and record["chosen"] == 0.15
-    assert "min_confidence chosen on the held-out image: 0.3 -> 0.15" in \
+    assert "min_confidence chosen on the held-out strip (25% of every image): 0.3 -> 0.15" in \
         seg.fine_tuning_["message"]
     # Turned off, or with the confidence rule dropped, the threshold is not tuned.
     for change in ({"tune_confidence": False}, {"keep_confidence": False}):

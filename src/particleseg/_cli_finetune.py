@@ -43,7 +43,7 @@ def add_parser(subparsers, formatter_class, positive_float, integer):
             "  FOLDER/images/NAME.png and FOLDER/segmaps/NAME.png (instance maps:\n"
             "  0 background, k > 0 particle k), or as\n"
             "  FOLDER/NAME.png with a labelme file FOLDER/NAME.json (polygons).\n"
-            "With 4 images or more one is held out, else the last quarter of each image:\n"
+            "The last quarter of each image is held out (with 8 images or more, one image):\n"
             "the model is scored on it as it trains and the best weights are kept. If\n"
             "fine-tuning does not beat the starting model there, the starting weights\n"
             "are kept and the command says so. The new model keeps the starting model's\n"
