@@ -1026,9 +1026,9 @@ def _open_bowl(group):
     blurred for its counter to show).
     """
     labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
-    boxes = [(k + 1, sl) for k, sl in enumerate(ndi.find_objects(labels)) if sl is not None]
     if n < 2:
         return None
+    boxes = [(k + 1, sl) for k, sl in enumerate(ndi.find_objects(labels)) if sl is not None]
     tallest = max(sl[0].stop - sl[0].start for _, sl in boxes)
     boxes = sorted(((k, sl) for k, sl in boxes if sl[0].stop - sl[0].start >= 0.3 * tallest),
                    key=lambda b: b[1][1].start)
@@ -1039,8 +1039,8 @@ def _open_bowl(group):
     last = boxes[-1][1]
     x_height = last[0].stop - last[0].start
     tails = [b for b in boxes[:-1] if b[1][0].stop - last[0].stop >= 0.2 * x_height]
-    if not tails or x_height < 6:
-        return None  # no glyph with a tail below the line, or text too small
+    if not tails or x_height < 8:
+        return None  # no glyph with a tail below the line, or text too small to tell
     k, sl = tails[-1]
     glyph = labels[sl] == k
     holes = (ndi.binary_fill_holes(glyph) & ~glyph).sum()
@@ -1055,7 +1055,7 @@ def _open_bowl(group):
     inked = np.nonzero(band)[0]
     starts, stops = _true_runs(~band[inked[0]:inked[-1] + 1]) if len(inked) else ([], [])
     gap = max((b - a for a, b in zip(starts, stops)), default=0)
-    return True if gap >= max(2, 0.15 * glyph.shape[1]) and x_height >= 8 else None
+    return True if gap >= max(2, 0.15 * glyph.shape[1]) else None
 
 
 def _glyph_widths(group, letters=False):
@@ -1167,8 +1167,8 @@ def _unit_plausibility(unit, group):
 
     "pm" is doubted: a "µ" is often read as a "p", and picometre bars are
     rare; it is read as "µm" when the glyph is open at the top like a "u"
-    (:func:`_open_bowl`). In small text OCR confuses "nm" and "mm" both ways. The glyphs
-    decide when they can: an "n" has two stems and an "m" three
+    (:func:`_open_bowl`). In small text OCR confuses "nm" and "mm" both
+    ways. The glyphs decide when they can: an "n" has two stems and an "m" three
     (:func:`_unit_stems`); the OCR's unit is changed at a small cost in
     confidence when the stems disagree with it, unless the letters' widths
     (below, in a proportional font) disagree with the stems. Else, "mm"
@@ -1314,8 +1314,8 @@ def _read_groups(p, bar, groups, engine):
 
     A label is read at two sizes; when the readings disagree, the score is
     halved (small text is where "nm" becomes "mm"), unless one size reads
-    "µm" where the other reads "pm" (OCR's usual slip): "µm" is taken. It is read once more
-    unmasked, with a margin on both sides: a glyph left out of the line (a
+    "µm" where the other reads "pm" (OCR's usual slip): "µm" is taken. It
+    is read once more unmasked, with a margin on both sides: a glyph left out of the line (a
     "2" touching a particle) then shows as another reading, and the score
     drops below the threshold ("25 nm" is never silently "5 nm").
     """
