@@ -887,6 +887,32 @@ def test_a_weak_reading_of_a_label_line_is_checked_by_text_detection(monkeypatch
     assert (bar.value, bar.unit) == (2, f"{MU}m") and bar.calibrated, bar.message
 
 
+@pytest.mark.parametrize("read, calibrated", [("200 nm", True), ("60 nm", True),
+                                               ("208 nm", False), ("1.25 nm", False)])
+def test_a_value_of_three_digits_is_not_used(monkeypatch, read, calibrated):
+    # Bars are labelled with round numbers: "208 nm" is "200 nm" with a "0"
+    # read as "8", and is reported, not used; "60 nm" is unusual but possible.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, read, read)
+    image, truth = figure(value=200, unit="nm")
+    bar = find_scale_bar(image)
+    assert bar.text == read and bar.calibrated is calibrated, bar.message
+
+
+@pytest.mark.parametrize("detected, calibrated", [("500um", False), (f"500 {MU}m", True)])
+def test_a_detected_label_read_with_a_plain_u_is_doubted(monkeypatch, detected, calibrated):
+    # Text detection reads small "500 nm" as "500um" too: with no glyph
+    # reaching below the line, the "u" could be an "n", and the reading is
+    # reported, not used. A "µ" read as such is believed.
+    pytest.importorskip("rapidocr_onnxruntime")
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("500 m", 0.3))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [
+        ((0, 0) + crop.shape[:2], detected, 0.95)])
+    image, truth = figure(value=500, unit=f"{MU}m")
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (500, f"{MU}m") and bar.calibrated is calibrated, bar.message
+
+
 def test_a_label_unread_with_pieces_of_a_particle_is_read_again_without_them(monkeypatch):
     # A glyph touching a particle carries pieces of it (lighter than the
     # midpoint, short of the text's grey): the label is read again, with

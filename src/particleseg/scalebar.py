@@ -240,10 +240,20 @@ def parse_scale_label(text):
     return value, unit
 
 
-def _nice(value) -> bool:
-    """1, 2, 2.5 or 5 times a power of ten, or a small whole number (3, 4, 25...)."""
+def _roundness(value) -> float:
+    """How much a bar's value is believed, from how round it is: a factor <= 1.
+
+    Scale bars are labelled with round numbers: 1, 1.5, 2, 2.5, 3, 4, 5 or
+    7.5 times a power of ten (1.0); another one- or two-digit number ("60",
+    "35") is less likely (0.8); three digits or more ("208", "1.25") are
+    almost always a misread ("200" with a "0" read as "8"), and the reading
+    is not used unless confirmed otherwise (0.5).
+    """
     mantissa = value / 10.0 ** math.floor(math.log10(value))
-    return any(abs(mantissa - m) < 1e-6 for m in (1, 1.5, 2, 2.5, 3, 4, 5, 7.5))
+    if any(abs(mantissa - m) < 1e-6 for m in (1, 1.5, 2, 2.5, 3, 4, 5, 7.5)):
+        return 1.0
+    digits = f"{value:.6g}".replace(".", "").strip("0")
+    return 0.8 if len(digits) <= 2 else 0.5
 
 
 @lru_cache(maxsize=1)
@@ -1249,14 +1259,15 @@ def _parse_with_glyphs(text, group):
     return parsed
 
 
-def _plain_u(text, group, wide_text):
+def _plain_u(text, group, wide_text=""):
     """Whether a "µm" was read from a plain "u" that the wider reading does not see.
 
-    With no glyph reaching below the line, the "u" could be an "n" as well
-    (in small bold text the two differ by a pixel or two).
+    With no glyph reaching below the line (or no glyphs to look at: None),
+    the "u" could be an "n" as well (in small bold text the two differ by a
+    pixel or two).
     """
     return ("u" in text.lower() and "\N{GREEK SMALL LETTER MU}" not in text
-            and "\N{MICRO SIGN}" not in text and not _has_descender(group)
+            and "\N{MICRO SIGN}" not in text and (group is None or not _has_descender(group))
             and "u" not in wide_text.lower())
 
 
@@ -1451,6 +1462,8 @@ def _read_detected(p, bar, engine):
             glyphs = _Group("detected", box, crop[t:b, l:r] >= thr, 0.0) \
                 if candidate is not grey and b > t and r > l else None
             unit, factor = _unit_plausibility(parsed[1], glyphs)
+            if unit == "\N{MICRO SIGN}m" and _plain_u(text, glyphs):
+                factor *= 0.5  # "500 nm" is read "500um" too
             score *= 0.8 * factor
             key = score - 0.2 * distance
             if best is None or key > best[-1]:
@@ -1830,7 +1843,7 @@ def _share(a, b):
 def _reading(bar, p, label_box, text, value, unit, score):
     """The :class:`ScaleBar` of a bar and the reading of its label."""
     text = text.strip(" '\"`\u2018\u2019\u201c\u201d")
-    confidence = score * (0.6 + 0.4 * bar.quality) * (1.0 if _nice(value) else 0.8)
+    confidence = score * (0.6 + 0.4 * bar.quality) * _roundness(value)
     box = _background_box(p, _union(_bar_box(bar), label_box), bar.ground)
     message = "" if confidence >= MIN_CONFIDENCE else (
         f'read the scale bar as "{text}" with a low confidence ({confidence:.2f} < '
