@@ -22,9 +22,9 @@ model never saw by ``benchmarks/finetune.py``):
   every image (its labels are then hidden from training) when there are
   fewer than 8 images, else one whole image (``held_out`` chooses either
   whatever the number of images). On 5 sem-silica images, the strips gave
-  the lower count error on each of five draws of images. The best weights are kept; if no
-  fine-tuned state scores better than the starting model, the starting
-  weights are kept, and the reason is reported.
+  the lower count error on each of five draws of images. The best weights
+  are kept; if no fine-tuned state scores better than the starting model,
+  the starting weights are kept, and the reason is reported.
 - Ctrl-C (``KeyboardInterrupt``) stops training; the best weights so far are
   kept.
 
@@ -216,8 +216,8 @@ def fine_tune(seg, images, y, *, seed, minutes=10.0, max_steps=None, validation=
         Largest number of optimisation steps.
     validation : bool, default=True
         Hold out the last quarter of every image (fewer than 8 images) or
-        one image, score it every so often, keep the best weights. False trains
-        on everything for the whole budget and keeps the last weights.
+        one image, score it every so often, keep the best weights. False
+        trains on everything for the whole budget and keeps the last weights.
     recipe : dict, optional
         Changes to :data:`DEFAULT_RECIPE`.
     names : list of str, optional
