@@ -317,8 +317,8 @@ def main(argv=None):
     if args.ocr == "tesseract":
         _tesseract_reader()
     sets = {
-        "synthetic": lambda: itertools.islice(synthetic_figures(args.synthetic, args.seed),
-                                                       args.first, None),
+        "synthetic": lambda: itertools.islice(
+            synthetic_figures(args.synthetic, args.seed), args.first, None),
         "negatives": lambda: negative_figures(args.negatives),
         "real": real_figures,
     }

@@ -1042,8 +1042,6 @@ def _open_bowl(group):
     tallest = max(sl[0].stop - sl[0].start for _, sl in boxes)
     boxes = sorted(((k, sl) for k, sl in boxes if sl[0].stop - sl[0].start >= 0.3 * tallest),
                    key=lambda b: b[1][1].start)
-    if len(boxes) < 2:
-        return None
     # The "m" may come apart in pieces (a serif's stem); the glyph before it is
     # the last one reaching well below the line.
     last = boxes[-1][1]
@@ -1176,9 +1174,9 @@ def _unit_plausibility(unit, group):
     """The unit, checked against the glyphs when OCR says "nm" or "mm"; and a factor <= 1.
 
     "pm" is doubted: a "µ" is often read as a "p", and picometre bars are
-    rare; it is read as "µm" when the glyph is open at the top like a "u"
-    (:func:`_open_bowl`). In small text OCR confuses "nm" and "mm" both
-    ways. The glyphs decide when they can: an "n" has two stems and an "m" three
+    rare (a "pm" whose glyph is open at the top is read as "µm" before
+    this, :func:`_micro_for_p`). In small text OCR confuses "nm" and "mm"
+    both ways. The glyphs decide when they can: an "n" has two stems and an "m" three
     (:func:`_unit_stems`); the OCR's unit is changed at a small cost in
     confidence when the stems disagree with it, unless the letters' widths
     (below, in a proportional font) disagree with the stems. Else, "mm"
@@ -1193,7 +1191,7 @@ def _unit_plausibility(unit, group):
     factor : float
     """
     if unit == "pm":  # "µm" is often read "pm"; picometre bars are rare
-        return ("\N{MICRO SIGN}m", 1.0) if group is not None and _open_bowl(group) else (unit, 0.45)
+        return unit, 0.45
     if unit in ("nm", "mm") and group is not None:
         stems = _unit_stems(group)
         if stems in (5, 6):  # the letters' stems decide between "nm" and "mm"
@@ -1247,15 +1245,24 @@ def _parse_with_glyphs(text, group):
     OCR engines often drop the "µ" of a serif font ("1.0 m") or read it as a
     letter that is no unit ("10 jm"); metres never label a micrograph's bar,
     and the glyph with a tail below the line is the µ. A "pm" whose "p" is
-    open at the top (:func:`_open_bowl`) is a "µm" too.
+    open at the top is a "µm" too (:func:`_micro_for_p`).
     """
     parsed = parse_scale_label(text)
     if parsed is None and isinstance(text, str):
         match = re.match(r"^\s*([0-9.,]+)\s*[jJyqg]?m\s*$", text)
         if match and _has_descender(group):
             parsed = parse_scale_label(match.group(1) + " um")
-    if parsed is not None and parsed[1] == "pm" and _open_bowl(group):
-        parsed = (parsed[0], "\N{MICRO SIGN}m")
+    return _micro_for_p(parsed, group)
+
+
+def _micro_for_p(parsed, group):
+    """``parsed`` (value, unit), with "pm" read as "µm" when the glyphs show a "µ".
+
+    A "µ" is often read as a "p"; a "µ" is open at the top where a "p"
+    closes a bowl (:func:`_open_bowl`). Without glyphs (None), unchanged.
+    """
+    if parsed is not None and parsed[1] == "pm" and group is not None and _open_bowl(group):
+        return parsed[0], "\N{MICRO SIGN}m"
     return parsed
 
 
@@ -1303,7 +1310,7 @@ def _unit_from_wide(p, group, bar, engine, text, score):
     again, _ = _recognise(engine, _ocr_crop(p, group, 28))
     if _line_number(again) != number:
         return None, 0.0, text
-    return wide, 0.8 * min(score, wide_score), wide_text.strip()
+    return _micro_for_p(wide, group), 0.8 * min(score, wide_score), wide_text.strip()
 
 
 def _text_core(p, group, bar):
@@ -1461,6 +1468,7 @@ def _read_detected(p, bar, engine):
             t, l = max(t, 0), max(l, 0)
             glyphs = _Group("detected", box, crop[t:b, l:r] >= thr, 0.0) \
                 if candidate is not grey and b > t and r > l else None
+            parsed = _micro_for_p(parsed, glyphs)
             unit, factor = _unit_plausibility(parsed[1], glyphs)
             if unit == "\N{MICRO SIGN}m" and _plain_u(text, glyphs):
                 factor *= 0.5  # "500 nm" is read "500um" too
