@@ -396,10 +396,26 @@ def test_a_plain_u_must_agree_with_the_wide_reading(monkeypatch, wide, calibrate
     # "u" too (it may read a speck beside the label as well: "20ume").
     pytest.importorskip("rapidocr_onnxruntime")
     fake_ocr(monkeypatch, "20um", wide)
+    # Glyphs too small to show where the letter is open.
+    monkeypatch.setattr(scalebar, "_first_letter", lambda group: None)
     image, truth = figure(value=20, unit="nm")
     bar = find_scale_bar(image)
     assert bar.calibrated is calibrated and bar.text == "20um", bar.message
     assert bar.unit == f"{MU}m"
+
+
+@pytest.mark.parametrize("drawn", ["nm", "um"])
+@pytest.mark.parametrize("wide", ["20m", "20um"])
+def test_a_plain_u_is_settled_by_its_glyph(monkeypatch, drawn, wide):
+    # The glyph before the "m" shows a "u" (open at the top) or an "n" (open
+    # at the bottom): OCR's "20um" is then believed, or read as "20 nm",
+    # whatever the wider crop reads.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "20um", wide)
+    image, truth = figure(value=20, unit=drawn)
+    bar = find_scale_bar(image)
+    assert bar.calibrated and bar.text == "20um", bar.message
+    assert bar.unit == {"nm": "nm", "um": f"{MU}m"}[drawn]
 
 
 def test_a_wide_reading_in_pm_agrees_with_a_line_read_in_micrometres(monkeypatch):
@@ -1401,3 +1417,124 @@ def test_a_strip_within_a_bars_stroke_is_part_of_the_bar():
     assert scalebar._better(bar, strip) and not scalebar._better(strip, bar)
     dark = replace(strip, polarity="dark")
     assert scalebar._better(dark, bar)  # another polarity: the grounds decide, as before
+
+
+def one_unit_mask(first):
+    """ "1 um" or "1 nm" as a 12 px high mask (see :func:`one_nm_mask`): the
+    first letter closed at the top ("n", an arch) or at the bottom ("u")."""
+    mask = one_nm_mask()
+    if first == "u":
+        mask[4, 6:16] = False
+        mask[4, 13:16] = True  # the right stem's top
+        mask[11, 6:16] = True  # the bowl, along the baseline
+    return mask
+
+
+@pytest.mark.parametrize("first", ["u", "n"])
+def test_the_letter_before_the_m_is_told_by_where_it_is_open(first):
+    group = scalebar._Group("below", (0, 0, 12, 40), one_unit_mask(first), 0.0)
+    assert scalebar._unit_stems(group) == 5  # both have two stems, then the "m"'s three
+    assert scalebar._first_letter(group) == first
+    # OCR's plain "um" is believed over a "u", read as "nm" over an "n".
+    want = "\N{MICRO SIGN}m" if first == "u" else "nm"
+    assert scalebar._unit_from_glyphs((1.0, "\N{MICRO SIGN}m"), group, "1um") == (1.0, want)
+    assert scalebar._plain_u("1um", group) is (first == "n")
+    # A "µ" that OCR saw is never overruled.
+    assert scalebar._unit_from_glyphs((1.0, "\N{MICRO SIGN}m"), group, "1\N{MICRO SIGN}m") \
+        == (1.0, "\N{MICRO SIGN}m")
+
+
+def test_a_first_letter_open_at_both_ends_tells_nothing():
+    mask = one_unit_mask("u")
+    mask[11, 6:16] = False  # no bowl either: two stems
+    group = scalebar._Group("below", (0, 0, 12, 40), mask, 0.0)
+    assert scalebar._first_letter(group) is None
+    assert scalebar._plain_u("1um", group)  # still doubted
+    assert scalebar._plain_u("1um", None)
+
+
+def test_the_micron_sign_alone_reads_as_micrometres():
+    assert scalebar.parse_scale_label("2 \N{GREEK SMALL LETTER MU}") == (2.0, "\N{MICRO SIGN}m")
+    assert scalebar.parse_scale_label("2 \N{MICRO SIGN}") == (2.0, "\N{MICRO SIGN}m")
+
+
+@pytest.mark.parametrize("wide, line, other", [
+    ("25m", "75 nm", True),       # a glyph left out of the line
+    ("110 mm", "10 mm", True),
+    ("2uupm", "200\N{MICRO SIGN}m", False),  # digits read as letters: no other glyph
+    ("", "5 nm", False),
+    ("5 nm", "5 nm", False),
+])
+def test_a_wide_reading_disputes_the_line_only_with_another_number(wide, line, other):
+    assert scalebar._other_number(wide, line) is other
+
+
+def test_a_label_beyond_specks_next_to_the_bar_is_found():
+    # Specks (the grain of a particle near the bar) lie closer to the bar
+    # than its label; the line still starts from the label's glyphs.
+    image = np.full((60, 90), 0.1, np.float32)
+    image[10:13, 9:81] = 0.9  # the bar
+    for left in (12, 18, 24, 30, 36):
+        image[15:17, left:left + 2] = 0.9  # specks, 2 px below the bar
+    for left, glyph in zip((30, 37, 44), "500"):
+        ink = np.array([list(row) for row in GLYPHS_8PX[glyph]]) == "1"
+        image[22:30, left:left + 5] = np.where(ink, 0.9, 0.1)
+    bar, p = scalebar._candidates(scalebar._normalise(image))[0]
+    boxes = [group.box for group in scalebar._label_groups(p, bar)]
+    assert (22, 30, 30, 49) in boxes
+
+
+def test_small_bold_glyphs_are_no_particles():
+    # An "m" 6 px high with strokes 3 px wide beside a "5" of 8 px: as thick
+    # for its height as a small particle by the distance to its edge, but
+    # the distance counts the pixel itself.
+    image = np.full((40, 80), 0.1, np.float32)
+    image[8:11, 9:61] = 0.9  # the bar
+    ink = np.array([list(row) for row in GLYPHS_8PX["5"]]) == "1"
+    image[15:23, 20:25] = np.where(ink, 0.9, 0.1)
+    image[17:23, 28:29 + 10] = 0.9
+    image[18:23, 31] = image[18:23, 35] = 0.1  # the "m": three stems 3 px wide under an arch
+    bar, p = scalebar._candidates(scalebar._normalise(image))[0]
+    line = scalebar._label_groups(p, bar)[0]
+    assert line.box == (15, 20, 23, 39)  # the "5" and the "m"
+
+
+def test_glyphs_of_a_detected_box_leave_out_the_bar_and_what_lies_at_its_edges():
+    bar = scalebar._Bar(top=30, left=0, bottom=33, right=20, length=20.0, thickness=3,
+                        level=1.0, ground=0.0, quality=1.0, polarity="light",
+                        core_top=30, core_bottom=33)
+    crop = np.zeros((40, 50), np.float32)
+    crop[14:26, 10:50] = one_nm_mask()  # the text
+    crop[30:33, 0:20] = 1.0  # the bar, which the box takes in
+    crop[32:34, 25:30] = 1.0  # a speck at the box's bottom edge
+    glyphs = scalebar._detected_glyphs(crop, (10, 8, 34, 50), 0.5, bar, 0, 0)
+    assert glyphs.box == (10, 8, 34, 50)
+    assert np.array_equal(glyphs.mask[:16], crop[10:26, 8:50] >= 0.5)  # the text, whole
+    assert not glyphs.mask[16:].any()  # no bar, no speck
+    assert scalebar._unit_stems(glyphs) == 5
+    # No ink at the midpoint (text of the other colour): no glyphs.
+    assert scalebar._detected_glyphs(np.zeros((40, 50)), (10, 8, 34, 50), 0.5, bar, 0, 0) is None
+
+
+@pytest.mark.parametrize("first", ["u", "n"])
+def test_a_letter_dropped_before_the_m_is_read_from_its_glyph(first):
+    # OCR reads "1 um" in small bold text as "1 m" (metres never label a
+    # micrograph's bar): the glyph before the "m" tells which letter it was.
+    group = scalebar._Group("below", (0, 0, 12, 40), one_unit_mask(first), 0.0)
+    want = {"u": "\N{MICRO SIGN}m", "n": "nm"}[first]
+    assert scalebar._parse_with_glyphs("1 m", group) == (1.0, want)
+    undecided = one_unit_mask("u")
+    undecided[11, 6:16] = False  # open at both ends: no letter claimed
+    group = scalebar._Group("below", (0, 0, 12, 40), undecided, 0.0)
+    assert scalebar._parse_with_glyphs("1 m", group) is None
+
+
+def test_text_on_a_ground_of_the_bars_colour_is_not_its_label():
+    # Light text in a dark box, and a "bar" that is the box's strip below
+    # it: in that bar's polarity the box is ink around the text.
+    crop = np.zeros((30, 60), np.float32)
+    crop[5:25, 5:55] = 1.0  # the box, of the "bar"'s colour
+    crop[10:20, 12:48] = one_nm_mask(width=36)[:10] == 0  # text of the other colour
+    assert scalebar._on_ground_of_bar_colour(crop, (8, 10, 22, 50), 0.5)
+    # Text of the bar's colour, with a margin of ground around it.
+    assert not scalebar._on_ground_of_bar_colour(1.0 - crop, (8, 10, 22, 50), 0.5)

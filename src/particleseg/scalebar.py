@@ -183,6 +183,8 @@ _UNIT_SPELLINGS = {
     "nm": "nm", "nrn": "nm",
     "um": "\N{MICRO SIGN}m", "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m",
     "\N{GREEK SMALL LETTER MU}um": "\N{MICRO SIGN}m",  # the tail of a small "µ" read as a "u"
+    # The micron, the old name of the micrometre; also a "µm" whose small "m" was lost.
+    "\N{GREEK SMALL LETTER MU}": "\N{MICRO SIGN}m",
     "mm": "mm",
     "a": _ANGSTROM, "\N{LATIN SMALL LETTER A WITH RING ABOVE}": _ANGSTROM,
     "pm": "pm",
@@ -804,6 +806,10 @@ def _drop_end_specks(members, box):
                      max(c[3] for c in tall), max(c[4] for c in members))
 
 
+#: How many pieces nearest to a bar's side may start a label line (:func:`_label_groups`).
+_SEEDS = 10
+
+
 def _label_groups(p, bar):
     """Candidate label lines next to ``bar``, the nearest first."""
     H, W = p.shape
@@ -829,7 +835,11 @@ def _label_groups(p, bar):
         index = np.arange(1, len(comps) + 1)
         dist = ndi.distance_transform_edt(binary)
         stroke = ndi.maximum(dist, labels, index=index) if comps else []
-        blobs = {c[0] for c in comps if 2 * stroke[c[0] - 1] > 0.5 * (c[3] - c[1]) and c[3] - c[1] >= 6}
+        # A particle is as thick as it is tall; a glyph's strokes are thinner.
+        # The distance to the background counts the pixel itself: a stroke
+        # 3 px wide has 2 at its middle.
+        blobs = {c[0] for c in comps
+                 if 2 * stroke[c[0] - 1] - 1 > 0.5 * (c[3] - c[1]) and c[3] - c[1] >= 6}
         peak = ndi.maximum(win, labels, index=index) if comps else []
         return labels, comps, blobs, peak
 
@@ -897,18 +907,21 @@ def _label_groups(p, bar):
             "above": lambda c: c[3] <= bb, "below": lambda c: c[1] >= bt,
             "right": lambda c: c[2] >= br - 1, "left": lambda c: c[4] <= bl + 1,
         }[side]
-        # Lines start from the three nearest pieces: the nearest can be a
-        # speck or the grain of a particle at the bar's end, with the label
-        # a little further away.
-        formed = set()
-        for _, best_gap, best in sorted(seeds)[:3]:
+        # Lines start from the nearest pieces, until three lines are formed:
+        # the nearest can be specks or the grain of a particle at the bar's
+        # end, with the label a little further away.
+        formed, lines = set(), 0
+        for _, best_gap, best in sorted(seeds)[:_SEEDS]:
             if best[0] in formed:
                 continue
+            if lines == 3:
+                break
             members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
             members, (gt, gl, gb, gr) = _drop_end_specks(members, (gt, gl, gb, gr))
             gh, gw = gb - gt, gr - gl
             if gw < 1.2 * gh or gh < 4:
                 continue
+            lines += 1
             # A "bar" that is a stroke of the text itself (the foot of a "2"):
             # the line above it reaches into its rows, or the line beside it
             # is not centred on it.
@@ -1086,13 +1099,12 @@ def _glyph_widths(group, letters=False):
     return [sl[1].stop - sl[1].start for sl in boxes]
 
 
-def _unit_stems(group):
-    """How many vertical stems the lower-case letters at the end of a label line have.
+def _unit_letters(group):
+    """The lower-case letters at the end of a label line, as (mask, x-height top, baseline).
 
-    The digits reach the top of the line; the unit's "n" and "m" stop at the
-    x-height. Across the middle of the x-height, an "n" shows two stems and
-    an "m" three: "nm" has five, "mm" six. None when the letters cannot be
-    told apart (no digits, a glyph with a tail below the line, text too small).
+    The digits reach the top of the line; the unit's "n", "u" and "m" stop at
+    the x-height. None when the letters cannot be told apart (no digits, a
+    glyph with a tail below the line, text too small).
     """
     inked = np.nonzero(group.mask.any(axis=1))[0]
     if len(inked) == 0:
@@ -1133,16 +1145,65 @@ def _unit_stems(group):
     if len(rows) == 0 or rows[0] < 0.15 * h:
         return None
     x_top, base = int(rows[0]), int(rows[-1]) + 1
-    x_height = base - x_top
-    if x_height < 4:
+    if base - x_top < 4:
         return None
+    return letters, x_top, base
+
+
+def _stem_runs(letters, x_top, base):
+    """(starts, stops) of the vertical stems across the middle of the x-height."""
+    x_height = base - x_top
     band = letters[x_top + int(0.35 * x_height):x_top + int(math.ceil(0.65 * x_height))]
     starts, stops = _true_runs(band.mean(axis=0) >= 0.6)
     widths = stops - starts
     if len(widths) == 0:
-        return 0
+        return starts, stops
     # A sliver beside a stem (a speck, a stem split by a JPEG artefact) is no stem.
-    return int(np.count_nonzero(widths >= 0.5 * np.median(widths)))
+    keep = widths >= 0.5 * np.median(widths)
+    return starts[keep], stops[keep]
+
+
+def _unit_stems(group):
+    """How many vertical stems the lower-case letters at the end of a label line have.
+
+    Across the middle of the x-height, an "n" shows two stems and an "m"
+    three: "nm" has five, "mm" six. None when the letters cannot be told
+    apart (:func:`_unit_letters`).
+    """
+    found = _unit_letters(group)
+    if found is None:
+        return None
+    return len(_stem_runs(*found)[0])
+
+
+def _first_letter(group):
+    """Whether the letter before a label's "m" is a "u" or an "n", from its glyph; or None.
+
+    Between its two stems, a "u" is open at the top and closed at the
+    bottom, an "n" the other way round. In small bold text the two differ
+    by a pixel or two, where OCR often takes one for the other. None unless
+    the letters show five stems (two, then the "m"'s three; four when a thin
+    stem of the "m" is lost) and one end of the first letter is clearly
+    open while the other is closed.
+    """
+    found = _unit_letters(group)
+    if found is None:
+        return None
+    letters, x_top, base = found
+    starts, stops = _stem_runs(letters, x_top, base)
+    if len(starts) not in (4, 5):
+        return None
+    inner = letters[:, stops[0]:starts[1]]  # between the first letter's stems
+    if inner.shape[1] == 0:
+        return None
+    band = max(int(round(0.25 * (base - x_top))), 1)
+    top = inner[x_top:x_top + band].any(axis=0).mean()
+    bottom = inner[base - band:base].any(axis=0).mean()
+    if top <= 0.34 and bottom >= 0.99:
+        return "u"
+    if bottom <= 0.34 and top >= 0.99:
+        return "n"
+    return None
 
 
 def _after_digits(mask):
@@ -1175,7 +1236,7 @@ def _unit_plausibility(unit, group):
 
     "pm" is doubted: a "µ" is often read as a "p", and picometre bars are
     rare (a "pm" whose glyph is open at the top is read as "µm" before
-    this, :func:`_micro_for_p`). In small text OCR confuses "nm" and "mm"
+    this, :func:`_unit_from_glyphs`). In small text OCR confuses "nm" and "mm"
     both ways. The glyphs decide when they can: an "n" has two stems and an "m" three
     (:func:`_unit_stems`); the OCR's unit is changed at a small cost in
     confidence when the stems disagree with it, unless the letters' widths
@@ -1244,38 +1305,61 @@ def _parse_with_glyphs(text, group):
 
     OCR engines often drop the "µ" of a serif font ("1.0 m") or read it as a
     letter that is no unit ("10 jm"); metres never label a micrograph's bar,
-    and the glyph with a tail below the line is the µ. A "pm" whose "p" is
-    open at the top is a "µm" too (:func:`_micro_for_p`).
+    and the glyph with a tail below the line is the µ; a letter dropped
+    before the "m" is read from its glyph (:func:`_first_letter`). The glyphs correct
+    "pm" and a plain "um" where they show another letter (:func:`_unit_from_glyphs`).
     """
     parsed = parse_scale_label(text)
     if parsed is None and isinstance(text, str):
         match = re.match(r"^\s*([0-9.,]+)\s*[jJyqg]?m\s*$", text)
         if match and _has_descender(group):
             parsed = parse_scale_label(match.group(1) + " um")
-    return _micro_for_p(parsed, group)
+        elif match and group is not None:
+            # The letter before the "m" dropped by OCR, shown by its glyph;
+            # not when the two letters are as wide as each other (an "m"
+            # that lost a stem looks like an "n").
+            first = _first_letter(group)
+            if first is not None and _unit_by_widths(group) != "mm":
+                parsed = parse_scale_label(match.group(1) + " " + first + "m")
+    return _unit_from_glyphs(parsed, group, text if isinstance(text, str) else "")
 
 
-def _micro_for_p(parsed, group):
-    """``parsed`` (value, unit), with "pm" read as "µm" when the glyphs show a "µ".
+def _unit_from_glyphs(parsed, group, text=""):
+    """``parsed`` (value, unit), with the unit corrected where the glyphs show another letter.
 
-    A "µ" is often read as a "p"; a "µ" is open at the top where a "p"
-    closes a bowl (:func:`_open_bowl`). Without glyphs (None), unchanged.
+    * "pm" is read as "µm" when the glyph is open at the top: a "µ" is often
+      read as a "p", and a "p" closes a bowl (:func:`_open_bowl`);
+    * a "µm" read from a plain "u" in ``text`` is read as "nm" when the
+      glyph is an "n" (:func:`_first_letter`): in small text OCR takes one
+      for the other.
+
+    Without glyphs (None), unchanged.
     """
-    if parsed is not None and parsed[1] == "pm" and group is not None and _open_bowl(group):
+    if parsed is None or group is None:
+        return parsed
+    if parsed[1] == "pm" and _open_bowl(group):
         return parsed[0], "\N{MICRO SIGN}m"
+    if parsed[1] == "\N{MICRO SIGN}m" and _plain_letter_u(text) and _first_letter(group) == "n":
+        return parsed[0], "nm"
     return parsed
 
 
-def _plain_u(text, group, wide_text=""):
-    """Whether a "µm" was read from a plain "u" that the wider reading does not see.
-
-    With no glyph reaching below the line (or no glyphs to look at: None),
-    the "u" could be an "n" as well (in small bold text the two differ by a
-    pixel or two).
-    """
+def _plain_letter_u(text):
+    """Whether ``text`` spells a micrometre with a plain "u" (no "µ")."""
     return ("u" in text.lower() and "\N{GREEK SMALL LETTER MU}" not in text
-            and "\N{MICRO SIGN}" not in text and (group is None or not _has_descender(group))
-            and "u" not in wide_text.lower())
+            and "\N{MICRO SIGN}" not in text)
+
+
+def _plain_u(text, group, wide_text=""):
+    """Whether a "µm" was read from a plain "u" that neither the glyphs nor the wider reading confirm.
+
+    With no glyph reaching below the line and no "u" shown by the glyph
+    (:func:`_first_letter`), or no glyphs to look at (None), the "u" could
+    be an "n" as well (in small bold text the two differ by a pixel or two).
+    """
+    if not _plain_letter_u(text) or "u" in wide_text.lower():
+        return False
+    return group is None or not (_has_descender(group) or _first_letter(group) == "u")
 
 
 def _line_number(text):
@@ -1289,6 +1373,22 @@ def _line_number(text):
         return None
     value = float(match.group(1).replace(",", "."))
     return value if value > 0 else None
+
+
+def _other_number(wide_text, text):
+    """Whether a wide reading that is no length starts with another number than the line.
+
+    "25m" where the line reads "75 nm": the foot of a small "2" was left out
+    of the line. A wide number that is the start of the line's, with letters
+    after it ("2uupm" where the line reads "200µm"), lost digits to letters
+    and shows no other glyph.
+    """
+    wide = re.match(r"^\s*([0-9]+(?:[.,][0-9]+)?)(?![0-9.,])", wide_text or "")
+    line = re.match(r"^\s*([0-9]+(?:[.,][0-9]+)?)", text or "")
+    if wide is None or _line_number(wide_text) == _line_number(text):
+        return False
+    after = wide_text[wide.end():wide.end() + 1]
+    return not (line is not None and line.group(1).startswith(wide.group(1)) and after.isalpha())
 
 
 def _unit_from_wide(p, group, bar, engine, text, score):
@@ -1310,7 +1410,7 @@ def _unit_from_wide(p, group, bar, engine, text, score):
     again, _ = _recognise(engine, _ocr_crop(p, group, 28))
     if _line_number(again) != number:
         return None, 0.0, text
-    return _micro_for_p(wide, group), 0.8 * min(score, wide_score), wide_text.strip()
+    return _unit_from_glyphs(wide, group, wide_text), 0.8 * min(score, wide_score), wide_text.strip()
 
 
 def _text_core(p, group, bar):
@@ -1355,24 +1455,27 @@ def _read_groups(p, bar, groups, engine):
             if parsed is None:
                 continue
         else:
-            again, _ = _recognise(engine, _ocr_crop(p, group, 28))
-            again = _parse_with_glyphs(again, group)
+            again_text, _ = _recognise(engine, _ocr_crop(p, group, 28))
+            again = _parse_with_glyphs(again_text, group)
             micro = (parsed[0], "\N{MICRO SIGN}m")
+            # The smaller size reading the number alone (its unit lost) is
+            # settled by the wide reading below.
+            unit_lost = again is None and _line_number(again_text) == parsed[0]
             if {parsed, again} == {micro, (parsed[0], "pm")}:
                 # OCR reads a "µ" as a "p", seldom a "p" as a "µ": one size seeing a "µ" decides.
                 parsed = micro
-            elif again != parsed:
+            elif again != parsed and not unit_lost:
                 score *= 0.5
             wide_text = _recognise(engine, _wide_crop(p, group, bar))[0]
-            wide = parse_scale_label(wide_text)
+            # The same glyphs: what they show corrects this reading too.
+            wide = _unit_from_glyphs(parse_scale_label(wide_text), group, wide_text)
+            if unit_lost and wide != parsed:
+                score *= 0.5
             # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
             agreeing = {parsed, (parsed[0], "pm")} if parsed[1] == "µm" else {parsed}
-            # A wide reading that is no length still disputes the number when
-            # it starts with another one ("25m" where the line reads "75 nm":
-            # the foot of a small "2" was left out of the line).
-            other = wide is None and _line_number(wide_text) not in (None, parsed[0])
-            if wide not in agreeing and (wide is not None or other
-                                         or _plain_u(text, group, wide_text)):
+            plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text)
+            if wide not in agreeing and (wide is not None or _other_number(wide_text, text)
+                                         or plain_u):
                 score *= 0.4
         unit, factor = _unit_plausibility(parsed[1], group)
         score *= factor
@@ -1462,15 +1565,19 @@ def _read_detected(p, bar, engine):
                 continue
             distance = math.hypot(max(l - cx, cx - r, 0) / max(L, 1), max(t - cy, cy - b, 0) / max(L, 1))
             box = (t + r0, l + c0, b + r0, r + c0)
-            if distance > 1.0 or _stroke_of_text(p, bar, box):
+            if distance > 1.0 or _stroke_of_text(p, bar, box) \
+                    or _on_ground_of_bar_colour(crop, (t, l, b, r), thr):
                 continue
-            # Text of the bar's colour: its glyphs can be checked (the stems of "nm").
-            t, l = max(t, 0), max(l, 0)
-            glyphs = _Group("detected", box, crop[t:b, l:r] >= thr, 0.0) \
-                if candidate is not grey and b > t and r > l else None
-            parsed = _micro_for_p(parsed, glyphs)
+            # Text of the bar's colour: its glyphs can be checked. In the
+            # first candidate the OCR sees such text dark; what it reads in
+            # the second, with clutter of the other colour around it, only
+            # serves the stems of "nm" and "mm", which need clean letters
+            # (a speck below the line would pass for the tail of a "µ").
+            glyphs = _detected_glyphs(crop, (t, l, b, r), thr, bar, r0, c0)
+            checked = glyphs if candidate is not grey else None
+            parsed = _unit_from_glyphs(parsed, checked, text)
             unit, factor = _unit_plausibility(parsed[1], glyphs)
-            if unit == "\N{MICRO SIGN}m" and _plain_u(text, glyphs):
+            if unit == "\N{MICRO SIGN}m" and _plain_u(text, checked):
                 factor *= 0.5  # "500 nm" is read "500um" too
             score *= 0.8 * factor
             key = score - 0.2 * distance
@@ -1479,6 +1586,50 @@ def _read_detected(p, bar, engine):
         if best is not None:
             break
     return None if best is None else best[:-1]
+
+
+def _on_ground_of_bar_colour(crop, box, thr):
+    """Whether a detected text box lies on a ground of the bar's colour (its edge mostly ink).
+
+    Such text has the other colour: a label in a box that a "bar" of the
+    box's colour borders (the strip of the box below the label), not the
+    label of a bar of its own colour. ``box`` is in ``crop``'s coordinates.
+    """
+    t, l, b, r = box
+    inside = crop[max(t, 0):b, max(l, 0):r] >= thr
+    if min(inside.shape) < 3:
+        return False
+    edge = np.concatenate([inside[0], inside[-1], inside[1:-1, 0], inside[1:-1, -1]])
+    return bool(edge.mean() > 0.5)
+
+
+def _detected_glyphs(crop, box, thr, bar, r0, c0):
+    """The glyphs of a detected text box of the bar's colour as a line group, or None.
+
+    Such text can be checked glyph by glyph (the stems of "nm"). The rows of
+    the bar, which a box next to it can take in, are left out. A box with
+    no ink, or ink all over, at the bar's midpoint grey is no text of the
+    bar's colour: None. ``box`` is in ``crop``'s coordinates,
+    whose top-left pixel is ``(r0, c0)`` of the image.
+    """
+    t, l, b, r = box
+    t, l = max(t, 0), max(l, 0)
+    if b <= t or r <= l:
+        return None
+    mask = crop[t:b, l:r] >= thr
+    top, bottom = bar.core_top - r0 - t - 1, bar.core_bottom - r0 - t + 1
+    left, right = bar.left - c0 - l - 1, bar.right - c0 - l + 1
+    mask[max(top, 0):max(bottom, 0), max(left, 0):max(right, 0)] = False
+    # The box has a margin around its text: what lies wholly in its outer
+    # fifth, above or below, is something else (the edge of a particle, a tick).
+    labels, _ = ndi.label(mask, structure=np.ones((3, 3), bool))
+    h = mask.shape[0]
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is not None and (sl[0].stop <= 0.2 * h or sl[0].start >= 0.8 * h):
+            mask[labels == k] = False
+    if not 0.05 <= mask.mean() <= 0.6:
+        return None
+    return _Group("detected", (t + r0, l + c0, b + r0, r + c0), mask, 0.0)
 
 
 def _stroke_of_text(p, bar, box):
