@@ -1351,7 +1351,7 @@ def _plain_letter_u(text):
 
 
 def _plain_u(text, group, wide_text=""):
-    """Whether a "µm" was read from a plain "u" that neither the glyphs nor the wider reading confirm.
+    """Whether a "µm" read from a plain "u" lacks confirmation by the glyphs and the wider reading.
 
     With no glyph reaching below the line and no "u" shown by the glyph
     (:func:`_first_letter`), or no glyphs to look at (None), the "u" could
@@ -1410,7 +1410,8 @@ def _unit_from_wide(p, group, bar, engine, text, score):
     again, _ = _recognise(engine, _ocr_crop(p, group, 28))
     if _line_number(again) != number:
         return None, 0.0, text
-    return _unit_from_glyphs(wide, group, wide_text), 0.8 * min(score, wide_score), wide_text.strip()
+    score = 0.8 * min(score, wide_score)
+    return _unit_from_glyphs(wide, group, wide_text), score, wide_text.strip()
 
 
 def _text_core(p, group, bar):
@@ -1432,7 +1433,9 @@ def _read_groups(p, bar, groups, engine):
 
     A label is read at two sizes; when the readings disagree, the score is
     halved (small text is where "nm" becomes "mm"), unless one size reads
-    "µm" where the other reads "pm" (OCR's usual slip): "µm" is taken. It
+    "µm" where the other reads "pm" (OCR's usual slip): "µm" is taken; when
+    the smaller size reads the number alone, the wide reading below must
+    give the unit, or the score is halved. It
     is read once more unmasked, with a margin on both sides: a glyph left out of the line (a
     "2" touching a particle) then shows as another reading, and the score
     drops below the threshold ("25 nm" is never silently "5 nm").
