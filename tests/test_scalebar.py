@@ -1541,3 +1541,34 @@ def test_text_on_a_ground_of_the_bars_colour_is_not_its_label():
     assert scalebar._on_ground_of_bar_colour(crop, (8, 10, 22, 50), 0.5)
     # Text of the bar's colour, with a margin of ground around it.
     assert not scalebar._on_ground_of_bar_colour(1.0 - crop, (8, 10, 22, 50), 0.5)
+
+
+#: "50 nm" in 8 px bold serif text (seed 3 figure 171, JPEG): the hairline
+#: arch of the "n" fell short of the midpoint grey and the serifs of its feet
+#: joined along the line, so at the midpoint it has the shape of a "u".
+FIFTY_NM = """
+#####....###.........................
+#.......##..##.......................
+####....##..##....###..##.##########.
+...##...##..##.....##..##..##..##..#.
+#...##..##..##.....##..##..##..##..##
+#...##..##..##.....##..##..##..##..##
+#..###..##..##.....##..##..##..##..##
+####.....####......##################
+"""
+
+
+def test_a_faint_arch_keeps_a_small_serif_n_from_passing_for_a_u():
+    mask = np.array([[c == "#" for c in row] for row in FIFTY_NM.split()])
+    grey = mask.astype(float)
+    grey[2, 21:23] = 0.4  # the arch, a third of the way from the ground to the text
+    assert scalebar._first_letter(scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)) \
+        == "u"  # the mask alone is fooled
+    group = scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0, grey=grey)
+    assert scalebar._first_letter(group) is None
+    assert scalebar._unit_from_glyphs((50.0, "\N{MICRO SIGN}m"), group, "50um") \
+        == (50.0, "\N{MICRO SIGN}m")
+    assert scalebar._parse_with_glyphs("50m", group) is None  # was read "50 µm"
+    # A "u" open down to the ground keeps its verdict.
+    grey[2, 21:23] = 0.1
+    assert scalebar._first_letter(group) == "u"

@@ -741,6 +741,8 @@ class _Group:
     mask: np.ndarray  # the text pixels, in the box
     distance: float
     floor: float | None = None  # a grey shown as white in the OCR crop, and all below it
+    # The box's greys from the ground (0) to the text's (1); None: the mask only.
+    grey: np.ndarray | None = None
 
 
 def _components(binary):
@@ -931,7 +933,9 @@ def _label_groups(p, bar):
                 break
             formed.update(m[0] for m in members)
             mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
-            groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask, float(best_gap)))
+            grey = np.clip((win[gt:gb, gl:gr] - bar.ground) / max(span, 1e-6), 0, 1)
+            groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask,
+                                 float(best_gap), grey=grey))
     # Groups found from two sides can be the same line.
     unique, seen = [], set()
     for g in sorted(groups, key=lambda g: g.distance):
@@ -1104,7 +1108,8 @@ def _unit_letters(group):
 
     The digits reach the top of the line; the unit's "n", "u" and "m" stop at
     the x-height. None when the letters cannot be told apart (no digits, a
-    glyph with a tail below the line, text too small).
+    glyph with a tail below the line, text too small). The fourth item is
+    the (row, column) of the letters' mask in the group's.
     """
     inked = np.nonzero(group.mask.any(axis=1))[0]
     if len(inked) == 0:
@@ -1122,11 +1127,13 @@ def _unit_letters(group):
         return None
     gaps = np.nonzero(~filled[tall[-1]:])[0]  # the letters start after the last digit
     if len(gaps):
-        letters = mask[:, tall[-1] + int(gaps[0]):]
+        first = tall[-1] + int(gaps[0])
+        letters = mask[:, first:]
     else:
-        letters = _after_digits(mask)
-        if letters is None:
+        found = _after_digits(mask)
+        if found is None:
             return None
+        letters, first = found
     # Specks (a JPEG artefact, the edge of a particle) are much shorter than
     # the letters, whose stems span the x-height.
     pieces, n = ndi.label(letters, structure=np.ones((3, 3), bool))
@@ -1147,7 +1154,7 @@ def _unit_letters(group):
     x_top, base = int(rows[0]), int(rows[-1]) + 1
     if base - x_top < 4:
         return None
-    return letters, x_top, base
+    return letters, x_top, base, (int(inked[0]), int(first))
 
 
 def _stem_runs(letters, x_top, base):
@@ -1173,7 +1180,7 @@ def _unit_stems(group):
     found = _unit_letters(group)
     if found is None:
         return None
-    return len(_stem_runs(*found)[0])
+    return len(_stem_runs(*found[:3])[0])
 
 
 def _first_letter(group):
@@ -1189,19 +1196,28 @@ def _first_letter(group):
     found = _unit_letters(group)
     if found is None:
         return None
-    letters, x_top, base = found
+    letters, x_top, base, (row, col) = found
     starts, stops = _stem_runs(letters, x_top, base)
     if len(starts) not in (4, 5):
         return None
     inner = letters[:, stops[0]:starts[1]]  # between the first letter's stems
     if inner.shape[1] == 0:
         return None
+    # An end is open where not even a faint stroke crosses it: the hairline
+    # arch of a small serif "n" falls short of the midpoint grey, while the
+    # serifs of its feet join along the line as a "u"'s bowl would.
+    faint = inner
+    if group.grey is not None:
+        grey = group.grey[row:row + letters.shape[0], col:col + letters.shape[1]]
+        faint = grey[:, stops[0]:starts[1]] >= 0.25
     band = max(int(round(0.25 * (base - x_top))), 1)
     top = inner[x_top:x_top + band].any(axis=0).mean()
     bottom = inner[base - band:base].any(axis=0).mean()
-    if top <= 0.34 and bottom >= 0.99:
+    open_top = faint[x_top:x_top + band].any(axis=0).mean()
+    open_bottom = faint[base - band:base].any(axis=0).mean()
+    if open_top <= 0.34 and bottom >= 0.99:
         return "u"
-    if bottom <= 0.34 and top >= 0.99:
+    if open_bottom <= 0.34 and top >= 0.99:
         return "n"
     return None
 
@@ -1212,7 +1228,8 @@ def _after_digits(mask):
     In small text without space before the unit, the last digit and the
     first letter can share columns (a "5" under the serif of an "n") without
     touching: the letters are then the glyphs that stop short of the line's
-    top and start right of every glyph that reaches it. None when there are
+    top and start right of every glyph that reaches it. Returns their mask
+    from the first letter's column on, and that column; None when there are
     none, or when they touch the digits.
     """
     h = mask.shape[0]
@@ -1228,7 +1245,7 @@ def _after_digits(mask):
         return None
     out = np.isin(pieces, letters)
     first = min(boxes[k - 1][1].start for k in letters)
-    return out[:, first:]
+    return out[:, first:], first
 
 
 def _unit_plausibility(unit, group):
@@ -1632,7 +1649,8 @@ def _detected_glyphs(crop, box, thr, bar, r0, c0):
             mask[labels == k] = False
     if not 0.05 <= mask.mean() <= 0.6:
         return None
-    return _Group("detected", (t + r0, l + c0, b + r0, r + c0), mask, 0.0)
+    grey = np.clip((crop[t:b, l:r] - bar.ground) / max(bar.level - bar.ground, 1e-6), 0, 1)
+    return _Group("detected", (t + r0, l + c0, b + r0, r + c0), mask, 0.0, grey=grey)
 
 
 def _stroke_of_text(p, bar, box):
