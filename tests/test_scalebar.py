@@ -1535,12 +1535,18 @@ def test_a_letter_dropped_before_the_m_is_read_from_its_glyph(first):
 def test_text_on_a_ground_of_the_bars_colour_is_not_its_label():
     # Light text in a dark box, and a "bar" that is the box's strip below
     # it: in that bar's polarity the box is ink around the text.
+    bar = scalebar._Bar(top=26, left=5, bottom=29, right=55, length=50.0, thickness=3,
+                        level=1.0, ground=0.0, quality=1.0, polarity="dark")
     crop = np.zeros((30, 60), np.float32)
     crop[5:25, 5:55] = 1.0  # the box, of the "bar"'s colour
     crop[10:20, 12:48] = one_nm_mask(width=36)[:10] == 0  # text of the other colour
-    assert scalebar._on_ground_of_bar_colour(crop, (8, 10, 22, 50), 0.5)
+    assert scalebar._on_ground_of_bar_colour(crop, (8, 10, 22, 50), bar)
     # Text of the bar's colour, with a margin of ground around it.
-    assert not scalebar._on_ground_of_bar_colour(1.0 - crop, (8, 10, 22, 50), 0.5)
+    assert not scalebar._on_ground_of_bar_colour(1.0 - crop, (8, 10, 22, 50), bar)
+    # Particles around the text, of greys about the bar's: no flat ground.
+    textured = crop.copy()
+    textured[5:25, 5:55] = np.random.default_rng(0).uniform(0.55, 1.0, (20, 50))
+    assert not scalebar._on_ground_of_bar_colour(textured, (8, 10, 22, 50), bar)
 
 
 #: "50 nm" in 8 px bold serif text (seed 3 figure 171, JPEG): the hairline

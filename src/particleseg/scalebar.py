@@ -1586,7 +1586,7 @@ def _read_detected(p, bar, engine):
             distance = math.hypot(max(l - cx, cx - r, 0) / max(L, 1), max(t - cy, cy - b, 0) / max(L, 1))
             box = (t + r0, l + c0, b + r0, r + c0)
             if distance > 1.0 or _stroke_of_text(p, bar, box) \
-                    or _on_ground_of_bar_colour(crop, (t, l, b, r), thr):
+                    or _on_ground_of_bar_colour(crop, (t, l, b, r), bar):
                 continue
             # Text of the bar's colour: its glyphs can be checked. In the
             # first candidate the OCR sees such text dark; what it reads in
@@ -1608,19 +1608,22 @@ def _read_detected(p, bar, engine):
     return None if best is None else best[:-1]
 
 
-def _on_ground_of_bar_colour(crop, box, thr):
-    """Whether a detected text box lies on a ground of the bar's colour (its edge mostly ink).
+def _on_ground_of_bar_colour(crop, box, bar):
+    """Whether a detected text box lies on a flat ground of the bar's grey (a box of its colour).
 
     Such text has the other colour: a label in a box that a "bar" of the
     box's colour borders (the strip of the box below the label), not the
-    label of a bar of its own colour. ``box`` is in ``crop``'s coordinates.
+    label of a bar of its own colour. A micrograph around the text (dense
+    particles of about the bar's grey) is no flat ground: its greys vary.
+    ``box`` is in ``crop``'s coordinates.
     """
     t, l, b, r = box
-    inside = crop[max(t, 0):b, max(l, 0):r] >= thr
+    inside = crop[max(t, 0):b, max(l, 0):r]
     if min(inside.shape) < 3:
         return False
     edge = np.concatenate([inside[0], inside[-1], inside[1:-1, 0], inside[1:-1, -1]])
-    return bool(edge.mean() > 0.5)
+    span = bar.level - bar.ground
+    return bool(np.mean(np.abs(edge - bar.level) < 0.15 * span) > 0.8)
 
 
 def _detected_glyphs(crop, box, thr, bar, r0, c0):
