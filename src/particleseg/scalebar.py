@@ -745,6 +745,21 @@ class _Group:
     grey: np.ndarray | None = None
 
 
+def _text_grey(patch, bar):
+    """``patch``'s greys from the bar's ground (0) to its grey, the text's (1)."""
+    return np.clip((patch - bar.ground) / max(bar.level - bar.ground, 1e-6), 0, 1)
+
+
+def _blank_bar(mask, bar, top, left):
+    """Clear the bar's own rows and columns, and a pixel around them, in ``mask``.
+
+    ``mask`` covers the image from pixel ``(top, left)`` on.
+    """
+    rows = slice(max(bar.core_top - top - 1, 0), max(bar.core_bottom - top + 1, 0))
+    cols = slice(max(bar.left - left - 1, 0), max(bar.right - left + 1, 0))
+    mask[rows, cols] = False
+
+
 def _components(binary):
     labels, n = ndi.label(binary, structure=np.ones((3, 3), bool))
     comps = []
@@ -829,7 +844,7 @@ def _label_groups(p, bar):
     # Remove the bar's own rows (and a pixel around them), so that glyphs that
     # touch the bar (the tail of a "µ") stay glyphs; what is left of the end
     # ticks is dropped below as thin pieces at the bar's ends.
-    binary[max(ct_ - 1, 0):cb_ + 1, max(bl - 1, 0):br + 1] = False
+    _blank_bar(binary, bar, r0, c0)
     span = bar.level - bar.ground
 
     def pieces(binary):
@@ -933,9 +948,8 @@ def _label_groups(p, bar):
                 break
             formed.update(m[0] for m in members)
             mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
-            grey = np.clip((win[gt:gb, gl:gr] - bar.ground) / max(span, 1e-6), 0, 1)
             groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask,
-                                 float(best_gap), grey=grey))
+                                 float(best_gap), grey=_text_grey(win[gt:gb, gl:gr], bar)))
     # Groups found from two sides can be the same line.
     unique, seen = [], set()
     for g in sorted(groups, key=lambda g: g.distance):
@@ -1379,13 +1393,17 @@ def _plain_u(text, group, wide_text=""):
     return group is None or not (_has_descender(group) or _first_letter(group) == "u")
 
 
+#: The digits a label line starts with ("200" of "200 nm", "1.5" of "1.5µm").
+_LEADING_DIGITS = r"^\s*([0-9]+(?:[.,][0-9]+)?)"
+
+
 def _line_number(text):
     """The number, in digits only, that a label line starts with, or None.
 
     Stricter than :func:`parse_scale_label`, which also reads OCR's "O" and
     "l" as digits: this number must confirm another reading, not stand alone.
     """
-    match = re.match(r"^\s*([0-9]+(?:[.,][0-9]+)?)(?![0-9.,])", text or "")
+    match = re.match(_LEADING_DIGITS + r"(?![0-9.,])", text or "")
     if match is None:
         return None
     value = float(match.group(1).replace(",", "."))
@@ -1400,8 +1418,8 @@ def _other_number(wide_text, text):
     after it ("2uupm" where the line reads "200µm"), lost digits to letters
     and shows no other glyph.
     """
-    wide = re.match(r"^\s*([0-9]+(?:[.,][0-9]+)?)(?![0-9.,])", wide_text or "")
-    line = re.match(r"^\s*([0-9]+(?:[.,][0-9]+)?)", text or "")
+    wide = re.match(_LEADING_DIGITS + r"(?![0-9.,])", wide_text or "")
+    line = re.match(_LEADING_DIGITS, text or "")
     if wide is None or _line_number(wide_text) == _line_number(text):
         return False
     after = wide_text[wide.end():wide.end() + 1]
@@ -1452,10 +1470,10 @@ def _read_groups(p, bar, groups, engine):
     halved (small text is where "nm" becomes "mm"), unless one size reads
     "µm" where the other reads "pm" (OCR's usual slip): "µm" is taken; when
     the smaller size reads the number alone, the wide reading below must
-    give the unit, or the score is halved. It
-    is read once more unmasked, with a margin on both sides: a glyph left out of the line (a
-    "2" touching a particle) then shows as another reading, and the score
-    drops below the threshold ("25 nm" is never silently "5 nm").
+    give the unit, or the score is halved. It is read once more unmasked,
+    with a margin on both sides: a glyph left out of the line (a "2"
+    touching a particle) then shows as another reading, and the score drops
+    below the threshold ("25 nm" is never silently "5 nm").
     """
     best = None
     for group in groups:
@@ -1640,9 +1658,7 @@ def _detected_glyphs(crop, box, thr, bar, r0, c0):
     if b <= t or r <= l:
         return None
     mask = crop[t:b, l:r] >= thr
-    top, bottom = bar.core_top - r0 - t - 1, bar.core_bottom - r0 - t + 1
-    left, right = bar.left - c0 - l - 1, bar.right - c0 - l + 1
-    mask[max(top, 0):max(bottom, 0), max(left, 0):max(right, 0)] = False
+    _blank_bar(mask, bar, r0 + t, c0 + l)
     # The box has a margin around its text: what lies wholly in its outer
     # fifth, above or below, is something else (the edge of a particle, a tick).
     labels, _ = ndi.label(mask, structure=np.ones((3, 3), bool))
@@ -1652,8 +1668,8 @@ def _detected_glyphs(crop, box, thr, bar, r0, c0):
             mask[labels == k] = False
     if not 0.05 <= mask.mean() <= 0.6:
         return None
-    grey = np.clip((crop[t:b, l:r] - bar.ground) / max(bar.level - bar.ground, 1e-6), 0, 1)
-    return _Group("detected", (t + r0, l + c0, b + r0, r + c0), mask, 0.0, grey=grey)
+    return _Group("detected", (t + r0, l + c0, b + r0, r + c0), mask, 0.0,
+                  grey=_text_grey(crop[t:b, l:r], bar))
 
 
 def _stroke_of_text(p, bar, box):
