@@ -100,13 +100,15 @@ def test_the_no_ocr_fixture_makes_the_import_fail(no_ocr):
     ("20:nm", (20.0, "nm")),  # a speck between number and unit, read as punctuation
     ("\N{MIDDLE DOT}1nm", (1.0, "nm")),  # a speck before the number
     ("200 \N{GREEK SMALL LETTER MU}um", (200.0, f"{MU}m")),  # the tail of a small "µ" read as "u"
+    ("I nm", (1.0, "nm")),  # a lone "1" read as the letter it looks like
+    ("l um", (1.0, f"{MU}m")),
 ])
 def test_parse_scale_label_reads_value_and_unit(text, expected):
     assert parse_scale_label(text) == expected
 
 
 @pytest.mark.parametrize("text", ["Au NPs", "nm", "100", "(a)", "x50k", "WD 28 mm 10 kV", "", "0 nm",
-                                  "100 km", "20 :", None])
+                                  "100 km", "20 :", "Il nm", "I", None])
 def test_parse_scale_label_rejects_what_is_not_a_length(text):
     assert parse_scale_label(text) is None
 
@@ -1578,3 +1580,174 @@ def test_a_faint_arch_keeps_a_small_serif_n_from_passing_for_a_u():
     # A "u" open down to the ground keeps its verdict.
     grey[2, 21:23] = 0.1
     assert scalebar._first_letter(group) == "u"
+
+
+@pytest.mark.parametrize("drawn, other", [("nm", "mm"), ("mm", "nm")])
+@pytest.mark.parametrize("stems_seen", [True, False])
+def test_readings_that_differ_only_in_nm_and_mm_agree_when_the_stems_decide(
+        monkeypatch, drawn, other, stems_seen):
+    # The line reads the drawn unit at one size and the other at the other
+    # size and in the wider crop (OCR's nm/mm slip in small text). Where the
+    # letters' stems tell "n" from "m", the readings agree with what they
+    # show; where they cannot, the disagreement leaves the bar uncalibrated.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch,  # 40 px text, else 28
+             lambda crop: (f"2 {drawn}", 0.9) if crop.shape[0] > 58 else (f"2 {other}", 0.9),
+             f"2{other}")
+    if not stems_seen:
+        monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)
+        monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: None)
+    image, truth = figure(value=2, unit=drawn, font_size=18)
+    bar = find_scale_bar(image)
+    if stems_seen:
+        assert (bar.value, bar.unit) == (2, drawn) and bar.calibrated, bar.message
+        assert bar.confidence > 0.8
+    else:
+        assert not bar.calibrated, bar.message
+
+
+@pytest.mark.parametrize("line, wide", [("5 jum", "5m"), ("5un", "5un"), ("5pn", "5un"),
+                                        ("5\N{GREEK SMALL LETTER MU}n", "5un")])
+@pytest.mark.parametrize("drawn", [f"{MU}m", "nm"])
+def test_a_bold_micro_sign_misread_is_micrometres_when_a_glyph_reaches_below_the_line(
+        monkeypatch, line, wide, drawn):
+    # A small bold "µm" is read "jum" (the tail as a "j"), or its "m" losing
+    # a stem as an "n" ("5un", "5pn"). With a glyph reaching below the line
+    # the unit is µm; without one ("5 nm" drawn), such readings are no unit.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, line, wide)
+    image, truth = figure(value=5, unit=drawn, font="DejaVuSerif-Bold.ttf", font_size=18)
+    bar = find_scale_bar(image)
+    if drawn == "nm":
+        assert not (bar.calibrated and bar.unit == f"{MU}m"), bar.message
+    else:
+        assert (bar.value, bar.unit) == (5, f"{MU}m") and bar.calibrated, bar.message
+
+
+@pytest.mark.parametrize("font", ["DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf"])
+def test_a_micro_sign_that_lost_its_tail_is_told_from_a_p_by_its_open_top(font):
+    # A particle under the label took the tail of the "µ" (or of the "p"):
+    # no glyph reaches below the line. Open at the top and closed at the
+    # bottom, the letter is a "u", and "pm" is read "µm"; a "p" is closed at
+    # the top and stays "pm".
+    from particleseg._figures import _text_mask
+
+    for text, expected in ((f"2{MU}m", f"{MU}m"), ("2pm", "pm")):
+        mask = _text_mask(text, font, 16)
+        base = np.nonzero(mask[:, -3:].any(axis=1))[0][-1] + 1  # the baseline of the "m"
+        group = scalebar._Group("below", (0, 0, base, mask.shape[1]), mask[:base], 0.0)
+        assert scalebar._unit_from_glyphs((2.0, "pm"), group, "2pm") == (2.0, expected)
+
+
+def test_a_bar_joined_by_the_ground_beside_a_particle_is_found_by_its_own_rows():
+    # The search's top-hat makes the ground beside a dark particle bright; a
+    # light bar below the particle joins that ground, in rows shorter than
+    # the bar's, down to the image's edge. The bar is the block of rows
+    # nearly as long as its own.
+    mask = np.zeros((60, 120), bool)
+    mask[30:38, 5:95] = True  # the bar, 90 px
+    mask[38:, 5:60] = True  # the ground beside the particle, to the bottom edge
+    mask[28:30, 40:50] = True  # a glyph's serif touching the bar
+    assert scalebar._long_rows(mask, 10) == [(30, 5, 38, 95)]
+    # A band across the bottom edge, as long in every row, is still no bar.
+    band = np.zeros((60, 120), bool)
+    band[40:, 5:95] = True
+    assert scalebar._long_rows(band, 10) == []
+
+
+def test_a_bar_touched_by_a_particle_cut_by_the_images_edge_is_measured():
+    # A dark particle cut by the bottom edge touches the end of a dark bar
+    # 3 px above that edge: the bar is not itself cut by the edge.
+    rng = np.random.default_rng(0)
+    image = np.clip(0.8 + rng.normal(0, 0.02, (256, 256)), 0, 1)
+    rows, cols = np.mgrid[:256, :256]
+    image[np.hypot(rows - 256, cols - 206) < 10] = 0.3  # the particle
+    image[247:253, 208:245] = 0.02  # the bar, 37 px
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None and bar.length_px == pytest.approx(37, abs=1.5)
+    assert bar.bar_box[2] <= 254  # the bar's rows, not the particle's
+
+
+def test_a_millimetre_reading_without_glyphs_to_confirm_it_is_not_used(monkeypatch):
+    # OCR reads even large "nm" as "mm" when particles touch its letters;
+    # "mm" bars are rare on micrographs: unless the letters' stems or widths
+    # confirm it, a reading in "mm" is reported but not used, however sure
+    # the OCR is.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "2 mm", "2 mm")
+    image, truth = figure(value=2, unit="mm", font_size=18)
+    assert find_scale_bar(image).calibrated  # the glyphs confirm it
+    monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)
+    monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: None)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (2, "mm") and not bar.calibrated
+    assert "low confidence" in bar.message
+
+
+@pytest.mark.parametrize("plain, expected", [((10.0, f"{MU}m"), (f"{MU}m", True)),
+                                             (None, ("pm", False)), ((10.0, "pm"), ("pm", False))])
+def test_a_label_read_in_pm_is_micrometres_when_its_unsmoothed_reading_sees_the_micro_sign(
+        monkeypatch, plain, expected):
+    # Both sizes read "10pm"; the crop read as it is, without smoothing,
+    # reads "10 µm" (or "10gm" over a glyph reaching below the line): OCR
+    # reads a "µ" as a "p", seldom a "p" as a "µ". Glyphs too small to decide.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "10pm", "10pm")
+    monkeypatch.setattr(scalebar, "_plain_reading", lambda p, group, engine, crop: plain)
+    monkeypatch.setattr(scalebar, "_open_bowl", lambda group: None)
+    monkeypatch.setattr(scalebar, "_first_letter", lambda group: None)
+    image, truth = figure(value=10, unit=f"{MU}m", font_size=18)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit, bar.calibrated) == (10, *expected), bar.message
+
+
+def test_a_descender_is_seen_beside_a_single_other_glyph():
+    # Small text where the "1" was lost and the "µ" joins the "m": two tall
+    # glyphs, a "0" on the line and a "µm" whose tail reaches 2 px below it.
+    mask = np.zeros((10, 22), bool)
+    mask[0:8, 0:5] = True  # "0"
+    mask[2:10, 7:9] = True  # the stem of the "µ", with its tail
+    mask[2:8, 9:22] = True  # the rest of "µm"
+    group = scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)
+    assert scalebar._has_descender(group)
+    mask[8:10] = False  # no tail: both glyphs end on the line
+    assert not scalebar._has_descender(scalebar._Group("below", (0, 0, 8, 22), mask[:8], 0.0))
+
+
+@pytest.mark.parametrize("font_size", [16, 22])
+def test_millimetres_are_confirmed_by_the_glyphs_core_when_greys_join_them(
+        monkeypatch, font_size):
+    # A downscaled label's glyphs are joined by greys short of the text's (a
+    # line of them drawn here across "25mm"): the whole line shows no
+    # letters to count, its core (the pixels at the text's grey) shows the
+    # six stems of "mm", and the OCR's "mm" is used.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "25mm", "25mm")
+    image, truth = figure(value=25, unit="mm", font_size=font_size)
+    top, left, bottom, right = truth.label_box
+    text = image[top:bottom, left:right].max()
+    ground = float(np.median(image[top - 6:top - 3, left:right]))
+    row = (top + 2 * (bottom - top) // 3, slice(left, right))
+    join = image[row[0]:row[0] + 2, row[1]]
+    image[row[0]:row[0] + 2, row[1]] = np.where(join < (text + ground) / 2,
+                                               ground + 0.65 * (text - ground), join)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (25, "mm") and bar.calibrated, bar.message
+    # Without the core, the glyphs cannot confirm "mm" and it is not used.
+    monkeypatch.setattr(scalebar, "_text_core", lambda p, group, bar: group)
+    assert not find_scale_bar(image).calibrated
+
+
+def test_a_piece_of_a_particle_reaching_far_below_a_label_line_does_not_join_it():
+    # "25µm" in a box, beside a light particle that the box cuts (seed 5's
+    # figure 189): the particle's piece starts within the line's rows but
+    # reaches 12 px below them; joined, it pulled the line down onto the bar.
+    glyphs = [(1, 6, 64, 15, 71), (2, 6, 73, 15, 80), (3, 8, 81, 18, 90), (4, 8, 91, 15, 104)]
+    particle = (5, 10, 38, 30, 60)
+    members, box = scalebar._grow_line(glyphs[2], glyphs + [particle], used=set())
+    assert sorted(members) == glyphs and box == (6, 64, 18, 104)
+    # A digit beside a line of small letters, and a descender, still join.
+    letters = (1, 10, 20, 18, 40)
+    digit, tail = (2, 5, 10, 18, 17), (3, 10, 42, 22, 48)
+    members, box = scalebar._grow_line(letters, [letters, digit, tail], used=set())
+    assert len(members) == 3 and box == (5, 10, 22, 48)

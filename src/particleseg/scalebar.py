@@ -227,8 +227,9 @@ def parse_scale_label(text):
         return None
     number, unit = match.groups()
     digits = number.translate(str.maketrans("OoIl|,·", "00111..")) if not number.isdigit() else number
-    # Letters in the number are OCR confusions only next to real digits.
-    if not any(c.isdigit() for c in number):
+    # Letters in the number are OCR confusions only next to real digits, or
+    # alone as the "1" they look like ("I nm").
+    if not (any(c.isdigit() for c in number) or number in ("I", "l", "|")):
         return None
     try:
         value = float(digits)
@@ -404,16 +405,15 @@ def _long_rows(bright, min_length):
         comp = labels[sl] == i
         counts = comp.sum(axis=1)
         # The bar's rows: the block of long rows around the longest one (noise
-        # or a tick attached above or below is left out).
-        peak = int(np.argmax(counts))
-        first = last = peak
-        while first > 0 and counts[first - 1] >= 0.6 * counts[peak]:
-            first -= 1
-        while last + 1 < len(counts) and counts[last + 1] >= 0.6 * counts[peak]:
-            last += 1
-        cols = np.nonzero(comp[first:last + 1].any(axis=0))[0]
-        top, bottom = sl[0].start + first, sl[0].start + last + 1
-        left, right = sl[1].start + int(cols[0]), sl[1].start + int(cols[-1]) + 1
+        # or a tick attached above or below is left out). A bar near the
+        # image's top or bottom, beside a dark particle, can join the ground
+        # between them and the edge (the search's top-hat makes it bright
+        # there) in rows a little shorter than the bar's: when the block
+        # reaches the edge, only rows nearly as long as the longest are the bar's.
+        box = _row_block(counts, comp, sl, 0.6)
+        if box[0] == 0 or box[2] == h:
+            box = _row_block(counts, comp, sl, 0.9)
+        top, left, bottom, right = box
         length, thick = right - left, bottom - top
         if length < min_length or length > 0.85 * w or length < 2.5 * thick:
             continue
@@ -423,8 +423,21 @@ def _long_rows(bright, min_length):
         # bar's end (:func:`_measure_bar` drops bars that reach the edge).
         if top == 0 or bottom == h or (left == 0 and right == w):
             continue
-        boxes.append((top, left, bottom, right))
+        boxes.append(box)
     return boxes
+
+
+def _row_block(counts, comp, sl, share):
+    """Box of the block of rows around the longest whose counts are ``share`` of its count."""
+    peak = int(np.argmax(counts))
+    first = last = peak
+    while first > 0 and counts[first - 1] >= share * counts[peak]:
+        first -= 1
+    while last + 1 < len(counts) and counts[last + 1] >= share * counts[peak]:
+        last += 1
+    cols = np.nonzero(comp[first:last + 1].any(axis=0))[0]
+    return (sl[0].start + first, sl[1].start + int(cols[0]),
+            sl[0].start + last + 1, sl[1].start + int(cols[-1]) + 1)
 
 
 def _true_runs(mask):
@@ -719,13 +732,18 @@ def _measure_bar(p, box, factor, polarity):
         return None
     rows_any = np.nonzero(comp[:, a:b + 1].any(axis=1))[0]
     top, bottom = r0 + int(rows_any[0]), r0 + int(rows_any[-1]) + 1
-    if top == 0 or bottom == H or c0 + a == 0 or c0 + b + 1 == W:
+    core_top, core_bottom = r0 + int(bar_rows[0]), r0 + int(bar_rows[-1]) + 1
+    if core_top == 0 or core_bottom == H or c0 + a == 0 or c0 + b + 1 == W:
         return None  # cut by the image's edge: a strip or a frame, or a bar cropped
+    if top == 0 or bottom == H:
+        # Something touching the bar runs on to the image's edge (a particle
+        # cut by it): the bar is its own rows.
+        top, bottom = core_top, core_bottom
     return _Bar(
         top=top, left=c0 + a, bottom=bottom, right=c0 + b + 1,
         length=length, thickness=thickness, level=level, ground=ground,
         quality=quality, polarity=polarity,
-        core_top=r0 + int(bar_rows[0]), core_bottom=r0 + int(bar_rows[-1]) + 1, sides=sides,
+        core_top=core_top, core_bottom=core_bottom, sides=sides,
         reach_left=c0 + int(lefts.min()), reach_right=c0 + int(rights.max()) + 1,
     )
 
@@ -785,6 +803,11 @@ def _grow_line(seed, comps, used, blobs=frozenset()):
             if overlap < 0.4 * min(ch, h) or ch > 1.8 * h:
                 continue
             if c[0] in blobs and ch > 0.45 * h:  # a particle, not a glyph (dots may join)
+                continue
+            # A glyph reaches past the line by a descender below it, or by
+            # a digit's height above a line of small letters; a piece of a
+            # particle beside the text reaches further.
+            if cb - b > 0.6 * h or t - ct > 0.8 * h:
                 continue
             gap = max(cl - r, l - cr)
             if gap > 1.3 * max(h, ch):
@@ -1054,8 +1077,12 @@ def _has_descender(group):
     tall = [sl for sl in boxes if sl[0].stop - sl[0].start >= 0.4 * h]
     if not tall:
         return False
-    baseline = float(np.median([sl[0].stop for sl in tall]))
-    return sum(sl[0].stop > baseline + 0.12 * h for sl in tall) == 1
+    # The line's baseline, from the glyphs but the deepest: with two glyphs
+    # (a "0" and a "µm" joined in small text), the median of both would lie
+    # halfway down the tail.
+    stops = sorted(sl[0].stop for sl in tall)
+    baseline = float(np.median(stops[:-1] if len(stops) > 1 else stops))
+    return sum(stop > baseline + 0.12 * h for stop in stops) == 1
 
 
 def _open_bowl(group):
@@ -1275,7 +1302,9 @@ def _unit_plausibility(unit, group):
     labels being rare on micrographs, an "m" about a third wider than an "n"
     in every common font: "mm" is believed when its two letters are as wide
     as each other, read as "nm" when the first is clearly narrower (at a
-    small cost in confidence), and doubted otherwise (no glyphs to measure).
+    small cost in confidence), and doubted otherwise, below the confidence
+    threshold (no glyphs to measure: OCR reads even large "nm" as "mm" when
+    particles touch its letters).
 
     Returns
     -------
@@ -1287,9 +1316,8 @@ def _unit_plausibility(unit, group):
     if unit in ("nm", "mm") and group is not None:
         stems = _unit_stems(group)
         if stems in (5, 6):  # the letters' stems decide between "nm" and "mm"
-            read = ("nm", "mm")[stems - 5]
-            widths = _unit_by_widths(group)
-            if widths not in (None, read) and _proportional(group):
+            read = _unit_by_stems(group, stems)
+            if read is None:
                 # A stem lost to compression: the glyphs disagree among
                 # themselves, and the OCR decides.
                 return unit, 0.9
@@ -1301,7 +1329,24 @@ def _unit_plausibility(unit, group):
         return "mm", 1.0
     if widths == "nm":
         return "nm", 0.9
-    return "mm", 0.6
+    return "mm", 0.45
+
+
+def _unit_by_stems(group, stems=None):
+    """"nm" or "mm" as the stems of a label's letters say (:func:`_unit_stems`); or None.
+
+    None also when the letters' widths, in a proportional font, say the
+    other unit (a stem lost to compression). ``stems``: the count, when
+    known.
+    """
+    stems = _unit_stems(group) if stems is None else stems
+    if stems not in (5, 6):
+        return None
+    read = ("nm", "mm")[stems - 5]
+    widths = _unit_by_widths(group)
+    if widths not in (None, read) and _proportional(group):
+        return None
+    return read
 
 
 def _proportional(group):
@@ -1343,8 +1388,13 @@ def _parse_with_glyphs(text, group):
     parsed = parse_scale_label(text)
     if parsed is None and isinstance(text, str):
         match = re.match(r"^\s*([0-9.,]+)\s*[jJyqg]?m\s*$", text)
-        if match and _has_descender(group):
-            parsed = parse_scale_label(match.group(1) + " um")
+        # A bold "µ" read as a descending letter and a "u" ("jum"), or as
+        # a letter before an "m" that lost a stem ("un"; "pn", as "pm").
+        bold = re.match(r"^\s*([0-9.,]+)\s*(?:[jJyqg]um|[jJyqgu\N{MICRO SIGN}"
+                        r"\N{GREEK SMALL LETTER MU}]n|([pP])n)\s*$", text)
+        if (match or bold) and _has_descender(group):
+            unit = " pm" if bold and bold.group(2) else " um"
+            parsed = parse_scale_label((match or bold).group(1) + unit)
         elif match and group is not None:
             # The letter before the "m" dropped by OCR, shown by its glyph;
             # not when the two letters are as wide as each other (an "m"
@@ -1359,7 +1409,8 @@ def _unit_from_glyphs(parsed, group, text=""):
     """``parsed`` (value, unit), with the unit corrected where the glyphs show another letter.
 
     * "pm" is read as "µm" when the glyph is open at the top: a "µ" is often
-      read as a "p", and a "p" closes a bowl (:func:`_open_bowl`);
+      read as a "p", and a "p" closes a bowl (:func:`_open_bowl`; or
+      :func:`_first_letter`, for a "µ" whose tail was lost to a particle);
     * a "µm" read from a plain "u" in ``text`` is read as "nm" when the
       glyph is an "n" (:func:`_first_letter`): in small text OCR takes one
       for the other.
@@ -1368,7 +1419,7 @@ def _unit_from_glyphs(parsed, group, text=""):
     """
     if parsed is None or group is None:
         return parsed
-    if parsed[1] == "pm" and _open_bowl(group):
+    if parsed[1] == "pm" and (_open_bowl(group) or _first_letter(group) == "u"):
         return parsed[0], "\N{MICRO SIGN}m"
     if parsed[1] == "\N{MICRO SIGN}m" and _plain_letter_u(text) and _first_letter(group) == "n":
         return parsed[0], "nm"
@@ -1468,7 +1519,9 @@ def _read_groups(p, bar, groups, engine):
 
     A label is read at two sizes; when the readings disagree, the score is
     halved (small text is where "nm" becomes "mm"), unless one size reads
-    "µm" where the other reads "pm" (OCR's usual slip): "µm" is taken; when
+    "µm" where the other reads "pm" (OCR's usual slip): "µm" is taken, as
+    when the unsmoothed or the wide reading sees the "µ"; and unless the
+    letters' stems settle "nm" against "mm" (:func:`_unit_by_stems`); when
     the smaller size reads the number alone, the wide reading below must
     give the unit, or the score is halved. It is read once more unmasked,
     with a margin on both sides: a glyph left out of the line (a "2"
@@ -1480,7 +1533,8 @@ def _read_groups(p, bar, groups, engine):
         crop = _ocr_crop(p, group, 40)
         text, score = _recognise(engine, crop)
         parsed = _parse_with_glyphs(text, group)
-        if parsed is not None and _disputed_number(p, group, engine, parsed[0], crop):
+        plain = _plain_reading(p, group, engine, crop) if parsed is not None else None
+        if plain is not None and plain[0] != parsed[0]:
             score *= 0.5
         if parsed is None:
             # Glyphs touching a particle carry pieces of it, lighter than the
@@ -1499,23 +1553,35 @@ def _read_groups(p, bar, groups, engine):
             # The smaller size reading the number alone (its unit lost) is
             # settled by the wide reading below.
             unit_lost = again is None and _line_number(again_text) == parsed[0]
+            # Where the letters' stems tell "nm" from "mm", the readings are
+            # compared with the unit they show (the final unit is theirs too,
+            # :func:`_unit_plausibility`): OCR's nm/mm slips are no dispute.
+            stems = _unit_by_stems(group) if parsed[1] in ("nm", "mm") else None
+            settled = _as_stems_say(parsed, stems)
             if {parsed, again} == {micro, (parsed[0], "pm")}:
                 # OCR reads a "µ" as a "p", seldom a "p" as a "µ": one size seeing a "µ" decides.
-                parsed = micro
-            elif again != parsed and not unit_lost:
+                parsed = settled = micro
+            elif _as_stems_say(again, stems) != settled and not unit_lost:
                 score *= 0.5
             wide_text = _recognise(engine, _wide_crop(p, group, bar))[0]
             # The same glyphs: what they show corrects this reading too.
-            wide = _unit_from_glyphs(parse_scale_label(wide_text), group, wide_text)
-            if unit_lost and wide != parsed:
+            wide = _as_stems_say(_parse_with_glyphs(wide_text, group), stems)
+            if parsed == (parsed[0], "pm") and micro in (wide, plain):
+                parsed = settled = micro  # as above, the wide or plain reading seeing the "µ"
+            if unit_lost and wide != settled:
                 score *= 0.5
             # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
-            agreeing = {parsed, (parsed[0], "pm")} if parsed[1] == "µm" else {parsed}
+            agreeing = {parsed, (parsed[0], "pm")} if parsed[1] == "µm" else {settled}
             plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text)
             if wide not in agreeing and (wide is not None or _other_number(wide_text, text)
                                          or plain_u):
                 score *= 0.4
         unit, factor = _unit_plausibility(parsed[1], group)
+        if factor < 1 and parsed[1] in ("nm", "mm"):
+            # Glyphs joined by greys short of the text's (a downscaled "5m")
+            # come apart in the line's core: there they may confirm the OCR.
+            core = _unit_plausibility(parsed[1], _text_core(p, group, bar))
+            unit, factor = core if core == (parsed[1], 1.0) else (unit, factor)
         score *= factor
         if best is None or score > best[4]:
             best = (group, text, parsed[0], unit, score)
@@ -1524,21 +1590,28 @@ def _read_groups(p, bar, groups, engine):
     return best
 
 
-def _disputed_number(p, group, engine, value, crop):
-    """Whether the line, read without smoothing, gives another number than ``value``.
+def _as_stems_say(reading, unit):
+    """``reading`` (value, unit) with an "nm" or "mm" replaced by ``unit`` (when not None)."""
+    if reading is None or unit is None or reading[1] not in ("nm", "mm"):
+        return reading
+    return reading[0], unit
+
+
+def _plain_reading(p, group, engine, crop):
+    """(value, unit) of the line read without smoothing; None when not smoothed or no length.
 
     Smoothing small aliased text (:func:`_to_height`) mends the thin joins
     of its letters (the arch of an "n"), but can blur a digit into another
     (a "2" of 9 px into a "7"). The number must then also be read from the
-    crop as it is; its unit is not compared (the letters are what the
-    smoothing mends). ``crop`` is the line's crop that gave ``value``.
+    crop as it is (:func:`_read_groups` compares it); its unit only counts
+    where it sees a "µ" (the letters are what the smoothing mends). ``crop``
+    is the line's smoothed crop.
     """
     plain = _ocr_crop(p, group, 40, smooth=False)
     if np.array_equal(plain, crop):
-        return False  # not smoothed
+        return None  # not smoothed
     text, _ = _recognise(engine, plain)
-    parsed = _parse_with_glyphs(text, group)
-    return parsed is not None and parsed[0] != value
+    return _parse_with_glyphs(text, group)
 
 
 def _join_words(lines):
