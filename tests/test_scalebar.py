@@ -1468,6 +1468,8 @@ def test_the_micron_sign_alone_reads_as_micrometres():
     ("2uupm", "200\N{MICRO SIGN}m", False),  # digits read as letters: no other glyph
     ("", "5 nm", False),
     ("5 nm", "5 nm", False),
+    ("2o ", "2 pm", True),        # an "o" that is a digit: "25" whose "5" the line lost
+    ("5Onm", "50 nm", False),     # the same number, with OCR's letter for a digit
 ])
 def test_a_wide_reading_disputes_the_line_only_with_another_number(wide, line, other):
     assert scalebar._other_number(wide, line) is other
@@ -1751,3 +1753,52 @@ def test_a_piece_of_a_particle_reaching_far_below_a_label_line_does_not_join_it(
     digit, tail = (2, 5, 10, 18, 17), (3, 10, 42, 22, 48)
     members, box = scalebar._grow_line(letters, [letters, digit, tail], used=set())
     assert len(members) == 3 and box == (5, 10, 22, 48)
+
+
+def test_the_strip_of_a_box_near_the_images_edge_is_no_bar():
+    # A dark box 2 px below the top edge holds a light bar and its label;
+    # something dark joins the box to the edge at a few columns. The box's
+    # strip above the bar is as long as the box: the bar inside it is the
+    # scale bar.
+    rng = np.random.default_rng(0)
+    image = np.clip(0.7 + rng.normal(0, 0.02, (256, 340)), 0, 1)
+    image[2:20, 3:100] = 0.02  # the box
+    image[0:2, 40:45] = 0.02  # joined to the top edge
+    image[9:14, 66:96] = 0.98  # the bar, 30 px
+    image[9:15, 8:60:6] = 0.98  # strokes of its label
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None and bar.length_px == pytest.approx(30, abs=1.0)
+    assert bar.polarity == "light"
+
+
+def test_a_thin_sliver_beyond_the_last_letter_adds_no_stem():
+    # "nm" with the edge of its label's box 6 px beyond the "m" (seed 6's
+    # figure 156): counted, the edge made six stems, read "mm".
+    mask = np.zeros((10, 30), bool)
+    mask[:, 0:3] = True  # a digit
+    mask[:, 3:5] = False
+    mask[3:, 6:8] = mask[3:, 10:12] = True  # the "n"
+    mask[3, 6:12] = True
+    mask[3:, 14:16] = mask[3:, 18:20] = mask[3:, 22:24] = True  # the "m"
+    mask[3, 14:24] = True
+    group = scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)
+    assert scalebar._unit_stems(group) == 5
+    mask[3:8, 29] = True  # the box's edge
+    assert scalebar._unit_stems(group) == 5
+    mask[3:, 26:28] = True  # a third letter as close as the others is counted
+    assert scalebar._unit_stems(group) == 7
+
+
+def test_letter_widths_tell_nothing_in_a_monospaced_font(monkeypatch):
+    # In a monospaced font "n" and "m" are as wide as each other: the widths
+    # do not confirm an OCR's "mm" (seed 6's figure 190, "1 nm" read "1 mm");
+    # an "m" as wide as the digits shows such a font.
+    from particleseg._figures import _text_mask
+
+    monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)  # the stems cannot tell
+    for font, expected in (("DejaVuSansMono.ttf", 0.45), ("DejaVuSans.ttf", 1.0),
+                           ("DejaVuSerif.ttf", 1.0)):
+        mask = _text_mask("20 mm", font, 30)
+        group = scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)
+        assert scalebar._unit_plausibility("mm", group) == ("mm", expected), font
+

@@ -412,7 +412,10 @@ def _long_rows(bright, min_length):
         # reaches the edge, only rows nearly as long as the longest are the bar's.
         box = _row_block(counts, comp, sl, 0.6)
         if box[0] == 0 or box[2] == h:
-            box = _row_block(counts, comp, sl, 0.9)
+            # (Not a strip along the edge, as the top of a label's box there.)
+            strict = _row_block(counts, comp, sl, 0.9)
+            thick = strict[2] - strict[0]
+            box = strict if min(strict[0], h - strict[2]) >= thick else box
         top, left, bottom, right = box
         length, thick = right - left, bottom - top
         if length < min_length or length > 0.85 * w or length < 2.5 * thick:
@@ -736,8 +739,13 @@ def _measure_bar(p, box, factor, polarity):
     if core_top == 0 or core_bottom == H or c0 + a == 0 or c0 + b + 1 == W:
         return None  # cut by the image's edge: a strip or a frame, or a bar cropped
     if top == 0 or bottom == H:
-        # Something touching the bar runs on to the image's edge (a particle
-        # cut by it): the bar is its own rows.
+        # Something touching the bar runs on to the image's edge. A particle
+        # cut by the edge, across an end of the bar (which it cut there),
+        # reaches it at a few columns, and the bar is its own rows; else
+        # the "bar" is a strip of something larger (a label's box).
+        edge = comp[0 if top == 0 else comp.shape[0] - 1, a:b + 1]
+        if not any(cut) or edge.mean() > 0.5:
+            return None
         top, bottom = core_top, core_bottom
     return _Bar(
         top=top, left=c0 + a, bottom=bottom, right=c0 + b + 1,
@@ -1183,7 +1191,16 @@ def _unit_letters(group):
     boxes = ndi.find_objects(pieces)
     heights = np.array([sl[0].stop - sl[0].start for sl in boxes])
     kept = np.nonzero(heights >= 0.6 * heights.max())[0]
-    letters = np.isin(pieces, 1 + kept) & (pieces > 0)
+    # A sliver after the last letter, further from it than the letters are
+    # from each other, is no stroke of theirs (the edge of a label's box).
+    kept = sorted(kept, key=lambda k: boxes[k][1].start)
+    if len(kept) >= 3:
+        *rest, last = kept
+        gaps = [boxes[b][1].start - boxes[a][1].stop for a, b in zip(rest, rest[1:])]
+        gap = boxes[last][1].start - boxes[rest[-1]][1].stop
+        if boxes[last][1].stop - boxes[last][1].start <= 2 and gap >= 3 and gap > max(gaps):
+            kept = rest
+    letters = np.isin(pieces, 1 + np.array(kept)) & (pieces > 0)
     # Lower-case letters share their x-height; a glyph starting higher is a
     # digit whose top was lost (the line's start is then unknown).
     tops = [boxes[k][0].start for k in kept]
@@ -1301,7 +1318,8 @@ def _unit_plausibility(unit, group):
     (below, in a proportional font) disagree with the stems. Else, "mm"
     labels being rare on micrographs, an "m" about a third wider than an "n"
     in every common font: "mm" is believed when its two letters are as wide
-    as each other, read as "nm" when the first is clearly narrower (at a
+    as each other, unless the font is monospaced (all its letters are,
+    :func:`_monospaced`), read as "nm" when the first is clearly narrower (at a
     small cost in confidence), and doubted otherwise, below the confidence
     threshold (no glyphs to measure: OCR reads even large "nm" as "mm" when
     particles touch its letters).
@@ -1325,7 +1343,8 @@ def _unit_plausibility(unit, group):
     if unit != "mm":
         return unit, 1.0
     widths = _unit_by_widths(group) if group is not None else None
-    if widths == "mm":
+    if widths == "mm" and not _monospaced(group):
+        # (In a monospaced font "n" and "m" are as wide as each other.)
         return "mm", 1.0
     if widths == "nm":
         return "nm", 0.9
@@ -1357,6 +1376,19 @@ def _proportional(group):
     """
     widths = _glyph_widths(group)
     return len(widths) >= 3 and widths[-1] >= 1.3 * max(widths[:-2])
+
+
+def _monospaced(group):
+    """Whether a label's last glyph (an "m") is as wide as its digits, as in a monospaced font.
+
+    Digits that came apart one by one are needed: digits joined into one
+    piece tell nothing (False).
+    """
+    widths = _glyph_widths(group)
+    if len(widths) < 3:
+        return False
+    digits = float(np.median(widths[:-2]))
+    return abs(widths[-1] - digits) <= 0.15 * widths[-1]
 
 
 def _unit_by_widths(group):
@@ -1448,6 +1480,11 @@ def _plain_u(text, group, wide_text=""):
 _LEADING_DIGITS = r"^\s*([0-9]+(?:[.,][0-9]+)?)"
 
 
+#: The same, with the letters OCR reads for digits ("1O0", "2o"), and their digits.
+_LOOSE_DIGITS = r"^\s*([0-9][0-9OoIl|]*(?:[.,][0-9Oo]+)?)"
+_LOOKALIKES = str.maketrans("OoIl|,", "00111.")
+
+
 def _line_number(text):
     """The number, in digits only, that a label line starts with, or None.
 
@@ -1469,12 +1506,17 @@ def _other_number(wide_text, text):
     after it ("2uupm" where the line reads "200µm"), lost digits to letters
     and shows no other glyph.
     """
-    wide = re.match(_LEADING_DIGITS + r"(?![0-9.,])", wide_text or "")
-    line = re.match(_LEADING_DIGITS, text or "")
-    if wide is None or _line_number(wide_text) == _line_number(text):
+    # Letters that look like digits count as those digits ("2o" where the
+    # line reads "2 pm": the "5" of "25 µm" lost to a particle in the line).
+    wide = re.match(_LOOSE_DIGITS, wide_text or "")
+    line = re.match(_LOOSE_DIGITS, text or "")
+    if wide is None or line is None:
+        return wide is not None and _line_number(wide_text) != _line_number(text)
+    wide_digits, line_digits = (m.group(1).translate(_LOOKALIKES) for m in (wide, line))
+    if wide_digits == line_digits:
         return False
     after = wide_text[wide.end():wide.end() + 1]
-    return not (line is not None and line.group(1).startswith(wide.group(1)) and after.isalpha())
+    return not (line_digits.startswith(wide_digits) and after.isalpha())
 
 
 def _unit_from_wide(p, group, bar, engine, text, score):
