@@ -189,6 +189,8 @@ _UNIT_SPELLINGS = {
     "a": _ANGSTROM, "\N{LATIN SMALL LETTER A WITH RING ABOVE}": _ANGSTROM,
     "pm": "pm",
 }
+#: Letters and marks that OCR reads for digits and decimal points, and what they stand for.
+_LOOKALIKES = str.maketrans("OoIl|,\N{MIDDLE DOT}", "00111..")
 _LABEL = re.compile(r"^\s*([0-9OoIl|]+(?:[.,·][0-9Oo]+)?)\s*([^\s0-9]{1,3})\s*$")
 
 
@@ -226,7 +228,7 @@ def parse_scale_label(text):
     if match is None:
         return None
     number, unit = match.groups()
-    digits = number.translate(str.maketrans("OoIl|,·", "00111..")) if not number.isdigit() else number
+    digits = number.translate(_LOOKALIKES) if not number.isdigit() else number
     # Letters in the number are OCR confusions only next to real digits, or
     # alone as the "1" they look like ("I nm").
     if not (any(c.isdigit() for c in number) or number in ("I", "l", "|")):
@@ -1480,9 +1482,8 @@ def _plain_u(text, group, wide_text=""):
 _LEADING_DIGITS = r"^\s*([0-9]+(?:[.,][0-9]+)?)"
 
 
-#: The same, with the letters OCR reads for digits ("1O0", "2o"), and their digits.
+#: The same, with the letters OCR reads for digits ("1O0", "2o": :data:`_LOOKALIKES`).
 _LOOSE_DIGITS = r"^\s*([0-9][0-9OoIl|]*(?:[.,][0-9Oo]+)?)"
-_LOOKALIKES = str.maketrans("OoIl|,", "00111.")
 
 
 def _line_number(text):
