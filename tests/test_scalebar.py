@@ -54,6 +54,11 @@ def fake_ocr(monkeypatch, line, wide):
     monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
 
 
+def glyph_line(mask, grey=None):
+    """A label line of glyphs ``mask`` (its own box), as the line search returns it."""
+    return scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0, grey=grey)
+
+
 def figure(shape=(256, 256), seed=0, **options):
     """A micrograph with a drawn scale bar: (image in [0, 1], truth)."""
     settings = dict(length_px=80, value=100, unit="nm", font="DejaVuSans.ttf", font_size=16,
@@ -468,7 +473,7 @@ def test_a_glyph_too_small_to_show_its_counter_leaves_pm_in_doubt():
 
     for text in (f"2 {MU}m", "2 pm"):
         mask = _text_mask(text, "DejaVuSans.ttf", 9)
-        assert scalebar._open_bowl(scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)) \
+        assert scalebar._open_bowl(glyph_line(mask)) \
             is None
 
 
@@ -1572,9 +1577,9 @@ def test_a_faint_arch_keeps_a_small_serif_n_from_passing_for_a_u():
     mask = np.array([[c == "#" for c in row] for row in FIFTY_NM.split()])
     grey = mask.astype(float)
     grey[2, 21:23] = 0.4  # the arch, a third of the way from the ground to the text
-    assert scalebar._first_letter(scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)) \
+    assert scalebar._first_letter(glyph_line(mask)) \
         == "u"  # the mask alone is fooled
-    group = scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0, grey=grey)
+    group = glyph_line(mask, grey)
     assert scalebar._first_letter(group) is None
     assert scalebar._unit_from_glyphs((50.0, "\N{MICRO SIGN}m"), group, "50um") \
         == (50.0, "\N{MICRO SIGN}m")
@@ -1637,7 +1642,7 @@ def test_a_micro_sign_that_lost_its_tail_is_told_from_a_p_by_its_open_top(font):
     for text, expected in ((f"2{MU}m", f"{MU}m"), ("2pm", "pm")):
         mask = _text_mask(text, font, 16)
         base = np.nonzero(mask[:, -3:].any(axis=1))[0][-1] + 1  # the baseline of the "m"
-        group = scalebar._Group("below", (0, 0, base, mask.shape[1]), mask[:base], 0.0)
+        group = glyph_line(mask[:base])
         assert scalebar._unit_from_glyphs((2.0, "pm"), group, "2pm") == (2.0, expected)
 
 
@@ -1710,10 +1715,10 @@ def test_a_descender_is_seen_beside_a_single_other_glyph():
     mask[0:8, 0:5] = True  # "0"
     mask[2:10, 7:9] = True  # the stem of the "µ", with its tail
     mask[2:8, 9:22] = True  # the rest of "µm"
-    group = scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)
+    group = glyph_line(mask)
     assert scalebar._has_descender(group)
     mask[8:10] = False  # no tail: both glyphs end on the line
-    assert not scalebar._has_descender(scalebar._Group("below", (0, 0, 8, 22), mask[:8], 0.0))
+    assert not scalebar._has_descender(glyph_line(mask[:8]))
 
 
 @pytest.mark.parametrize("font_size", [16, 22])
@@ -1781,7 +1786,7 @@ def test_a_thin_sliver_beyond_the_last_letter_adds_no_stem():
     mask[3, 6:12] = True
     mask[3:, 14:16] = mask[3:, 18:20] = mask[3:, 22:24] = True  # the "m"
     mask[3, 14:24] = True
-    group = scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)
+    group = glyph_line(mask)
     assert scalebar._unit_stems(group) == 5
     mask[3:8, 29] = True  # the box's edge
     assert scalebar._unit_stems(group) == 5
@@ -1799,6 +1804,6 @@ def test_letter_widths_tell_nothing_in_a_monospaced_font(monkeypatch):
     for font, expected in (("DejaVuSansMono.ttf", 0.45), ("DejaVuSans.ttf", 1.0),
                            ("DejaVuSerif.ttf", 1.0)):
         mask = _text_mask("20 mm", font, 30)
-        group = scalebar._Group("below", (0, 0) + mask.shape, mask, 0.0)
+        group = glyph_line(mask)
         assert scalebar._unit_plausibility("mm", group) == ("mm", expected), font
 

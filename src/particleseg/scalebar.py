@@ -1601,20 +1601,19 @@ def _read_groups(p, bar, groups, engine):
             # :func:`_unit_plausibility`): OCR's nm/mm slips are no dispute.
             stems = _unit_by_stems(group) if parsed[1] in ("nm", "mm") else None
             settled = _as_stems_say(parsed, stems)
-            if {parsed, again} == {micro, (parsed[0], "pm")}:
-                # OCR reads a "µ" as a "p", seldom a "p" as a "µ": one size seeing a "µ" decides.
-                parsed = settled = micro
-            elif _as_stems_say(again, stems) != settled and not unit_lost:
-                score *= 0.5
             wide_text = _recognise(engine, _wide_crop(p, group, bar))[0]
             # The same glyphs: what they show corrects this reading too.
             wide = _as_stems_say(_parse_with_glyphs(wide_text, group), stems)
-            if parsed == (parsed[0], "pm") and micro in (wide, plain):
-                parsed = settled = micro  # as above, the wide or plain reading seeing the "µ"
+            if parsed[1] == "pm" and micro in (again, wide, plain):
+                # OCR reads a "µ" as a "p", seldom a "p" as a "µ": one reading
+                # seeing a "µ" decides.
+                parsed = settled = micro
+            # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
+            agreeing = {parsed, (parsed[0], "pm")} if parsed == micro else {settled}
+            if _as_stems_say(again, stems) not in agreeing and not unit_lost:
+                score *= 0.5
             if unit_lost and wide != settled:
                 score *= 0.5
-            # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
-            agreeing = {parsed, (parsed[0], "pm")} if parsed[1] == "µm" else {settled}
             plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text)
             if wide not in agreeing and (wide is not None or _other_number(wide_text, text)
                                          or plain_u):
