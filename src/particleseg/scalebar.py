@@ -516,11 +516,42 @@ def _bar_component(p, box, thr, pad_v, pad_h):
     bar_rows = np.array(sorted(block))
     if len(np.setdiff1d(np.nonzero(row_counts >= 0.8 * longest)[0], bar_rows)):
         return None  # two bands of long rows: the frame of a box, not a bar
+    bar_rows = _rows_of_most_columns(comp, bar_rows)
     lefts = np.array([np.nonzero(comp[r])[0][0] for r in bar_rows])
     rights = np.array([np.nonzero(comp[r])[0][-1] for r in bar_rows])
     if (lefts.min() == 0 and c0 > 0) or (rights.max() == win.shape[1] - 1 and c1 < W):
         return "wider"
     return win, comp, row_counts, bar_rows, lefts, rights, r0, c0
+
+
+def _rows_of_most_columns(comp, rows):
+    """The bar's rows: ``rows``, or the rows most of the component's columns span when more.
+
+    A particle joined to one end of a bar (through an end tick) makes the
+    rows it shares with the bar the longest; the bar's other rows, a third
+    shorter, then fall out of the block of long rows, and the bar seems
+    thinner than it is (its end ticks, wider than that, are taken for
+    strokes of something else). Most of the component's columns are the
+    bar's own: they span its thickness, from its top row.
+    """
+    heights = comp.sum(axis=0)
+    heights = heights[heights > 0]
+    if len(heights) == 0:
+        return rows
+    thickness = int(np.argmax(np.bincount(heights)))
+    if thickness <= len(rows) + 1:
+        return rows
+    # Those columns run on in one piece along most of the component (not
+    # particles beside the bar, along it).
+    starts, stops = _true_runs(comp.sum(axis=0) == thickness)
+    k = int(np.argmax(stops - starts))
+    if stops[k] - starts[k] < 0.5 * len(heights):
+        return rows
+    tops = np.argmax(comp[:, starts[k]:stops[k]], axis=0)
+    top = int(np.median(tops))
+    if not (0 < top <= rows[0] and rows[-1] < top + thickness < comp.shape[0]):
+        return rows  # not the rows of the block made thicker, within the window
+    return np.arange(top, top + thickness)
 
 
 def _end_ticks(profile, up, down, beside, a, b, cut, level, reach):
@@ -715,7 +746,12 @@ def _measure_bar(p, box, factor, polarity):
         values = [float(np.median(win[core, c])) if 0 <= c < win.shape[1] else np.inf
                   for c in columns]
         for i in (0, 1):  # darker than the ground, then at least halfway back to it
-            if values[i] < dark and values[i + 1] > max(values[i] + step, (values[i] + ground) / 2):
+            dip, after = values[i], values[i + 1]
+            # The ground beyond lies well above the outline: at least half as
+            # far as the bar above that ground (JPEG's ringing beside a faint
+            # bar dips by a few tenths of that).
+            if dip < dark and after > max(dip + step, (dip + ground) / 2) \
+                    and after - dip >= 0.5 * (level - after):
                 return i + 1
         return 0
 
@@ -724,9 +760,12 @@ def _measure_bar(p, box, factor, polarity):
         length += sum(ends)
     # Checks: straight ends, uniform fill, little attached.
     # At an end cut from something touching it, rows that run on past the
-    # end are that thing's, not a ragged end of the bar.
-    end_spread = float(np.std(np.maximum(lefts, a) if cut[0] else lefts)
-                       + np.std(np.minimum(rights, b) if cut[1] else rights))
+    # end are that thing's, not a ragged end of the bar; so at an end tick
+    # (a particle touching the tick's outer side).
+    ticked = [bool(comp[:bar_rows[0], c].any() and comp[bar_rows[-1] + 1:, c].any())
+              for c in (a, b)]
+    end_spread = float(np.std(np.maximum(lefts, a) if cut[0] or ticked[0] else lefts)
+                       + np.std(np.minimum(rights, b) if cut[1] or ticked[1] else rights))
     uniform = float(np.mean(win[bar_rows[0]:bar_rows[-1] + 1, a:b + 1] >= thr))
     attached = comp[:, a:b + 1].sum() - comp[bar_rows][:, a:b + 1].sum()  # past its ends: not the bar's
     if uniform < 0.85 or attached > 1.5 * thickness * run + 4 * thickness ** 2:
@@ -797,6 +836,26 @@ def _components(binary):
     return labels, comps
 
 
+def _slivers_next_to(labels, members, slivers):
+    """The pieces of ``slivers`` within two pixels of a piece of ``members``.
+
+    (One empty pixel between them: a glyph broken by compression or
+    downscaling, a "2" as its upper part and its foot.) Pieces are
+    ``(label, top, left, bottom, right)``.
+    """
+    if not slivers:
+        return []
+    t = min(c[1] for c in members + slivers)
+    l = min(c[2] for c in members + slivers)
+    b = max(c[3] for c in members + slivers)
+    r = max(c[4] for c in members + slivers)
+    sub = labels[t:b, l:r]
+    near = ndi.binary_dilation(np.isin(sub, [m[0] for m in members]),
+                               structure=np.ones((3, 3), bool), iterations=2)
+    touching = set(np.unique(sub[near]).tolist())
+    return [c for c in slivers if c[0] in touching]
+
+
 def _grow_line(seed, comps, used, blobs=frozenset()):
     group = [seed]
     t, l, b, r = seed[1:]
@@ -820,7 +879,11 @@ def _grow_line(seed, comps, used, blobs=frozenset()):
             if cb - b > 0.6 * h or t - ct > 0.8 * h:
                 continue
             gap = max(cl - r, l - cr)
-            if gap > 1.3 * max(h, ch):
+            # A taller glyph (a digit beside lower-case letters) may be as far
+            # as its own height; a piece reaching past the line both above and
+            # below it (a particle beside a label's box) only as far as the line's.
+            both = ct < t and cb > b + max(1.0, 0.15 * h)
+            if gap > 1.3 * (h if both else max(h, ch)):
                 continue
             group.append(c)
             if ch >= 0.5 * h:  # a dot or a hyphen does not widen the line
@@ -980,7 +1043,14 @@ def _label_groups(p, bar):
             if side in ("left", "right") and not gt + 0.15 * gh <= cy <= gb - 0.15 * gh:
                 break
             formed.update(m[0] for m in members)
-            mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members])
+            # Pieces too small to be glyphs (a broken glyph's foot), within
+            # the line and next to its glyphs, are theirs; in small text only
+            # (beside large glyphs, such specks are the ground's grain).
+            slivers = [c for c in comps if 0.15 * gh <= c[3] - c[1] < 3 and c[0] not in bar_ids
+                       and gt <= c[1] and c[3] <= gb and gl - 2 <= c[4] and c[2] <= gr + 2]
+            slivers = _slivers_next_to(labels, members, slivers)
+            gl, gr = min([gl] + [c[2] for c in slivers]), max([gr] + [c[4] for c in slivers])
+            mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members + slivers])
             groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask,
                                  float(best_gap), grey=_text_grey(win[gt:gb, gl:gr], bar)))
     # Groups found from two sides can be the same line.
@@ -1250,8 +1320,37 @@ def _first_letter(group):
     bottom, an "n" the other way round. In small bold text the two differ
     by a pixel or two, where OCR often takes one for the other. None unless
     the letters show five stems (two, then the "m"'s three; four when a thin
-    stem of the "m" is lost) and one end of the first letter is clearly
-    open while the other is closed.
+    stem of the "m" is lost) and one end of the first letter is closed
+    while the other is clearly open (or, with serifs, clearly less closed).
+    """
+    ends = _first_letter_ends(group)
+    if ends is None:
+        return None
+    top, bottom, open_top, open_bottom, x_height = ends
+    if open_top <= 0.34 and bottom >= 0.99:
+        return "u"
+    if open_bottom <= 0.34 and top >= 0.99:
+        return "n"
+    # Serifs make the other end half closed: the feet of a serif "n", the
+    # spurs at the top of a serif "u". One end wholly closed and the other
+    # clearly less so still tells them apart; for a "u", not in text whose
+    # x-height is below 8 px, where a serif "n" that lost its arch shows the same.
+    if top >= 0.99 and bottom <= 0.8:
+        return "n"
+    if bottom >= 0.99 and top <= 0.45 and open_top < open_bottom and x_height >= 8:
+        return "u"
+    return None
+
+
+def _first_letter_ends(group):
+    """How closed the top and the bottom of the letter before a label's "m" are; or None.
+
+    Returns ``(top, bottom, open_top, open_bottom, x_height)``: the shares
+    of the columns between the letter's two stems that ink crosses, in a
+    quarter of the x-height at its top and at its bottom; the same with
+    faint strokes counted (``open_*``); and the x-height in pixels. None
+    unless the letters show five stems (four when a thin stem of the "m"
+    is lost, :func:`_first_letter`).
     """
     found = _unit_letters(group)
     if found is None:
@@ -1275,11 +1374,7 @@ def _first_letter(group):
     bottom = inner[base - band:base].any(axis=0).mean()
     open_top = faint[x_top:x_top + band].any(axis=0).mean()
     open_bottom = faint[base - band:base].any(axis=0).mean()
-    if open_top <= 0.34 and bottom >= 0.99:
-        return "u"
-    if open_bottom <= 0.34 and top >= 0.99:
-        return "n"
-    return None
+    return top, bottom, open_top, open_bottom, base - x_top
 
 
 def _after_digits(mask):
@@ -1460,6 +1555,19 @@ def _unit_from_glyphs(parsed, group, text=""):
     return parsed
 
 
+def _open_top(group):
+    """Whether the letter before a label's "m" is open at the top, as a "u" is and an "n" is not.
+
+    Some column between its stems has no ink across the top of the
+    x-height, not even a faint stroke (:func:`_first_letter_ends`). In
+    text too small for :func:`_first_letter` to tell a "u" (an "n" that lost
+    its arch looks the same), this alone is no "u"; it only keeps an "n"
+    (whose arch shows) from passing for one.
+    """
+    ends = _first_letter_ends(group) if group is not None else None
+    return ends is not None and ends[2] < 0.99 and _first_letter(group) != "n"
+
+
 def _plain_letter_u(text):
     """Whether ``text`` spells a micrometre with a plain "u" (no "µ")."""
     return ("u" in text.lower() and "\N{GREEK SMALL LETTER MU}" not in text
@@ -1569,7 +1677,10 @@ def _read_groups(p, bar, groups, engine):
     give the unit, or the score is halved. It is read once more unmasked,
     with a margin on both sides: a glyph left out of the line (a "2"
     touching a particle) then shows as another reading, and the score drops
-    below the threshold ("25 nm" is never silently "5 nm").
+    below the threshold ("25 nm" is never silently "5 nm"). A "µm" read
+    from a plain "u" must be confirmed: by the glyph (:func:`_plain_u`), by
+    the wide reading, or by both sizes when the letter is open at the top
+    (:func:`_open_top`).
     """
     best = None
     for group in groups:
@@ -1614,7 +1725,8 @@ def _read_groups(p, bar, groups, engine):
                 score *= 0.5
             if unit_lost and wide != settled:
                 score *= 0.5
-            plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text)
+            plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text) \
+                and not (again == parsed and _plain_letter_u(again_text) and _open_top(group))
             if wide not in agreeing and (wide is not None or _other_number(wide_text, text)
                                          or plain_u):
                 score *= 0.4
