@@ -1904,25 +1904,6 @@ def test_a_small_u_with_spurs_is_not_told_from_a_serif_n():
     assert scalebar._first_letter(glyph_line(serif_unit_mask("n", 7))) == "n"
 
 
-@pytest.mark.parametrize("drawn", ["um", "nm"])
-def test_a_plain_u_read_at_both_sizes_is_believed_over_a_letter_open_at_the_top(
-        monkeypatch, drawn):
-    # "2 um" in 8 px bold serif text (seed 1's figure 171): the spurs and the
-    # bowl half close both ends of the "u", too small for the glyph to tell
-    # a "u" (_first_letter), and the wide crop lost the unit. Both sizes read
-    # "um" and the letter is open at the top: believed. Over an "n", whose
-    # arch closes its top, still doubted.
-    pytest.importorskip("rapidocr_onnxruntime")
-    fake_ocr(monkeypatch, "20um", "20")
-    monkeypatch.setattr(scalebar, "_first_letter", lambda group: None)
-    image, truth = figure(value=20, unit=drawn)
-    bar = find_scale_bar(image)
-    assert bar.unit == f"{MU}m" and bar.calibrated is (drawn == "um"), bar.message
-    # The smaller size reading another unit confirms nothing.
-    fake_ocr(monkeypatch, lambda crop: ("20um" if crop.shape[0] > 60 else "20m", 0.95), "20")
-    assert not find_scale_bar(image).calibrated
-
-
 def test_a_digit_that_came_apart_is_not_taken_for_a_letter():
     # "250nm" 8 px high, downscaled (seed 3's figure 182): the right side of
     # the "0" is a piece of its own that starts a row below the line's top.

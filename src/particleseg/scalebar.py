@@ -1555,19 +1555,6 @@ def _unit_from_glyphs(parsed, group, text=""):
     return parsed
 
 
-def _open_top(group):
-    """Whether the letter before a label's "m" is open at the top, as a "u" is and an "n" is not.
-
-    Some column between its stems has no ink across the top of the
-    x-height, not even a faint stroke (:func:`_first_letter_ends`). In
-    text too small for :func:`_first_letter` to tell a "u" (an "n" that lost
-    its arch looks the same), this alone is no "u"; it only keeps an "n"
-    (whose arch shows) from passing for one.
-    """
-    ends = _first_letter_ends(group) if group is not None else None
-    return ends is not None and ends[2] < 0.99 and _first_letter(group) != "n"
-
-
 def _plain_letter_u(text):
     """Whether ``text`` spells a micrometre with a plain "u" (no "µ")."""
     return ("u" in text.lower() and "\N{GREEK SMALL LETTER MU}" not in text
@@ -1677,10 +1664,7 @@ def _read_groups(p, bar, groups, engine):
     give the unit, or the score is halved. It is read once more unmasked,
     with a margin on both sides: a glyph left out of the line (a "2"
     touching a particle) then shows as another reading, and the score drops
-    below the threshold ("25 nm" is never silently "5 nm"). A "µm" read
-    from a plain "u" must be confirmed: by the glyph (:func:`_plain_u`), by
-    the wide reading, or by both sizes when the letter is open at the top
-    (:func:`_open_top`).
+    below the threshold ("25 nm" is never silently "5 nm").
     """
     best = None
     for group in groups:
@@ -1725,8 +1709,7 @@ def _read_groups(p, bar, groups, engine):
                 score *= 0.5
             if unit_lost and wide != settled:
                 score *= 0.5
-            plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text) \
-                and not (again == parsed and _plain_letter_u(again_text) and _open_top(group))
+            plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text)
             if wide not in agreeing and (wide is not None or _other_number(wide_text, text)
                                          or plain_u):
                 score *= 0.4
