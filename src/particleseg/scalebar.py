@@ -535,17 +535,17 @@ def _rows_of_most_columns(comp, rows):
     bar's own: they span its thickness, from its top row.
     """
     heights = comp.sum(axis=0)
-    heights = heights[heights > 0]
-    if len(heights) == 0:
+    columns = np.count_nonzero(heights)
+    if columns == 0:
         return rows
-    thickness = int(np.argmax(np.bincount(heights)))
+    thickness = int(np.argmax(np.bincount(heights[heights > 0])))
     if thickness <= len(rows) + 1:
         return rows
     # Those columns run on in one piece along most of the component (not
     # particles beside the bar, along it).
-    starts, stops = _true_runs(comp.sum(axis=0) == thickness)
+    starts, stops = _true_runs(heights == thickness)
     k = int(np.argmax(stops - starts))
-    if stops[k] - starts[k] < 0.5 * len(heights):
+    if stops[k] - starts[k] < 0.5 * columns:
         return rows
     tops = np.argmax(comp[:, starts[k]:stops[k]], axis=0)
     top = int(np.median(tops))
