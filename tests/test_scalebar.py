@@ -8,6 +8,7 @@ Tests that read labels need the OCR extra (``pip install
 import os
 import sys
 from dataclasses import replace
+from types import SimpleNamespace
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -40,18 +41,33 @@ def micrograph(shape=(256, 256), seed=0):
     return 0.2 + 0.6 * (x - x.min()) / (x.max() - x.min())
 
 
-def fake_ocr(monkeypatch, line, wide):
+def fake_ocr(monkeypatch, line, wide, odds=None):
     """Stand in for the OCR: the label line reads ``line``, its wider crop ``wide``.
 
     ``line`` is a text, or a callable of the crop for texts that depend on it;
-    text detection finds nothing, so only the line's own readings count.
+    text detection finds nothing, so only the line's own readings count. The
+    recogniser's odds favour the unit ``odds`` (None: no unit clearly).
     """
+    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number: odds)
     wide_crop = np.zeros((7, 7), np.uint8)
     read_line = line if callable(line) else (lambda crop: (line, 0.95))
     monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: wide_crop)
     monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (
         (wide, 0.9) if crop is wide_crop else read_line(crop)))
     monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+
+
+def assert_read_or_unread(bar, expected, text, confidence):
+    """Check that ``bar`` read ``expected`` (value, unit) from ``text``, or nothing (None).
+
+    A reading must be used, at about ``confidence``; no reading leaves the
+    image uncalibrated.
+    """
+    if expected is None:
+        assert bar.value is None and not bar.calibrated, bar.message
+    else:
+        assert (bar.value, bar.unit) == expected and bar.text == text, bar.message
+        assert bar.calibrated and bar.confidence == pytest.approx(confidence, abs=0.2)
 
 
 def glyph_line(mask, grey=None):
@@ -411,6 +427,128 @@ def test_a_plain_u_must_agree_with_the_wide_reading(monkeypatch, wide, calibrate
     assert bar.unit == f"{MU}m"
 
 
+def test_the_ctc_likelihood_is_the_one_torch_computes():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    for labels in ([3, 4, 4, 2], [1], [5, 5, 5], [2, 1, 2, 6]):
+        log_probs = torch.log_softmax(torch.from_numpy(rng.normal(size=(14, 7))), dim=1)
+        expected = -torch.nn.functional.ctc_loss(
+            log_probs[:, None], torch.tensor([labels]), torch.tensor([14]),
+            torch.tensor([len(labels)]), reduction="sum").item()
+        got = scalebar._ctc_log_likelihood(log_probs.numpy(), labels)
+        assert got == pytest.approx(expected, rel=1e-9)
+
+
+class _Recogniser:
+    """The parts of RapidOCR's recogniser that the unit's odds use, with set outputs."""
+
+    def __init__(self, chars, probs):
+        self.postprocess_op = type("Decode", (), {"character": chars})()
+        self.rec_image_shape = [3, 48, 320]
+        self.probs = probs
+
+    def resize_norm_img(self, img, max_wh_ratio):
+        return np.zeros((3, 48, int(48 * max_wh_ratio)), np.float32)
+
+    def session(self, batch):
+        return [self.probs[None]]
+
+
+def odds_engine(u, n, m=0.9):
+    """An engine whose recogniser sees "2", then "u" or "n" with these probabilities, then "m"."""
+    chars = ["blank", "2", "u", "n", "m", "p", "\N{GREEK SMALL LETTER MU}", " "]
+    rows = []
+    for step in ({"2": 0.9}, {}, {"u": u, "n": n}, {}, {"m": m}, {}):
+        row = np.full(len(chars), 0.002)
+        for char, prob in step.items():
+            row[chars.index(char)] = prob
+        row[0] = max(1 - row[1:].sum(), 0.002)  # the blank takes the rest
+        rows.append(row / row.sum())
+    return type("Engine", (), {"text_rec": _Recogniser(chars, np.array(rows))})()
+
+
+@pytest.mark.parametrize("u, n, m, expected", [
+    (0.97, 0.002, 0.9, f"{MU}m"),   # a clear "u"
+    (0.002, 0.97, 0.9, "nm"),       # a clear "n"
+    (0.97, 0.002, 0.05, f"{MU}m"),  # the "m" lost to a blank: "2u" as text, still a "u"
+    (0.6, 0.3, 0.9, None),          # twice as likely: no verdict
+    # 60 times as likely, enough against "mm" or "pm", not against the other
+    # of "nm" and "µm" (a thousandfold error).
+    (0.9, 0.015, 0.9, None),
+])
+def test_the_unit_is_the_one_the_recognisers_odds_clearly_favour(u, n, m, expected):
+    crop = np.full((40, 90), 255, np.uint8)
+    assert scalebar._unit_by_odds(odds_engine(u, n, m), crop, "2") == expected
+
+
+def test_the_units_odds_need_the_recognisers_scores():
+    # Another OCR engine (or RapidOCR laid out otherwise): no verdict, no error.
+    crop = np.full((40, 90), 255, np.uint8)
+    assert scalebar._unit_by_odds(object(), crop, "2") is None
+
+
+@pytest.mark.parametrize("odds, wide, expected", [
+    (f"{MU}m", "2u", (2, f"{MU}m")),
+    ("nm", "2u", (2, "nm")),
+    (None, "2u", None),
+    ("mm", "2u", None),  # rare units are not taken from the odds
+    (f"{MU}m", "25u", None),  # the wide crop shows a digit the line lost
+])
+def test_a_line_read_without_its_unit_takes_the_one_the_odds_favour(monkeypatch, odds, wide,
+                                                                    expected):
+    # OCR drops a small unit's "m" ("2u" for "2 um"), at both sizes: the unit
+    # is the one the recogniser's odds clearly favour, else the label stays
+    # unread; and so it does when the wide crop reads another number.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "2u", wide, odds=odds)
+    monkeypatch.setattr(scalebar, "_first_letter", lambda group: None)
+    image, truth = figure(value=2, unit="um")
+    assert_read_or_unread(find_scale_bar(image), expected, "2u", 0.8 * 0.95)
+
+
+@pytest.mark.parametrize("bar_length, taken", [(18, False), (80, True)])
+def test_a_short_bar_going_on_with_a_line_is_not_taken_for_its_lost_letters(
+        monkeypatch, bar_length, taken):
+    # A large "100 nm" read "100 n", its "bar" a stroke of the "m" right after
+    # the line: the odds give no unit. A long bar beside its label does.
+    blank = np.full((4, 4), 255, np.uint8)
+    monkeypatch.setattr(scalebar, "_ocr_crop", lambda p, group, height=40, smooth=True: blank)
+    monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: blank)
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("100 n", 0.9))
+    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number: "nm")
+    line = scalebar._Group("left", (462, 110, 498, 224), np.ones((36, 114), bool), 0.0)
+    bar = SimpleNamespace(top=471, bottom=481, left=230, right=230 + bar_length,
+                          length=float(bar_length))
+    parsed, score = scalebar._unit_from_odds(None, line, bar, None, blank, "100 n", 0.9)
+    assert (parsed == (100, "nm")) is taken
+
+
+@pytest.mark.parametrize("odds, calibrated", [(f"{MU}m", True), (None, False), ("nm", False)])
+def test_a_doubted_plain_u_is_believed_when_the_odds_favour_it(monkeypatch, odds, calibrated):
+    # A "µm" read from a plain "u" that neither the glyph nor the wide crop
+    # confirms is doubted; the recogniser's odds favouring the "u" lift the
+    # doubt, and no other verdict does.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "20um", "20m", odds=odds)
+    monkeypatch.setattr(scalebar, "_first_letter", lambda group: None)
+    image, truth = figure(value=20, unit="um")
+    bar = find_scale_bar(image)
+    assert bar.calibrated is calibrated and bar.unit == f"{MU}m", bar.message
+
+
+def test_millimetres_stay_doubted_when_the_odds_favour_them(monkeypatch):
+    # "mm" bars are rare on micrographs, and OCR reads small "nm" as "mm":
+    # without glyphs to confirm it, the recogniser's odds alone do not make
+    # a millimetre reading believed.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "2 mm", "2 mm", odds="mm")
+    monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)
+    monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: None)
+    image, truth = figure(value=2, unit="mm", font_size=18)
+    bar = find_scale_bar(image)
+    assert bar.unit == "mm" and not bar.calibrated, bar.message
+
+
 @pytest.mark.parametrize("drawn", ["nm", "um"])
 @pytest.mark.parametrize("wide", ["20m", "20um"])
 def test_a_plain_u_is_settled_by_its_glyph(monkeypatch, drawn, wide):
@@ -496,12 +634,7 @@ def test_a_line_read_without_its_unit_takes_it_from_the_wide_reading(
     # Glyphs too small to show the letter before the "m" (else they give it).
     monkeypatch.setattr(scalebar, "_first_letter", lambda group: None)
     image, truth = figure(value=50, unit="nm")
-    bar = find_scale_bar(image)
-    if expected is None:
-        assert bar.value is None and not bar.calibrated, bar.message
-    else:
-        assert (bar.value, bar.unit) == expected and bar.text == wide.strip(), bar.message
-        assert bar.calibrated and bar.confidence == pytest.approx(0.8 * 0.85, abs=0.2)
+    assert_read_or_unread(find_scale_bar(image), expected, wide.strip(), 0.8 * 0.85)
 
 
 def test_a_detected_label_starting_on_the_bars_end_tick_is_read_without_it(monkeypatch):

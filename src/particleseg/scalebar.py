@@ -285,6 +285,87 @@ def _recognise(engine, crop):
     return str(text), float(score)
 
 
+#: How much likelier, as a natural log, OCR's recogniser must find one unit
+#: after the label's number than any other for its verdict to count
+#: (:func:`_unit_by_odds`): e**3, 20 times; and than the other of "nm" and
+#: "µm", the slip that changes a scale a thousandfold (a small "n" and "u"
+#: differ by a pixel or two): e**5, about 150 times.
+_UNIT_ODDS = 3.0
+_NM_UM_ODDS = 5.0
+
+#: The units :func:`_unit_by_odds` weighs, each with the spellings that count for it.
+_ODDS_SPELLINGS = {
+    "nm": ("nm",),
+    "\N{MICRO SIGN}m": ("um", "\N{GREEK SMALL LETTER MU}m", "\N{MICRO SIGN}m"),
+    "mm": ("mm",),
+    "pm": ("pm",),
+}
+
+
+def _ctc_log_likelihood(log_probs, labels):
+    """The log-probability a CTC recogniser's output gives to a sequence of labels.
+
+    ``log_probs``: (steps, classes) log-probabilities, class 0 the blank;
+    ``labels``: class indices. The standard CTC forward pass, over the
+    labels with a blank between and around them.
+    """
+    ext = np.zeros(2 * len(labels) + 1, dtype=int)
+    ext[1::2] = labels
+    alpha = np.full(len(ext), -np.inf)
+    alpha[0] = log_probs[0, 0]
+    alpha[1] = log_probs[0, ext[1]]
+    # A step may skip the blank between two different labels.
+    skip = np.zeros(len(ext), bool)
+    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
+    for t in range(1, len(log_probs)):
+        step = alpha.copy()
+        step[1:] = np.logaddexp(step[1:], alpha[:-1])
+        step[2:] = np.where(skip[2:], np.logaddexp(step[2:], alpha[:-2]), step[2:])
+        alpha = step + log_probs[t, ext]
+    return float(np.logaddexp(alpha[-1], alpha[-2]))
+
+
+def _unit_by_odds(engine, crop, number):
+    """The unit OCR's recogniser itself finds likeliest after ``number`` in a line's crop; or None.
+
+    The recogniser scores every character at every step; its text is the
+    likeliest character at each step, where a small "u" or "n" can lose to a
+    sign that is no unit, or an "m" to a blank ("2u" for "2 um"). Here each
+    unit (nm, µm, mm, pm), spelled after ``number`` (the digits of the
+    line, as read) with or without a space, is scored over all the steps
+    (:func:`_ctc_log_likelihood`). The likeliest unit is returned when it is
+    at least ``exp(_UNIT_ODDS)`` times as likely as any other (and "nm" and
+    "µm" ``exp(_NM_UM_ODDS)`` times as likely as each other); None when no
+    unit is that clearly ahead, or the recogniser cannot be reached.
+    """
+    try:
+        rec = engine.text_rec
+        chars = rec.postprocess_op.character
+        _, height, width = rec.rec_image_shape
+        rgb = np.repeat(crop[..., None], 3, axis=2)
+        ratio = max(width / height, crop.shape[1] / crop.shape[0])
+        probs = rec.session(rec.resize_norm_img(rgb, ratio)[None].astype(np.float32))[0][0]
+    except (AttributeError, TypeError, ValueError, IndexError):  # another RapidOCR layout
+        return None
+    index = {c: i for i, c in enumerate(chars)}
+    log_probs = np.log(np.clip(probs, 1e-12, None))
+    odds = {}
+    for unit, spellings in _ODDS_SPELLINGS.items():
+        texts = [number + gap + spelled for spelled in spellings for gap in ("", " ")]
+        scores = [_ctc_log_likelihood(log_probs, [index[c] for c in text])
+                  for text in texts if all(c in index for c in text)]
+        if scores:
+            odds[unit] = float(np.logaddexp.reduce(scores))
+    if len(odds) < 2:
+        return None
+    best = max(odds, key=odds.get)
+    pair = {"nm": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "nm"}.get(best)
+    if any(odds[best] - odds[unit] < (_NM_UM_ODDS if unit == pair else _UNIT_ODDS)
+           for unit in odds if unit != best):
+        return None
+    return best
+
+
 def _detect_text(engine, crop):
     """[(box, text, score)] of the text lines in a crop (uint8, dark on white)."""
     rgb = np.repeat(crop[..., None], 3, axis=2)
@@ -1665,6 +1746,11 @@ def _read_groups(p, bar, groups, engine):
     with a margin on both sides: a glyph left out of the line (a "2"
     touching a particle) then shows as another reading, and the score drops
     below the threshold ("25 nm" is never silently "5 nm").
+
+    Doubts about the unit alone (not the number) are lifted when the
+    recogniser's own odds clearly favour the unit read (:func:`_unit_by_odds`);
+    a line whose readings give the number but lose the unit takes the unit
+    those odds favour (:func:`_unit_from_odds`).
     """
     best = None
     for group in groups:
@@ -1674,14 +1760,25 @@ def _read_groups(p, bar, groups, engine):
         plain = _plain_reading(p, group, engine, crop) if parsed is not None else None
         if plain is not None and plain[0] != parsed[0]:
             score *= 0.5
+        first = (crop, text, score)
         if parsed is None:
             # Glyphs touching a particle carry pieces of it, lighter than the
             # midpoint but short of the text's grey: read again without them.
             group = _text_core(p, group, bar)
-            text, score = _recognise(engine, _ocr_crop(p, group, 40))
+            crop = _ocr_crop(p, group, 40)
+            text, score = _recognise(engine, crop)
             parsed = _parse_with_glyphs(text, group)
+        doubt = 1.0  # the doubts about the unit alone
         if parsed is None:
+            read = (crop, text, score)
             parsed, score, text = _unit_from_wide(p, group, bar, engine, text, score)
+            tries = (read, first) if first[1] != read[1] else (read,)
+            for crop, text, score in tries if parsed is None else ():
+                # The reading with the particle's pieces left in, when the
+                # one without them lost the unit's letters too.
+                parsed, score = _unit_from_odds(p, group, bar, engine, crop, text, score)
+                if parsed is not None:
+                    break
             if parsed is None:
                 continue
         else:
@@ -1706,25 +1803,77 @@ def _read_groups(p, bar, groups, engine):
             # The same value in "pm" where the line reads "µm" is OCR's usual µ-for-p slip.
             agreeing = {parsed, (parsed[0], "pm")} if parsed == micro else {settled}
             if _as_stems_say(again, stems) not in agreeing and not unit_lost:
-                score *= 0.5
+                if again is not None and again[0] == parsed[0]:
+                    doubt *= 0.5
+                else:
+                    score *= 0.5
             if unit_lost and wide != settled:
-                score *= 0.5
+                doubt *= 0.5
             plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text)
-            if wide not in agreeing and (wide is not None or _other_number(wide_text, text)
-                                         or plain_u):
+            if wide is not None and wide[0] != parsed[0]:
                 score *= 0.4
+            elif wide is None and _other_number(wide_text, text):
+                score *= 0.4
+            elif (wide is not None and wide not in agreeing) or (wide is None and plain_u):
+                doubt *= 0.4
         unit, factor = _unit_plausibility(parsed[1], group)
         if factor < 1 and parsed[1] in ("nm", "mm"):
             # Glyphs joined by greys short of the text's (a downscaled "5m")
             # come apart in the line's core: there they may confirm the OCR.
             core = _unit_plausibility(parsed[1], _text_core(p, group, bar))
             unit, factor = core if core == (parsed[1], 1.0) else (unit, factor)
-        score *= factor
+        digits = re.match(_LEADING_DIGITS, text)
+        odds = _unit_by_odds(engine, crop, digits.group(1)) if digits else None
+        # Millimetre and picometre bars stay as rare as they were.
+        doubt = 1.0 if odds == unit and unit not in ("mm", "pm") else doubt * factor
+        score *= doubt
         if best is None or score > best[4]:
             best = (group, text, parsed[0], unit, score)
         if score > 0.9:
             break
     return best
+
+
+#: The letters OCR leaves of a unit it read in part ("u" of "um", "m" of "nm").
+_UNIT_REMNANT = r"\s*[unmp\N{MICRO SIGN}\N{GREEK SMALL LETTER MU}]{1,2}\s*$"
+
+
+def _unit_from_odds(p, group, bar, engine, crop, text, score):
+    """(value, unit) and score of a line whose readings give the number but no unit; or (None, 0).
+
+    OCR drops a small unit's letter or two ("2u", "500m" for "2 um" and
+    "500 um"). When the line's number is read at both sizes, and the wide
+    crop shows no other number (a digit left out of the line: "5 n" for
+    "25 nm"), the unit is the one the recogniser's odds clearly favour
+    (:func:`_unit_by_odds`) in ``crop``, which read ``text``, if it is "nm"
+    or "µm"; the score is the reading's, lowered by a fifth. Not when the
+    bar, shorter than twice the line's height, goes on with the line: it
+    may be the letters lost.
+    """
+    # What is left of the unit must be letters of one: "2u", "500 m", not "2h".
+    match = re.match(_LEADING_DIGITS + _UNIT_REMNANT, text)
+    number = _line_number(text)
+    if match is None or number is None:
+        return None, 0.0
+    top, _, bottom, right = group.box
+    height = bottom - top
+    if (min(bottom, bar.bottom) > max(top, bar.top) and 0 <= bar.left - right < height
+            and bar.length < 2 * height):
+        # A short "bar" that goes on with the line may be its lost letters:
+        # a stroke of the "m" of a large "100 nm" read "100 n".
+        return None, 0.0
+    again, _ = _recognise(engine, _ocr_crop(p, group, 28))
+    if _line_number(again) != number:
+        return None, 0.0
+    wide_text, _ = _recognise(engine, _wide_crop(p, group, bar))
+    if _line_number(wide_text) not in (None, number) or _other_number(wide_text, text):
+        return None, 0.0
+    unit = _unit_by_odds(engine, crop, match.group(1))
+    if unit not in ("nm", "\N{MICRO SIGN}m"):
+        # "mm" and "pm", rare, would rest on the glyphs alone, whose two
+        # stems before an "m" may be an "n" or a "u".
+        return None, 0.0
+    return (number, unit), 0.8 * score
 
 
 def _as_stems_say(reading, unit):
