@@ -519,7 +519,8 @@ def test_a_short_bar_going_on_with_a_line_is_not_taken_for_its_lost_letters(
     line = scalebar._Group("left", (462, 110, 498, 224), np.ones((36, 114), bool), 0.0)
     bar = SimpleNamespace(top=471, bottom=481, left=230, right=230 + bar_length,
                           length=float(bar_length))
-    parsed, score = scalebar._unit_from_odds(None, line, bar, None, blank, "100 n", 0.9)
+    found = scalebar._unit_from_odds(None, line, bar, None, [(blank, "100 n", 0.9)])
+    parsed = found and found[0]
     assert (parsed == (100, "nm")) is taken
 
 

@@ -1770,17 +1770,15 @@ def _read_groups(p, bar, groups, engine):
             parsed = _parse_with_glyphs(text, group)
         doubt = 1.0  # the doubts about the unit alone
         if parsed is None:
-            read = (crop, text, score)
+            # The reading with the particle's pieces left in is tried too,
+            # when the one without them lost the unit's letters as well.
+            readings = [(crop, text, score)] + ([first] if first[1] != text else [])
             parsed, score, text = _unit_from_wide(p, group, bar, engine, text, score)
-            tries = (read, first) if first[1] != read[1] else (read,)
-            for crop, text, score in tries if parsed is None else ():
-                # The reading with the particle's pieces left in, when the
-                # one without them lost the unit's letters too.
-                parsed, score = _unit_from_odds(p, group, bar, engine, crop, text, score)
-                if parsed is not None:
-                    break
             if parsed is None:
-                continue
+                found = _unit_from_odds(p, group, bar, engine, readings)
+                if found is None:
+                    continue
+                parsed, score, crop, text = found
         else:
             again_text, _ = _recognise(engine, _ocr_crop(p, group, 28))
             again = _parse_with_glyphs(again_text, group)
@@ -1838,42 +1836,48 @@ def _read_groups(p, bar, groups, engine):
 _UNIT_REMNANT = r"\s*[unmp\N{MICRO SIGN}\N{GREEK SMALL LETTER MU}]{1,2}\s*$"
 
 
-def _unit_from_odds(p, group, bar, engine, crop, text, score):
-    """(value, unit) and score of a line whose readings give the number but no unit; or (None, 0).
+def _unit_from_odds(p, group, bar, engine, readings):
+    """The reading of a line that gives the number but no unit, with a unit; or None.
 
     OCR drops a small unit's letter or two ("2u", "500m" for "2 um" and
-    "500 um"). When the line's number is read at both sizes, and the wide
-    crop shows no other number (a digit left out of the line: "5 n" for
-    "25 nm"), the unit is the one the recogniser's odds clearly favour
-    (:func:`_unit_by_odds`) in ``crop``, which read ``text``, if it is "nm"
-    or "µm"; the score is the reading's, lowered by a fifth. Not when the
-    bar, shorter than twice the line's height, goes on with the line: it
-    may be the letters lost.
+    "500 um"). ``readings``: the line's (crop, text, score), in the order
+    to try. When a reading's number is read at the line's smaller size too,
+    and the wide crop shows no other number (a digit left out of the line:
+    "5 n" for "25 nm"), its unit is the one the recogniser's odds clearly
+    favour (:func:`_unit_by_odds`) in its crop, if it is "nm" or "µm".
+    Returns ((value, unit), score, crop, text), the score being the
+    reading's lowered by a fifth. None also when the bar, shorter than
+    twice the line's height, goes on with the line: it may be the letters
+    lost.
     """
-    # What is left of the unit must be letters of one: "2u", "500 m", not "2h".
-    match = re.match(_LEADING_DIGITS + _UNIT_REMNANT, text)
-    number = _line_number(text)
-    if match is None or number is None:
-        return None, 0.0
     top, _, bottom, right = group.box
     height = bottom - top
     if (min(bottom, bar.bottom) > max(top, bar.top) and 0 <= bar.left - right < height
             and bar.length < 2 * height):
         # A short "bar" that goes on with the line may be its lost letters:
         # a stroke of the "m" of a large "100 nm" read "100 n".
-        return None, 0.0
-    again, _ = _recognise(engine, _ocr_crop(p, group, 28))
-    if _line_number(again) != number:
-        return None, 0.0
-    wide_text, _ = _recognise(engine, _wide_crop(p, group, bar))
-    if _line_number(wide_text) not in (None, number) or _other_number(wide_text, text):
-        return None, 0.0
-    unit = _unit_by_odds(engine, crop, match.group(1))
-    if unit not in ("nm", "\N{MICRO SIGN}m"):
+        return None
+    others = None  # the line's smaller and wide readings, read once
+    for crop, text, score in readings:
+        # What is left of the unit must be letters of one: "2u", "500 m", not "2h".
+        match = re.match(_LEADING_DIGITS + _UNIT_REMNANT, text)
+        number = _line_number(text)
+        if match is None or number is None:
+            continue
+        if others is None:
+            others = (_recognise(engine, _ocr_crop(p, group, 28))[0],
+                      _recognise(engine, _wide_crop(p, group, bar))[0])
+        again, wide_text = others
+        if _line_number(again) != number:
+            continue
+        if _line_number(wide_text) not in (None, number) or _other_number(wide_text, text):
+            continue
+        unit = _unit_by_odds(engine, crop, match.group(1))
         # "mm" and "pm", rare, would rest on the glyphs alone, whose two
         # stems before an "m" may be an "n" or a "u".
-        return None, 0.0
-    return (number, unit), 0.8 * score
+        if unit in ("nm", "\N{MICRO SIGN}m"):
+            return (number, unit), 0.8 * score, crop, text
+    return None
 
 
 def _as_stems_say(reading, unit):
