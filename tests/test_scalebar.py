@@ -1058,15 +1058,20 @@ def test_a_value_of_three_digits_is_not_used(monkeypatch, read, calibrated):
     assert bar.text == read and bar.calibrated is calibrated, bar.message
 
 
-@pytest.mark.parametrize("detected, calibrated", [("500um", False), (f"500 {MU}m", True)])
-def test_a_detected_label_read_with_a_plain_u_is_doubted(monkeypatch, detected, calibrated):
+@pytest.mark.parametrize("detected, odds, calibrated", [
+    ("500um", None, False), ("500um", "nm", False), ("500um", f"{MU}m", True),
+    (f"500 {MU}m", None, True)])
+def test_a_detected_label_read_with_a_plain_u_is_doubted(monkeypatch, detected, odds,
+                                                         calibrated):
     # Text detection reads small "500 nm" as "500um" too: with no glyph
     # reaching below the line, the "u" could be an "n", and the reading is
-    # reported, not used. A "µ" read as such is believed.
+    # reported, not used, unless the recogniser's odds in the detected box
+    # clearly favour the "u". A "µ" read as such is believed.
     pytest.importorskip("rapidocr_onnxruntime")
     monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("500 m", 0.3))
     monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [
         ((0, 0) + crop.shape[:2], detected, 0.95)])
+    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number: odds)
     image, truth = figure(value=500, unit=f"{MU}m")
     bar = find_scale_bar(image)
     assert (bar.value, bar.unit) == (500, f"{MU}m") and bar.calibrated is calibrated, bar.message

@@ -366,6 +366,12 @@ def _unit_by_odds(engine, crop, number):
     return best
 
 
+def _line_odds(engine, crop, text):
+    """:func:`_unit_by_odds` after the digits ``text`` starts with; None when it starts with none."""
+    digits = re.match(_LEADING_DIGITS, text)
+    return _unit_by_odds(engine, crop, digits.group(1)) if digits else None
+
+
 def _detect_text(engine, crop):
     """[(box, text, score)] of the text lines in a crop (uint8, dark on white)."""
     rgb = np.repeat(crop[..., None], 3, axis=2)
@@ -1820,8 +1826,7 @@ def _read_groups(p, bar, groups, engine):
             # come apart in the line's core: there they may confirm the OCR.
             core = _unit_plausibility(parsed[1], _text_core(p, group, bar))
             unit, factor = core if core == (parsed[1], 1.0) else (unit, factor)
-        digits = re.match(_LEADING_DIGITS, text)
-        odds = _unit_by_odds(engine, crop, digits.group(1)) if digits else None
+        odds = _line_odds(engine, crop, text)
         # Millimetre and picometre bars stay as rare as they were.
         doubt = 1.0 if odds == unit and unit not in ("mm", "pm") else doubt * factor
         score *= doubt
@@ -1944,6 +1949,15 @@ def _off_the_bar(crop, box, text, score, bar, r0, c0, engine):
     return (t, l, b, r), text, score
 
 
+def _detected_line(crop, box, height=40):
+    """A detected text box of ``crop`` (uint8), padded, scaled to about ``height`` px lines."""
+    t, l, b, r = box
+    t, l = max(t, 0), max(l, 0)
+    line = crop[t:b, l:r]
+    pad = max(2, (b - t) // 3)
+    return _to_height(np.pad(line, pad, mode="edge"), b - t, height)
+
+
 def _read_detected(p, bar, engine):
     """Fallback: detect text lines around the bar, read the nearest that parses."""
     H, W = p.shape
@@ -1978,8 +1992,10 @@ def _read_detected(p, bar, engine):
             checked = glyphs if candidate is not grey else None
             parsed = _unit_from_glyphs(parsed, checked, text)
             unit, factor = _unit_plausibility(parsed[1], glyphs)
-            if unit == "\N{MICRO SIGN}m" and _plain_u(text, checked):
-                factor *= 0.5  # "500 nm" is read "500um" too
+            if unit == "\N{MICRO SIGN}m" and _plain_u(text, checked) and _line_odds(
+                    engine, _detected_line(candidate, (t, l, b, r)), text) != unit:
+                # "500 nm" is read "500um" too; the recogniser's odds can settle it.
+                factor *= 0.5
             score *= 0.8 * factor
             key = score - 0.2 * distance
             if best is None or key > best[-1]:
