@@ -46,9 +46,11 @@ def fake_ocr(monkeypatch, line, wide, odds=None):
 
     ``line`` is a text, or a callable of the crop for texts that depend on it;
     text detection finds nothing, so only the line's own readings count. The
-    recogniser's odds favour the unit ``odds`` (None: no unit clearly).
+    recogniser's odds favour the unit ``odds`` (None: no unit clearly); its
+    scores are otherwise out of reach (no label is read from them).
     """
     monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number: odds)
+    monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
     wide_crop = np.zeros((7, 7), np.uint8)
     read_line = line if callable(line) else (lambda crop: (line, 0.95))
     monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: wide_crop)
@@ -439,6 +441,16 @@ def test_the_ctc_likelihood_is_the_one_torch_computes():
         assert got == pytest.approx(expected, rel=1e-9)
 
 
+def test_the_ctc_likelihoods_of_several_sequences_are_each_ones():
+    rng = np.random.default_rng(5)
+    log_probs = np.log(rng.dirichlet(np.ones(8), size=12))
+    sequences = [[3], [4, 4], [1, 2, 3, 4, 5], [7, 1, 7], [2, 2, 2, 2]]
+    together = scalebar._ctc_log_likelihoods(log_probs, sequences)
+    alone = [scalebar._ctc_log_likelihood(log_probs, labels) for labels in sequences]
+    np.testing.assert_allclose(together, alone, rtol=1e-12)
+    assert len(set(np.round(together, 6))) == len(sequences)  # the sequences differ
+
+
 class _Recogniser:
     """The parts of RapidOCR's recogniser that the unit's odds use, with set outputs."""
 
@@ -465,6 +477,77 @@ def odds_engine(u, n, m=0.9):
         row[0] = max(1 - row[1:].sum(), 0.002)  # the blank takes the rest
         rows.append(row / row.sum())
     return type("Engine", (), {"text_rec": _Recogniser(chars, np.array(rows))})()
+
+
+def reading_engine(*steps):
+    """An engine whose recogniser sees, at each step, the characters with these probabilities.
+
+    ``steps``: dicts of character: probability, a blank step between each.
+    """
+    chars = ["blank", *"0123456789.", "u", "n", "m", "p", "x",
+             "\N{GREEK SMALL LETTER MU}", " "]
+    rows = []
+    for step in [s for step in steps for s in (step, {})]:
+        row = np.full(len(chars), 0.001)
+        for char, prob in step.items():
+            row[chars.index(char)] = prob
+        row[0] = max(1 - row[1:].sum(), 0.001)  # the blank takes the rest
+        rows.append(row / row.sum())
+    return type("Engine", (), {"text_rec": _Recogniser(chars, np.array(rows))})()
+
+
+@pytest.mark.parametrize("steps, expected", [
+    ([{"2": 0.97}, {"0": 0.97}, {"n": 0.97}, {"m": 0.97}], (20, ("nm",))),
+    # A small "n" that looks like an "m" (OCR's "200mm" or "2001m"): "nm" or
+    # "mm", which the letters' stems must tell apart.
+    ([{"2": 0.97}, {"0": 0.97}, {"0": 0.97}, {"n": 0.45, "m": 0.5}, {"m": 0.97}],
+     (200, ("nm", "mm"))),
+    ([{"2": 0.97}, {"0": 0.97}, {"u": 0.97}, {"m": 0.97}], (20, (f"{MU}m",))),
+    # The first digit a "2" or a "5": no value is clearly the likeliest.
+    ([{"2": 0.5, "5": 0.45}, {"0": 0.97}, {"n": 0.97}, {"m": 0.97}], None),
+    # "u" or "n" three times as likely as each other: no unit is.
+    ([{"2": 0.97}, {"0": 0.97}, {"u": 0.7, "n": 0.25}, {"m": 0.97}], None),
+    # Other text, which no label explains nearly as well as the recogniser's reading.
+    ([{"x": 0.95}, {"2": 0.97}, {"x": 0.95}, {"x": 0.95}, {"n": 0.97}, {"m": 0.97}], None),
+])
+def test_the_likeliest_label_is_read_only_when_clearly_so(steps, expected):
+    crop = np.full((40, 90), 255, np.uint8)
+    assert scalebar._likeliest_label(reading_engine(*steps), crop) == expected
+
+
+def test_the_likeliest_value_is_the_first_among_values():
+    engine = reading_engine({"2": 0.5, "5": 0.45}, {"0": 0.9}, {"n": 0.9}, {"m": 0.9})
+    crop = np.full((40, 90), 255, np.uint8)
+    assert scalebar._likeliest_value(engine, crop) == 20
+    assert scalebar._likeliest_value(object(), crop) is None
+
+
+@pytest.mark.parametrize("line, smaller, wide, stems, expected", [
+    ((250, ("nm", "mm")), (250, ("nm", "mm")), 250, "nm", (250, "nm")),
+    ((250, ("nm", "mm")), (250, ("nm",)), 250, "nm", (250, "nm")),
+    ((250, ("nm", "mm")), (250, ("nm", "mm")), 250, None, None),  # nothing tells them apart
+    ((250, ("nm",)), (250, ("nm",)), 250, "mm", None),  # the stems say otherwise
+    ((250, ("nm", "mm")), (25, ("nm", "mm")), 250, "nm", None),  # the sizes disagree
+    ((5, ("nm", "mm")), (5, ("nm", "mm")), 25, "nm", None),  # the wide crop shows a "2"
+    ((2, (f"{MU}m",)), (2, (f"{MU}m",)), 2, None, (2, f"{MU}m")),
+    (None, (2, (f"{MU}m",)), 2, None, None),
+])
+def test_an_unread_line_is_read_as_the_likeliest_label(monkeypatch, line, smaller, wide,
+                                                       stems, expected):
+    # Small or damaged text that OCR reads as no length ("250 am", "2001m")
+    # is read as the label the recogniser's odds clearly favour, at both
+    # sizes of the line, and the same value first in the wide crop; "nm" and
+    # "mm" as the letters' stems say.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "250 am", "250 am")
+    monkeypatch.setattr(scalebar, "_ocr_crop", lambda p, group, height=40, smooth=True: (
+        np.full((height, 4), 255, np.uint8)))
+    monkeypatch.setattr(scalebar, "_likeliest_label", lambda engine, crop: (
+        line if crop.shape[0] == 40 else smaller))
+    monkeypatch.setattr(scalebar, "_likeliest_value", lambda engine, crop: wide)
+    monkeypatch.setattr(scalebar, "_unit_by_stems", lambda group, stems_=None: stems)
+    image, truth = figure(value=250, unit="nm")
+    assert_read_or_unread(find_scale_bar(image), expected, "250 am", 0.7)
 
 
 @pytest.mark.parametrize("u, n, m, expected", [

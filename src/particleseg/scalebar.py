@@ -245,6 +245,14 @@ def parse_scale_label(text):
     return value, unit
 
 
+#: The leading figures of the round numbers scale bars are labelled with.
+_ROUND_MANTISSAS = (1, 1.5, 2, 2.5, 3, 4, 5, 7.5)
+#: The values :func:`_likeliest_label` weighs: the round numbers, and any
+#: other one-figure number, from 0.1 to 9000.
+_LABEL_VALUES = tuple(round(m * 10.0 ** k, 6) for k in range(-1, 4)
+                      for m in sorted({*_ROUND_MANTISSAS, *range(1, 10)}))
+
+
 def _roundness(value) -> float:
     """How much a bar's value is believed, from how round it is: a factor <= 1.
 
@@ -255,7 +263,7 @@ def _roundness(value) -> float:
     is not used unless confirmed otherwise (0.5).
     """
     mantissa = value / 10.0 ** math.floor(math.log10(value))
-    if any(abs(mantissa - m) < 1e-6 for m in (1, 1.5, 2, 2.5, 3, 4, 5, 7.5)):
+    if any(abs(mantissa - m) < 1e-6 for m in _ROUND_MANTISSAS):
         return 1.0
     digits = f"{value:.6g}".replace(".", "").strip("0")
     return 0.8 if len(digits) <= 2 else 0.5
@@ -309,20 +317,86 @@ def _ctc_log_likelihood(log_probs, labels):
     ``labels``: class indices. The standard CTC forward pass, over the
     labels with a blank between and around them.
     """
-    ext = np.zeros(2 * len(labels) + 1, dtype=int)
-    ext[1::2] = labels
-    alpha = np.full(len(ext), -np.inf)
-    alpha[0] = log_probs[0, 0]
-    alpha[1] = log_probs[0, ext[1]]
+    return float(_ctc_log_likelihoods(log_probs, [labels])[0])
+
+
+def _ctc_log_likelihoods(log_probs, sequences):
+    """:func:`_ctc_log_likelihood` of several label sequences (non-empty), as an array."""
+    lengths = np.array([len(labels) for labels in sequences])
+    ext = np.zeros((len(sequences), 2 * lengths.max() + 1), dtype=int)
+    for row, labels in zip(ext, sequences):
+        row[1:2 * len(labels):2] = labels
+    # (Past a sequence's end its row holds blanks: they never flow back.)
+    alpha = np.full(ext.shape, -np.inf)
+    alpha[:, 0] = log_probs[0, 0]
+    alpha[:, 1] = log_probs[0, ext[:, 1]]
     # A step may skip the blank between two different labels.
-    skip = np.zeros(len(ext), bool)
-    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
+    skip = np.zeros(ext.shape, bool)
+    skip[:, 2:] = (ext[:, 2:] != 0) & (ext[:, 2:] != ext[:, :-2])
     for t in range(1, len(log_probs)):
         step = alpha.copy()
-        step[1:] = np.logaddexp(step[1:], alpha[:-1])
-        step[2:] = np.where(skip[2:], np.logaddexp(step[2:], alpha[:-2]), step[2:])
+        step[:, 1:] = np.logaddexp(step[:, 1:], alpha[:, :-1])
+        step[:, 2:] = np.where(skip[:, 2:], np.logaddexp(step[:, 2:], alpha[:, :-2]),
+                               step[:, 2:])
         alpha = step + log_probs[t, ext]
-    return float(np.logaddexp(alpha[-1], alpha[-2]))
+    rows = np.arange(len(sequences))
+    return np.logaddexp(alpha[rows, 2 * lengths], alpha[rows, 2 * lengths - 1])
+
+
+def _recogniser_odds(engine, crop):
+    """(log-probabilities (steps, classes), {character: class}) of OCR's recogniser on a crop.
+
+    None when the recogniser cannot be reached (another engine or RapidOCR
+    layout).
+    """
+    try:
+        rec = engine.text_rec
+        chars = rec.postprocess_op.character
+        _, height, width = rec.rec_image_shape
+        rgb = np.repeat(crop[..., None], 3, axis=2)
+        ratio = max(width / height, crop.shape[1] / crop.shape[0])
+        probs = rec.session(rec.resize_norm_img(rgb, ratio)[None].astype(np.float32))[0][0]
+    except (AttributeError, TypeError, ValueError, IndexError):  # another RapidOCR layout
+        return None
+    return np.log(np.clip(probs, 1e-12, None)), {c: i for i, c in enumerate(chars)}
+
+
+def _spelled_odds(log_probs, index, numbers):
+    """{number: {unit: log-likelihood}} of each number followed by each unit's spellings.
+
+    A unit's spellings count with and without a gap after the number;
+    spellings with a character the recogniser lacks are left out.
+    """
+    texts, keys = [], []
+    for number in numbers:
+        for unit, spellings in _ODDS_SPELLINGS.items():
+            for text in (number + gap + spelled for spelled in spellings for gap in ("", " ")):
+                if all(c in index for c in text):
+                    texts.append(text)
+                    keys.append((number, unit))
+    odds = {number: {} for number in numbers}
+    if not texts:
+        return odds
+    scores = _ctc_log_likelihoods(log_probs, [[index[c] for c in text] for text in texts])
+    for (number, unit), score in zip(keys, scores):
+        odds[number][unit] = float(np.logaddexp(odds[number].get(unit, -np.inf), score))
+    return odds
+
+
+def _unit_verdict(odds):
+    """The unit of ``odds`` (unit: log-likelihood) clearly ahead of the others, or None.
+
+    At least ``_UNIT_ODDS`` ahead of every other unit, and ``_NM_UM_ODDS``
+    of the other of "nm" and "µm".
+    """
+    if len(odds) < 2:
+        return None
+    best = max(odds, key=odds.get)
+    pair = {"nm": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "nm"}.get(best)
+    if any(odds[best] - odds[unit] < (_NM_UM_ODDS if unit == pair else _UNIT_ODDS)
+           for unit in odds if unit != best):
+        return None
+    return best
 
 
 def _unit_by_odds(engine, crop, number):
@@ -338,32 +412,74 @@ def _unit_by_odds(engine, crop, number):
     "µm" ``exp(_NM_UM_ODDS)`` times as likely as each other); None when no
     unit is that clearly ahead, or the recogniser cannot be reached.
     """
-    try:
-        rec = engine.text_rec
-        chars = rec.postprocess_op.character
-        _, height, width = rec.rec_image_shape
-        rgb = np.repeat(crop[..., None], 3, axis=2)
-        ratio = max(width / height, crop.shape[1] / crop.shape[0])
-        probs = rec.session(rec.resize_norm_img(rgb, ratio)[None].astype(np.float32))[0][0]
-    except (AttributeError, TypeError, ValueError, IndexError):  # another RapidOCR layout
+    found = _recogniser_odds(engine, crop)
+    if found is None:
         return None
-    index = {c: i for i, c in enumerate(chars)}
-    log_probs = np.log(np.clip(probs, 1e-12, None))
-    odds = {}
-    for unit, spellings in _ODDS_SPELLINGS.items():
-        texts = [number + gap + spelled for spelled in spellings for gap in ("", " ")]
-        scores = [_ctc_log_likelihood(log_probs, [index[c] for c in text])
-                  for text in texts if all(c in index for c in text)]
-        if scores:
-            odds[unit] = float(np.logaddexp.reduce(scores))
-    if len(odds) < 2:
+    return _unit_verdict(_spelled_odds(*found, [number])[number])
+
+
+#: How far below the recogniser's own best reading, as a natural log, a
+#: scale-bar label may explain a line for :func:`_likeliest_label` (e**6,
+#: 400 times less likely): a line of other text explains no label.
+_LABEL_FIT = 6.0
+
+
+def _label_odds(engine, crop):
+    """({value: {unit: log-likelihood}}, {value: log-likelihood}, best) of a line crop; or None.
+
+    Every number of :data:`_LABEL_VALUES` spelled with every unit
+    (:func:`_spelled_odds`), the values' totals over their units, and the
+    log-likelihood of the recogniser's own reading (its best path). None
+    when the recogniser cannot be reached.
+    """
+    found = _recogniser_odds(engine, crop)
+    if found is None:
         return None
-    best = max(odds, key=odds.get)
-    pair = {"nm": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "nm"}.get(best)
-    if any(odds[best] - odds[unit] < (_NM_UM_ODDS if unit == pair else _UNIT_ODDS)
-           for unit in odds if unit != best):
+    log_probs, index = found
+    spelled = _spelled_odds(log_probs, index, [f"{value:g}" for value in _LABEL_VALUES])
+    odds = {value: units for value, units in zip(_LABEL_VALUES, spelled.values()) if units}
+    totals = {value: float(np.logaddexp.reduce(list(units.values())))
+              for value, units in odds.items()}
+    return odds, totals, float(log_probs.max(axis=1).sum())
+
+
+def _likeliest_value(engine, crop):
+    """The value of :data:`_LABEL_VALUES` the recogniser finds likeliest in a crop; or None."""
+    found = _label_odds(engine, crop)
+    return None if found is None or not found[1] else max(found[1], key=found[1].get)
+
+
+def _likeliest_label(engine, crop):
+    """The scale-bar label OCR's recogniser finds likeliest in a line crop, when clearly so.
+
+    Returns (value, units): the value whose spellings with every unit
+    (:func:`_label_odds`) are together at least ``exp(_UNIT_ODDS)`` times as
+    likely as any other value's, and either the unit clearly ahead for it
+    (:func:`_unit_verdict`) or ("nm", "mm") when those two are both clearly
+    ahead of the others but not of each other (the stems of the letters
+    tell them apart). None when no value or unit is that clearly ahead, when
+    the best label is more than ``exp(_LABEL_FIT)`` times less likely than
+    the recogniser's own reading (a line of other text), or when the
+    recogniser cannot be reached.
+    """
+    found = _label_odds(engine, crop)
+    if found is None or len(found[1]) < 2:
         return None
-    return best
+    odds, totals, best = found
+    first, second = sorted(totals, key=totals.get, reverse=True)[:2]
+    if totals[first] - totals[second] < _UNIT_ODDS:
+        return None
+    units = odds[first]
+    if max(units.values()) < best - _LABEL_FIT:
+        return None
+    unit = _unit_verdict(units)
+    if unit is not None:
+        return first, (unit,)
+    rest = [units[u] for u in units if u not in ("nm", "mm")]
+    if {"nm", "mm"} <= set(units) and all(
+            min(units["nm"], units["mm"]) - other >= _UNIT_ODDS for other in rest):
+        return first, ("nm", "mm")
+    return None
 
 
 def _line_odds(engine, crop, text):
@@ -1756,7 +1872,8 @@ def _read_groups(p, bar, groups, engine):
     Doubts about the unit alone (not the number) are lifted when the
     recogniser's own odds clearly favour the unit read (:func:`_unit_by_odds`);
     a line whose readings give the number but lose the unit takes the unit
-    those odds favour (:func:`_unit_from_odds`).
+    those odds favour (:func:`_unit_from_odds`); a line read as no length at
+    all, the label they clearly favour (:func:`_label_from_odds`).
     """
     best = None
     for group in groups:
@@ -1782,9 +1899,13 @@ def _read_groups(p, bar, groups, engine):
             parsed, score, text = _unit_from_wide(p, group, bar, engine, text, score)
             if parsed is None:
                 found = _unit_from_odds(p, group, bar, engine, readings)
-                if found is None:
-                    continue
-                parsed, score, crop, text = found
+                if found is not None:
+                    parsed, score, crop, text = found
+                else:
+                    parsed, score = _label_from_odds(
+                        p, group, bar, engine, [c for c, _, _ in readings]) or (None, 0)
+            if parsed is None:
+                continue
         else:
             again_text, _ = _recognise(engine, _ocr_crop(p, group, 28))
             again = _parse_with_glyphs(again_text, group)
@@ -1841,6 +1962,53 @@ def _read_groups(p, bar, groups, engine):
 _UNIT_REMNANT = r"\s*[unmp\N{MICRO SIGN}\N{GREEK SMALL LETTER MU}]{1,2}\s*$"
 
 
+def _goes_on_with_line(group, bar):
+    """Whether ``bar``, shorter than twice the line's height, goes on with the line.
+
+    Such a "bar" may be the line's lost letters: a stroke of the "m" of a
+    large "100 nm" read "100 n".
+    """
+    top, _, bottom, right = group.box
+    height = bottom - top
+    return bool(min(bottom, bar.bottom) > max(top, bar.top) and 0 <= bar.left - right < height
+                and bar.length < 2 * height)
+
+
+def _label_from_odds(p, group, bar, engine, crops):
+    """((value, unit), score) of a line OCR could not read, as the likeliest label; or None.
+
+    Small or damaged text ("250 am", "2001m" for "250 nm" and "200 nm")
+    is read as the scale-bar label the recogniser finds clearly likeliest
+    (:func:`_likeliest_label`) in one of the line's ``crops`` (tried in
+    order), when the line's smaller crop gives the same value and a unit
+    both allow, and the wide crop (a digit left out of the line: "5 nm" of
+    "25 nm") the same value first among values. "nm" and "mm" that the
+    odds cannot tell apart are told by the letters' stems
+    (:func:`_unit_by_stems`), which must not contradict an "nm" or "mm" the
+    odds tell. Not when the bar may be the line's letters
+    (:func:`_goes_on_with_line`). The score is 0.7.
+    """
+    if _goes_on_with_line(group, bar):
+        return None
+    smaller = wide = None  # read once, when a crop gives a label
+    for crop in crops:
+        label = _likeliest_label(engine, crop)
+        if label is None:
+            continue
+        if smaller is None:
+            smaller = _likeliest_label(engine, _ocr_crop(p, group, 28))
+            wide = _likeliest_value(engine, _wide_crop(p, group, bar))
+        value = label[0]
+        if smaller is None or smaller[0] != value or wide != value:
+            continue
+        units = set(label[1]) & set(smaller[1])
+        stems = _unit_by_stems(group) if units & {"nm", "mm"} else None
+        unit = stems if len(units) == 2 else next(iter(units), None)
+        if unit is not None and (stems is None or stems == unit):
+            return (value, unit), 0.7
+    return None
+
+
 def _unit_from_odds(p, group, bar, engine, readings):
     """The reading of a line that gives the number but no unit, with a unit; or None.
 
@@ -1855,12 +2023,7 @@ def _unit_from_odds(p, group, bar, engine, readings):
     twice the line's height, goes on with the line: it may be the letters
     lost.
     """
-    top, _, bottom, right = group.box
-    height = bottom - top
-    if (min(bottom, bar.bottom) > max(top, bar.top) and 0 <= bar.left - right < height
-            and bar.length < 2 * height):
-        # A short "bar" that goes on with the line may be its lost letters:
-        # a stroke of the "m" of a large "100 nm" read "100 n".
+    if _goes_on_with_line(group, bar):
         return None
     others = None  # the line's smaller and wide readings, read once
     for crop, text, score in readings:
