@@ -437,7 +437,7 @@ def test_the_ctc_likelihood_is_the_one_torch_computes():
         expected = -torch.nn.functional.ctc_loss(
             log_probs[:, None], torch.tensor([labels]), torch.tensor([14]),
             torch.tensor([len(labels)]), reduction="sum").item()
-        got = scalebar._ctc_log_likelihood(log_probs.numpy(), labels)
+        got = scalebar._ctc_log_likelihoods(log_probs.numpy(), [labels])[0]
         assert got == pytest.approx(expected, rel=1e-9)
 
 
@@ -446,7 +446,7 @@ def test_the_ctc_likelihoods_of_several_sequences_are_each_ones():
     log_probs = np.log(rng.dirichlet(np.ones(8), size=12))
     sequences = [[3], [4, 4], [1, 2, 3, 4, 5], [7, 1, 7], [2, 2, 2, 2]]
     together = scalebar._ctc_log_likelihoods(log_probs, sequences)
-    alone = [scalebar._ctc_log_likelihood(log_probs, labels) for labels in sequences]
+    alone = [scalebar._ctc_log_likelihoods(log_probs, [labels])[0] for labels in sequences]
     np.testing.assert_allclose(together, alone, rtol=1e-12)
     assert len(set(np.round(together, 6))) == len(sequences)  # the sequences differ
 
@@ -466,34 +466,33 @@ class _Recogniser:
         return [self.probs[None]]
 
 
+def recogniser_engine(chars, steps, floor):
+    """An engine whose recogniser sees, at each step, the characters with these probabilities.
+
+    ``steps``: dicts of character: probability, a blank step after each;
+    every other character gets ``floor``, and the blank the rest.
+    """
+    rows = []
+    for step in [s for step in steps for s in (step, {})]:
+        row = np.full(len(chars), floor)
+        for char, prob in step.items():
+            row[chars.index(char)] = prob
+        row[0] = max(1 - row[1:].sum(), floor)  # the blank takes the rest
+        rows.append(row / row.sum())
+    return type("Engine", (), {"text_rec": _Recogniser(chars, np.array(rows))})()
+
+
 def odds_engine(u, n, m=0.9):
     """An engine whose recogniser sees "2", then "u" or "n" with these probabilities, then "m"."""
     chars = ["blank", "2", "u", "n", "m", "p", "\N{GREEK SMALL LETTER MU}", " "]
-    rows = []
-    for step in ({"2": 0.9}, {}, {"u": u, "n": n}, {}, {"m": m}, {}):
-        row = np.full(len(chars), 0.002)
-        for char, prob in step.items():
-            row[chars.index(char)] = prob
-        row[0] = max(1 - row[1:].sum(), 0.002)  # the blank takes the rest
-        rows.append(row / row.sum())
-    return type("Engine", (), {"text_rec": _Recogniser(chars, np.array(rows))})()
+    return recogniser_engine(chars, [{"2": 0.9}, {"u": u, "n": n}, {"m": m}], 0.002)
 
 
 def reading_engine(*steps):
-    """An engine whose recogniser sees, at each step, the characters with these probabilities.
-
-    ``steps``: dicts of character: probability, a blank step between each.
-    """
+    """An engine whose recogniser reads digits and unit letters with the ``steps``' probabilities."""
     chars = ["blank", *"0123456789.", "u", "n", "m", "p", "x",
              "\N{GREEK SMALL LETTER MU}", " "]
-    rows = []
-    for step in [s for step in steps for s in (step, {})]:
-        row = np.full(len(chars), 0.001)
-        for char, prob in step.items():
-            row[chars.index(char)] = prob
-        row[0] = max(1 - row[1:].sum(), 0.001)  # the blank takes the rest
-        rows.append(row / row.sum())
-    return type("Engine", (), {"text_rec": _Recogniser(chars, np.array(rows))})()
+    return recogniser_engine(chars, steps, 0.001)
 
 
 @pytest.mark.parametrize("steps, expected", [

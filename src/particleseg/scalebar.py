@@ -310,18 +310,14 @@ _ODDS_SPELLINGS = {
 }
 
 
-def _ctc_log_likelihood(log_probs, labels):
-    """The log-probability a CTC recogniser's output gives to a sequence of labels.
+def _ctc_log_likelihoods(log_probs, sequences):
+    """The log-probabilities a CTC recogniser's output gives to sequences of labels.
 
     ``log_probs``: (steps, classes) log-probabilities, class 0 the blank;
-    ``labels``: class indices. The standard CTC forward pass, over the
-    labels with a blank between and around them.
+    ``sequences``: non-empty lists of class indices. The standard CTC
+    forward pass, over each sequence's labels with a blank between and
+    around them, all sequences at once. Returns an array, one per sequence.
     """
-    return float(_ctc_log_likelihoods(log_probs, [labels])[0])
-
-
-def _ctc_log_likelihoods(log_probs, sequences):
-    """:func:`_ctc_log_likelihood` of several label sequences (non-empty), as an array."""
     lengths = np.array([len(labels) for labels in sequences])
     ext = np.zeros((len(sequences), 2 * lengths.max() + 1), dtype=int)
     for row, labels in zip(ext, sequences):
@@ -407,7 +403,7 @@ def _unit_by_odds(engine, crop, number):
     sign that is no unit, or an "m" to a blank ("2u" for "2 um"). Here each
     unit (nm, µm, mm, pm), spelled after ``number`` (the digits of the
     line, as read) with or without a space, is scored over all the steps
-    (:func:`_ctc_log_likelihood`). The likeliest unit is returned when it is
+    (:func:`_ctc_log_likelihoods`). The likeliest unit is returned when it is
     at least ``exp(_UNIT_ODDS)`` times as likely as any other (and "nm" and
     "µm" ``exp(_NM_UM_ODDS)`` times as likely as each other); None when no
     unit is that clearly ahead, or the recogniser cannot be reached.
@@ -1947,9 +1943,11 @@ def _read_groups(p, bar, groups, engine):
             # come apart in the line's core: there they may confirm the OCR.
             core = _unit_plausibility(parsed[1], _text_core(p, group, bar))
             unit, factor = core if core == (parsed[1], 1.0) else (unit, factor)
-        odds = _line_odds(engine, crop, text)
-        # Millimetre and picometre bars stay as rare as they were.
-        doubt = 1.0 if odds == unit and unit not in ("mm", "pm") else doubt * factor
+        doubt *= factor
+        # The recogniser's odds are asked only when there is a doubt to lift;
+        # millimetre and picometre bars stay as rare as they were.
+        if doubt < 1 and unit not in ("mm", "pm") and _line_odds(engine, crop, text) == unit:
+            doubt = 1.0
         score *= doubt
         if best is None or score > best[4]:
             best = (group, text, parsed[0], unit, score)
