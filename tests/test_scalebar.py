@@ -1354,6 +1354,66 @@ def test_stems_do_not_overrule_the_ocr_when_the_letter_widths_disagree_with_them
     assert scalebar._unit_plausibility("mm", one_nm) == ("nm", 0.9)
 
 
+def test_a_stroke_far_before_the_letters_stems_is_no_stem_of_theirs():
+    # "25 nm" downscaled and JPEG-compressed (synthetic seed 20's figure
+    # 164): the "5" lost its top and its stroke stood with the letters, so
+    # they counted six stems and the OCR's "nm" was read "mm".
+    letters = np.zeros((9, 60), bool)
+    for left in (13, 27, 34, 42, 49, 56):
+        letters[:, left:left + 2] = True
+    starts, stops = scalebar._stem_runs(letters, 0, 9)
+    assert list(starts) == [27, 34, 42, 49, 56]
+    # Six stems evenly spaced are an "mm"; an "n" a little apart from an "m", five.
+    letters[:, 13:15] = False
+    letters[:, 20:22] = True
+    assert len(scalebar._stem_runs(letters, 0, 9)[0]) == 6
+    letters[:, 20:22] = False
+    letters[:, 30:32] = letters[:, 22:24] = True
+    letters[:, 27:29] = letters[:, 34:36] = False
+    assert len(scalebar._stem_runs(letters, 0, 9)[0]) == 5
+
+
+def test_five_stems_standing_apart_leave_an_ocr_mm_doubted(monkeypatch):
+    # "1 mm" downscaled (synthetic seed 11's figure 146): the letters lost
+    # their arches and a stem; the five thin stems left stand apart. They
+    # do not turn the OCR's "mm" into "nm" (a silent factor of 10^6), nor
+    # doubt an OCR's "nm".
+    mask = np.zeros((12, 40), bool)
+    mask[:, 1:3] = True  # the "1", full height
+    for left in (6, 13, 19, 25, 31):
+        mask[4:, left:left + 2] = True  # five stems 2 px wide, no arches
+    group = scalebar._Group("above", (0, 0, 12, 40), mask, 0.0)
+    assert scalebar._unit_stems(group) == 5
+    assert scalebar._stem_maybe_lost(group, 5)
+    assert scalebar._unit_plausibility("mm", group) == ("mm", 0.45)
+    assert scalebar._unit_plausibility("nm", group) == ("nm", 1.0)
+    # Stems 3 px wide are not lost so (seed 5's figure 146, a 16-bit "500nm"
+    # whose arches fell short of the midpoint grey): five are an "nm".
+    for left in (6, 13, 19, 25, 31):
+        mask[4:, left + 2] = True
+    assert scalebar._unit_stems(group) == 5
+    assert not scalebar._stem_maybe_lost(group, 5)
+    assert scalebar._unit_plausibility("mm", group) == ("nm", 0.9)
+    # Stems with their arches, one of the "m"'s lost to downscaling (seed
+    # 21's figure 66, "20 mm" 8 px high): the gap where it stood is twice
+    # the others.
+    mask = np.zeros((12, 40), bool)
+    mask[:, 1:3] = True  # the "1", full height
+    mask[4, 6:16] = mask[4, 18:28] = True  # the arches of the two "m"
+    for left in (6, 10, 18, 22, 26):  # the first "m"'s third stem, at 14, lost
+        mask[4:, left:left + 2] = True
+    gap = scalebar._Group("above", (0, 0, 12, 40), mask, 0.0)
+    assert scalebar._unit_stems(gap) == 5
+    assert scalebar._stem_maybe_lost(gap, 5)
+    with monkeypatch.context() as m:  # letter widths that tell nothing
+        m.setattr(scalebar, "_unit_by_widths", lambda group: None)
+        assert scalebar._unit_plausibility("mm", gap) == ("mm", 0.45)
+    # With their arches, the same stems are an "n" and an "m".
+    whole = scalebar._Group("above", (0, 0, 12, 40), one_nm_mask(), 0.0)
+    assert not scalebar._stem_maybe_lost(whole, 5)
+    assert scalebar._unit_plausibility("mm", whole) == ("nm", 0.9)
+
+
 def two_panel_figure(second_length):
     """A 384 px figure with a bar of 90 px = 100 nm and one of ``second_length`` = 50 nm."""
     image, first = figure(shape=(384, 384), corner=("bottom", "right"), length_px=90)

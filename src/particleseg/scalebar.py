@@ -1496,7 +1496,14 @@ def _stem_runs(letters, x_top, base):
         return starts, stops
     # A sliver beside a stem (a speck, a stem split by a JPEG artefact) is no stem.
     keep = widths >= 0.5 * np.median(widths)
-    return starts[keep], stops[keep]
+    starts, stops = starts[keep], stops[keep]
+    # The letters' stems are about evenly spaced (an "n" to an "m" a little
+    # wider apart): a first "stem" more than twice as far from the next as
+    # they are from each other is a digit's stroke that lost its top.
+    gaps = starts[1:] - stops[:-1]
+    if len(gaps) >= 3 and gaps[0] > 2 * np.median(gaps[1:]):
+        starts, stops = starts[1:], stops[1:]
+    return starts, stops
 
 
 def _unit_stems(group):
@@ -1611,12 +1618,15 @@ def _unit_plausibility(unit, group):
     both ways. The glyphs decide when they can: an "n" has two stems and an "m" three
     (:func:`_unit_stems`); the OCR's unit is changed at a small cost in
     confidence when the stems disagree with it, unless the letters' widths
-    (below, in a proportional font) disagree with the stems. Else, "mm"
-    labels being rare on micrographs, an "m" about a third wider than an "n"
-    in every common font: "mm" is believed when its two letters are as wide
-    as each other, unless the font is monospaced (all its letters are,
-    :func:`_monospaced`), read as "nm" when the first is clearly narrower (at a
-    small cost in confidence), and doubted otherwise, below the confidence
+    (below, in a proportional font) disagree with the stems. An "mm" is not
+    changed into "nm" by five stems when one may be lost
+    (:func:`_stem_maybe_lost`: thin single stems whose arches were lost to
+    downscaling or compression, or a gap in place of a stem). Else, "mm" labels
+    being rare on micrographs, an "m" about a third wider than an "n" in
+    every common font: "mm" is believed when its two letters are as wide as
+    each other, unless the font is monospaced (all its letters are,
+    :func:`_monospaced`), read as "nm" when the first is clearly narrower (at
+    a small cost in confidence), and doubted otherwise, below the confidence
     threshold (no glyphs to measure: OCR reads even large "nm" as "mm" when
     particles touch its letters).
 
@@ -1635,7 +1645,11 @@ def _unit_plausibility(unit, group):
                 # A stem lost to compression: the glyphs disagree among
                 # themselves, and the OCR decides.
                 return unit, 0.9
-            return read, 1.0 if read == unit else 0.9
+            if read == unit:
+                return read, 1.0
+            if unit == "nm" or not _stem_maybe_lost(group, stems):
+                return read, 0.9
+            return "mm", 0.45  # an "mm" that may have lost a stem, doubted
     if unit != "mm":
         return unit, 1.0
     widths = _unit_by_widths(group) if group is not None else None
@@ -1645,6 +1659,28 @@ def _unit_plausibility(unit, group):
     if widths == "nm":
         return "nm", 0.9
     return "mm", 0.45
+
+
+def _stem_maybe_lost(group, stems):
+    """Whether the ``stems`` counted in a label's letters may lack one (an "mm" counted five).
+
+    The letters of a small "nm" or "mm" that lost their arches (to
+    downscaling or compression) stand as single stems, one or two pixels
+    wide: a stem as thin may be lost as well. A gap between two stems
+    about twice as wide as the others is a stem's place (an "n" and an "m"
+    stand only a little further apart than their stems). Wider stems
+    standing apart (a 16-bit image's letters whose arches fell short of the
+    midpoint grey) are not lost so.
+    """
+    pieces = _glyph_widths(group, letters=True)
+    if len(pieces) >= stems and max(pieces) <= 2:
+        return True
+    found = _unit_letters(group)
+    if found is None:
+        return False
+    starts, stops = _stem_runs(*found[:3])
+    gaps = starts[1:] - stops[:-1]
+    return len(gaps) >= 3 and bool(np.any(gaps >= 1.8 * np.median(gaps)))
 
 
 def _unit_by_stems(group, stems=None):
