@@ -521,18 +521,21 @@ def test_the_likeliest_value_is_the_first_among_values():
     assert scalebar._likeliest_value(object(), crop) is None
 
 
-@pytest.mark.parametrize("line, smaller, wide, stems, expected", [
-    ((250, ("nm", "mm")), (250, ("nm", "mm")), 250, "nm", (250, "nm")),
-    ((250, ("nm", "mm")), (250, ("nm",)), 250, "nm", (250, "nm")),
-    ((250, ("nm", "mm")), (250, ("nm", "mm")), 250, None, None),  # nothing tells them apart
-    ((250, ("nm",)), (250, ("nm",)), 250, "mm", None),  # the stems say otherwise
-    ((250, ("nm", "mm")), (25, ("nm", "mm")), 250, "nm", None),  # the sizes disagree
-    ((5, ("nm", "mm")), (5, ("nm", "mm")), 25, "nm", None),  # the wide crop shows a "2"
-    ((2, (f"{MU}m",)), (2, (f"{MU}m",)), 2, None, (2, f"{MU}m")),
-    (None, (2, (f"{MU}m",)), 2, None, None),
+@pytest.mark.parametrize("line, smaller, wide, stems, lost, expected", [
+    ((250, ("nm", "mm")), (250, ("nm", "mm")), 250, "nm", False, (250, "nm")),
+    ((250, ("nm", "mm")), (250, ("nm",)), 250, "nm", False, (250, "nm")),
+    ((250, ("nm", "mm")), (250, ("nm", "mm")), 250, None, False, None),  # nothing tells them apart
+    ((250, ("nm",)), (250, ("nm",)), 250, "mm", False, None),  # the stems say otherwise
+    ((250, ("nm", "mm")), (25, ("nm", "mm")), 250, "nm", False, None),  # the sizes disagree
+    ((5, ("nm", "mm")), (5, ("nm", "mm")), 25, "nm", False, None),  # the wide crop shows a "2"
+    ((2, (f"{MU}m",)), (2, (f"{MU}m",)), 2, None, False, (2, f"{MU}m")),
+    (None, (2, (f"{MU}m",)), 2, None, False, None),
+    # Five stems, one of which may be lost: maybe an "mm", as for an OCR's "mm".
+    ((250, ("nm", "mm")), (250, ("nm", "mm")), 250, "nm", True, None),
+    ((250, ("nm",)), (250, ("nm",)), 250, "nm", True, (250, "nm")),
 ])
 def test_an_unread_line_is_read_as_the_likeliest_label(monkeypatch, line, smaller, wide,
-                                                       stems, expected):
+                                                       stems, lost, expected):
     # Small or damaged text that OCR reads as no length ("250 am", "2001m")
     # is read as the label the recogniser's odds clearly favour, at both
     # sizes of the line, and the same value first in the wide crop; "nm" and
@@ -545,6 +548,7 @@ def test_an_unread_line_is_read_as_the_likeliest_label(monkeypatch, line, smalle
         line if crop.shape[0] == 40 else smaller))
     monkeypatch.setattr(scalebar, "_likeliest_value", lambda engine, crop: wide)
     monkeypatch.setattr(scalebar, "_unit_by_stems", lambda group, stems_=None: stems)
+    monkeypatch.setattr(scalebar, "_stem_maybe_lost", lambda group, stems_: lost)
     image, truth = figure(value=250, unit="nm")
     assert_read_or_unread(find_scale_bar(image), expected, "250 am", 0.7)
 

@@ -2018,7 +2018,8 @@ def _label_from_odds(p, group, bar, engine, crops):
     both allow, and the wide crop (a digit left out of the line: "5 nm" of
     "25 nm") the same value first among values. "nm" and "mm" that the
     odds cannot tell apart are told by the letters' stems
-    (:func:`_unit_by_stems`), which must not contradict an "nm" or "mm" the
+    (:func:`_unit_by_stems`; not five when one may be lost,
+    :func:`_stem_maybe_lost`), which must not contradict an "nm" or "mm" the
     odds tell. Not when the bar may be the line's letters
     (:func:`_goes_on_with_line`). The score is 0.7.
     """
@@ -2037,6 +2038,8 @@ def _label_from_odds(p, group, bar, engine, crops):
             continue
         units = set(label[1]) & set(smaller[1])
         stems = _unit_by_stems(group) if units & {"nm", "mm"} else None
+        if len(units) == 2 and stems == "nm" and _stem_maybe_lost(group, 5):
+            continue  # maybe an "mm" that lost a stem (:func:`_unit_plausibility`)
         unit = stems if len(units) == 2 else next(iter(units), None)
         if unit is not None and (stems is None or stems == unit):
             return (value, unit), 0.7
