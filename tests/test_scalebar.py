@@ -548,7 +548,7 @@ def test_an_unread_line_is_read_as_the_likeliest_label(monkeypatch, line, smalle
         line if crop.shape[0] == 40 else smaller))
     monkeypatch.setattr(scalebar, "_likeliest_value", lambda engine, crop: wide)
     monkeypatch.setattr(scalebar, "_unit_by_stems", lambda group, stems_=None: stems)
-    monkeypatch.setattr(scalebar, "_stem_maybe_lost", lambda group, stems_: lost)
+    monkeypatch.setattr(scalebar, "_stem_maybe_lost", lambda group: lost)
     image, truth = figure(value=250, unit="nm")
     assert_read_or_unread(find_scale_bar(image), expected, "250 am", 0.7)
 
@@ -1388,7 +1388,7 @@ def test_five_stems_standing_apart_leave_an_ocr_mm_doubted(monkeypatch):
         mask[4:, left:left + 2] = True  # five stems 2 px wide, no arches
     group = scalebar._Group("above", (0, 0, 12, 40), mask, 0.0)
     assert scalebar._unit_stems(group) == 5
-    assert scalebar._stem_maybe_lost(group, 5)
+    assert scalebar._stem_maybe_lost(group)
     assert scalebar._unit_plausibility("mm", group) == ("mm", 0.45)
     assert scalebar._unit_plausibility("nm", group) == ("nm", 1.0)
     # Stems 3 px wide are not lost so (seed 5's figure 146, a 16-bit "500nm"
@@ -1396,7 +1396,7 @@ def test_five_stems_standing_apart_leave_an_ocr_mm_doubted(monkeypatch):
     for left in (6, 13, 19, 25, 31):
         mask[4:, left + 2] = True
     assert scalebar._unit_stems(group) == 5
-    assert not scalebar._stem_maybe_lost(group, 5)
+    assert not scalebar._stem_maybe_lost(group)
     assert scalebar._unit_plausibility("mm", group) == ("nm", 0.9)
     # Stems with their arches, one of the "m"'s lost to downscaling (seed
     # 21's figure 66, "20 mm" 8 px high): the gap where it stood is twice
@@ -1408,13 +1408,13 @@ def test_five_stems_standing_apart_leave_an_ocr_mm_doubted(monkeypatch):
         mask[4:, left:left + 2] = True
     gap = scalebar._Group("above", (0, 0, 12, 40), mask, 0.0)
     assert scalebar._unit_stems(gap) == 5
-    assert scalebar._stem_maybe_lost(gap, 5)
+    assert scalebar._stem_maybe_lost(gap)
     with monkeypatch.context() as m:  # letter widths that tell nothing
         m.setattr(scalebar, "_unit_by_widths", lambda group: None)
         assert scalebar._unit_plausibility("mm", gap) == ("mm", 0.45)
     # With their arches, the same stems are an "n" and an "m".
     whole = scalebar._Group("above", (0, 0, 12, 40), one_nm_mask(), 0.0)
-    assert not scalebar._stem_maybe_lost(whole, 5)
+    assert not scalebar._stem_maybe_lost(whole)
     assert scalebar._unit_plausibility("mm", whole) == ("nm", 0.9)
 
 

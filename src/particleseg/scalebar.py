@@ -1647,7 +1647,7 @@ def _unit_plausibility(unit, group):
                 return unit, 0.9
             if read == unit:
                 return read, 1.0
-            if unit == "nm" or not _stem_maybe_lost(group, stems):
+            if unit == "nm" or not _stem_maybe_lost(group):
                 return read, 0.9
             return "mm", 0.45  # an "mm" that may have lost a stem, doubted
     if unit != "mm":
@@ -1661,8 +1661,8 @@ def _unit_plausibility(unit, group):
     return "mm", 0.45
 
 
-def _stem_maybe_lost(group, stems):
-    """Whether the ``stems`` counted in a label's letters may lack one (an "mm" counted five).
+def _stem_maybe_lost(group):
+    """Whether the five stems counted in a label's letters may lack one (an "mm", not "nm").
 
     The letters of a small "nm" or "mm" that lost their arches (to
     downscaling or compression) stand as single stems, one or two pixels
@@ -1673,7 +1673,7 @@ def _stem_maybe_lost(group, stems):
     midpoint grey) are not lost so.
     """
     pieces = _glyph_widths(group, letters=True)
-    if len(pieces) >= stems and max(pieces) <= 2:
+    if len(pieces) >= 5 and max(pieces) <= 2:
         return True
     found = _unit_letters(group)
     if found is None:
@@ -2038,7 +2038,7 @@ def _label_from_odds(p, group, bar, engine, crops):
             continue
         units = set(label[1]) & set(smaller[1])
         stems = _unit_by_stems(group) if units & {"nm", "mm"} else None
-        if len(units) == 2 and stems == "nm" and _stem_maybe_lost(group, 5):
+        if len(units) == 2 and stems == "nm" and _stem_maybe_lost(group):
             continue  # maybe an "mm" that lost a stem (:func:`_unit_plausibility`)
         unit = stems if len(units) == 2 else next(iter(units), None)
         if unit is not None and (stems is None or stems == unit):
