@@ -805,6 +805,21 @@ def measured_bar(box, core, length, polarity, *, level=1.0, ground=0.0, quality=
                          core_bottom=core_bottom, sides=sides)
 
 
+def test_a_clean_bar_of_ink_wins_over_a_grey_stroke_with_alike_grounds():
+    # Synthetic figure 100 of seed 22: a white 39 px bar between dark
+    # particles (different grounds above and below it) touched the edge of
+    # one, measured as a dark "bar" of a particle's grey with alike grounds:
+    # that edge was kept and the scale bar lost.
+    bar = measured_bar((362, 71, 369, 110), (362, 369), 39.0, "light", level=0.97,
+                       ground=0.63, sides=0.51)
+    edge = measured_bar((351, 54, 367, 79), (359, 362), 25.4, "dark", level=0.78,
+                        ground=0.41, quality=0.73, sides=0.02)
+    assert scalebar._better(bar, edge) and not scalebar._better(edge, bar)
+    # Both of ink, or both not: the grounds decide, as before.
+    assert not scalebar._better(bar, replace(edge, level=0.9, quality=0.9))
+    assert not scalebar._better(replace(bar, level=0.8), edge)
+
+
 @pytest.mark.parametrize("label_side", ["left", "below"])
 def test_a_dark_bar_in_a_light_box_is_the_bar_not_the_strip_of_box_beside_it(label_side):
     image, truth = figure(length_px=100, font_size=20, polarity="dark", boxed=True,
@@ -2028,6 +2043,37 @@ def test_millimetres_are_confirmed_by_the_glyphs_core_when_greys_join_them(
     # Without the core, the glyphs cannot confirm "mm" and it is not used.
     monkeypatch.setattr(scalebar, "_text_core", lambda p, group, bar: group)
     assert not find_scale_bar(image).calibrated
+
+
+@pytest.mark.parametrize("font_size", [16, 22])
+def test_a_detected_label_touching_a_particle_is_confirmed_by_its_core(monkeypatch, font_size):
+    # Synthetic figure 85 of seed 22: "1 mm" drawn over a particle of a grey
+    # short of the text's. The line search reads only "m"; text detection
+    # finds the label, whose glyphs at the midpoint grey are joined by the
+    # particle (a line of its grey drawn here across "25mm"): no letters to
+    # count, and the OCR's "mm" was doubted. In the line's core the six
+    # stems of "mm" show, and it is used.
+    pytest.importorskip("rapidocr_onnxruntime")
+    # At the top left, the crop that text detection sees starts at the image's corner.
+    image, truth = figure(value=25, unit="mm", font_size=font_size, corner=("top", "left"),
+                          label_side="below")
+    top, left, bottom, right = truth.label_box
+    text = image[top:bottom, left:right].max()
+    ground = float(np.median(image[bottom + 3:bottom + 6, left:right]))
+    row = top + 2 * (bottom - top) // 3
+    join = image[row:row + 2, left:right]
+    image[row:row + 2, left:right] = np.where(join < (text + ground) / 2,
+                                              ground + 0.65 * (text - ground), join)
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("m", 0.99))
+    monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [
+        (tuple(truth.label_box), "25mm", 0.95)])
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (25, "mm") and bar.calibrated, bar.message
+    # Without the core, the glyphs cannot confirm "mm" and it is not used.
+    monkeypatch.setattr(scalebar, "_text_core", lambda p, group, bar: group)
+    bar = find_scale_bar(image)
+    assert bar.value == 25 and not bar.calibrated
 
 
 def test_a_piece_of_a_particle_reaching_far_below_a_label_line_does_not_join_it():

@@ -2192,6 +2192,11 @@ def _read_detected(p, bar, engine):
             checked = glyphs if candidate is not grey else None
             parsed = _unit_from_glyphs(parsed, checked, text)
             unit, factor = _unit_plausibility(parsed[1], glyphs)
+            if factor < 1 and parsed[1] in ("nm", "mm") and glyphs is not None:
+                # A particle that the text touches joins it at the midpoint:
+                # in the line's core its letters may confirm the OCR.
+                core = _unit_plausibility(parsed[1], _text_core(p, glyphs, bar))
+                unit, factor = core if core == (parsed[1], 1.0) else (unit, factor)
             if unit == "\N{MICRO SIGN}m" and _plain_u(text, checked) and _line_odds(
                     engine, _detected_line(candidate, (t, l, b, r)), text) != unit:
                 # "500 nm" is read "500um" too; the recogniser's odds can settle it.
@@ -2413,7 +2418,7 @@ def _better(a, b, held=()):
     """
     for inner, outer in ((a, b), (b, a)):
         upper = _HELD_RATIO if any(inner is h for h in held) else _STRIP_RATIO[1]
-        if (_along(inner, outer) and inner.quality >= 0.8 and inner.level >= 0.85
+        if (_along(inner, outer) and _ink(inner)
                 and inner.sides <= outer.sides + 0.1 and inner.length <= upper * outer.length):
             return inner is a
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
@@ -2422,9 +2427,18 @@ def _better(a, b, held=()):
     # particle, between its end ticks) is a part of that bar.
     if _within(a, b) or _within(b, a):
         return _within(b, a)
+    # A clean bar of black or white ink is the bar, rather than a stroke of
+    # a particle's grey beside it, whatever the grounds around each.
+    if _ink(a) != _ink(b):
+        return _ink(a)
     if abs(a.sides - b.sides) > 0.1:
         return a.sides < b.sides
     return _clean_length(a) > _clean_length(b)
+
+
+def _ink(bar):
+    """Whether a bar is clean and of a black or white ink, not the grey of a particle."""
+    return bar.quality >= 0.8 and bar.level >= 0.85
 
 
 def _candidates(img):
