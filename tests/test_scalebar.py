@@ -805,7 +805,7 @@ def measured_bar(box, core, length, polarity, *, level=1.0, ground=0.0, quality=
                          core_bottom=core_bottom, sides=sides)
 
 
-def test_a_clean_bar_of_ink_wins_over_a_grey_stroke_with_alike_grounds():
+def test_a_bar_of_ink_wins_over_a_grey_stroke_with_alike_grounds():
     # Synthetic figure 100 of seed 22: a white 39 px bar between dark
     # particles (different grounds above and below it) touched the edge of
     # one, measured as a dark "bar" of a particle's grey with alike grounds:
@@ -818,6 +818,14 @@ def test_a_clean_bar_of_ink_wins_over_a_grey_stroke_with_alike_grounds():
     # Both of ink, or both not: the grounds decide, as before.
     assert not scalebar._better(bar, replace(edge, level=0.9, quality=0.9))
     assert not scalebar._better(replace(bar, level=0.8), edge)
+    # Ink is told by its grey alone: a black bar whose ends a particle
+    # frays (seed 10's figure 159) is still of ink, and its alike grounds
+    # win over the white box's strip around it.
+    strip = measured_bar((18, 293, 39, 387), (18, 33), 95.6, "light", level=0.99, ground=0.69,
+                         sides=0.22)
+    frayed = measured_bar((35, 301, 41, 373), (35, 41), 71.1, "dark", ground=0.01,
+                          quality=0.79)
+    assert scalebar._better(frayed, strip) and not scalebar._better(strip, frayed)
 
 
 @pytest.mark.parametrize("label_side", ["left", "below"])

@@ -2418,7 +2418,7 @@ def _better(a, b, held=()):
     """
     for inner, outer in ((a, b), (b, a)):
         upper = _HELD_RATIO if any(inner is h for h in held) else _STRIP_RATIO[1]
-        if (_along(inner, outer) and _ink(inner)
+        if (_along(inner, outer) and inner.quality >= 0.8 and _ink(inner)
                 and inner.sides <= outer.sides + 0.1 and inner.length <= upper * outer.length):
             return inner is a
     if a.length < 0.5 * b.length or b.length < 0.5 * a.length:
@@ -2427,8 +2427,8 @@ def _better(a, b, held=()):
     # particle, between its end ticks) is a part of that bar.
     if _within(a, b) or _within(b, a):
         return _within(b, a)
-    # A clean bar of black or white ink is the bar, rather than a stroke of
-    # a particle's grey beside it, whatever the grounds around each.
+    # A bar of black or white ink is the bar, rather than a stroke of a
+    # particle's grey beside it, whatever the grounds around each.
     if _ink(a) != _ink(b):
         return _ink(a)
     if abs(a.sides - b.sides) > 0.1:
@@ -2437,8 +2437,8 @@ def _better(a, b, held=()):
 
 
 def _ink(bar):
-    """Whether a bar is clean and of a black or white ink, not the grey of a particle."""
-    return bar.quality >= 0.8 and bar.level >= 0.85
+    """Whether a bar is of a black or white ink, not the grey of a particle."""
+    return bar.level >= 0.85
 
 
 def _candidates(img):
