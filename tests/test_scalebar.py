@@ -623,17 +623,31 @@ def test_a_doubted_plain_u_is_believed_when_the_odds_favour_it(monkeypatch, odds
     assert bar.calibrated is calibrated and bar.unit == f"{MU}m", bar.message
 
 
-def test_millimetres_stay_doubted_when_the_odds_favour_them(monkeypatch):
+@pytest.mark.parametrize("odds, calibrated", [("mm", True), (None, False), ("nm", False)])
+def test_a_doubted_millimetre_is_believed_only_when_the_odds_favour_it(monkeypatch, odds,
+                                                                      calibrated):
     # "mm" bars are rare on micrographs, and OCR reads small "nm" as "mm":
-    # without glyphs to confirm it, the recogniser's odds alone do not make
-    # a millimetre reading believed.
+    # without glyphs to confirm it, an "mm" is doubted, unless the
+    # recogniser's odds favour it far ahead of "nm" (a verdict of "mm").
     pytest.importorskip("rapidocr_onnxruntime")
-    fake_ocr(monkeypatch, "2 mm", "2 mm", odds="mm")
+    fake_ocr(monkeypatch, "2 mm", "2 mm", odds=odds)
     monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)
     monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: None)
     image, truth = figure(value=2, unit="mm", font_size=18)
     bar = find_scale_bar(image)
-    assert bar.unit == "mm" and not bar.calibrated, bar.message
+    assert bar.unit == "mm" and bar.calibrated is calibrated, bar.message
+
+
+@pytest.mark.parametrize("ahead, expected", [(5.9, "mm"), (4.5, None), (2.7, None)])
+def test_millimetres_need_odds_as_far_ahead_of_nanometres_as_nm_and_um(ahead, expected):
+    # On synthetic figures, the recogniser finds true "mm" labels 2.7-14.9
+    # nats likelier than "nm", and small "nm" that OCR reads "mm" 0.2-2.7:
+    # an "mm" must lead "nm" by e**5, as "nm" and "µm" lead each other.
+    odds = {"nm": -1.0 - ahead, f"{MU}m": -12.0, "mm": -1.0, "pm": -13.0}
+    assert scalebar._unit_verdict(odds) == expected
+    # An "nm" still needs e**3 over "mm", and e**5 over "µm".
+    assert scalebar._unit_verdict({"nm": -1.0, "mm": -4.5, f"{MU}m": -6.5}) == "nm"
+    assert scalebar._unit_verdict({"nm": -1.0, "mm": -4.5, f"{MU}m": -5.5}) is None
 
 
 @pytest.mark.parametrize("drawn", ["nm", "um"])
@@ -2078,10 +2092,14 @@ def test_a_detected_label_touching_a_particle_is_confirmed_by_its_core(monkeypat
         (tuple(truth.label_box), "25mm", 0.95)])
     bar = find_scale_bar(image)
     assert (bar.value, bar.unit) == (25, "mm") and bar.calibrated, bar.message
-    # Without the core, the glyphs cannot confirm "mm" and it is not used.
+    # Without the core, the glyphs cannot confirm "mm" and it is not used,
+    # unless the recogniser's odds in the detected box favour it far.
     monkeypatch.setattr(scalebar, "_text_core", lambda p, group, bar: group)
     bar = find_scale_bar(image)
     assert bar.value == 25 and not bar.calibrated
+    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number: "mm")
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (25, "mm") and bar.calibrated, bar.message
 
 
 def test_a_piece_of_a_particle_reaching_far_below_a_label_line_does_not_join_it():
