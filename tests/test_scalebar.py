@@ -640,9 +640,9 @@ def test_a_doubted_millimetre_is_believed_only_when_the_odds_favour_it(monkeypat
 
 @pytest.mark.parametrize("ahead, expected", [(5.9, "mm"), (4.5, None), (2.7, None)])
 def test_millimetres_need_odds_as_far_ahead_of_nanometres_as_nm_and_um(ahead, expected):
-    # On synthetic figures, the recogniser finds true "mm" labels 2.7-14.9
-    # nats likelier than "nm", and small "nm" that OCR reads "mm" 0.2-2.7:
-    # an "mm" must lead "nm" by e**5, as "nm" and "µm" lead each other.
+    # A small "nm" that OCR reads "mm" has odds close to those of "nm"; a
+    # true "mm" is believed on the odds only when it leads "nm" by e**5, as
+    # "nm" and "µm" must lead each other.
     odds = {"nm": -1.0 - ahead, f"{MU}m": -12.0, "mm": -1.0, "pm": -13.0}
     assert scalebar._unit_verdict(odds) == expected
     # An "nm" still needs e**3 over "mm", and e**5 over "µm".
