@@ -297,9 +297,7 @@ def _recognise(engine, crop):
 #: after the label's number than any other for its verdict to count
 #: (:func:`_unit_by_odds`): e**3, 20 times; and than the other of "nm" and
 #: "µm", the slip that changes a scale a thousandfold (a small "n" and "u"
-#: differ by a pixel or two): e**5, about 150 times. An "mm" must be as far
-#: ahead of "nm" (a stem more, a scale a millionfold larger, and a unit rare
-#: on micrographs).
+#: differ by a pixel or two): e**5, about 150 times.
 _UNIT_ODDS = 3.0
 _NM_UM_ODDS = 5.0
 
@@ -385,12 +383,12 @@ def _unit_verdict(odds):
     """The unit of ``odds`` (unit: log-likelihood) clearly ahead of the others, or None.
 
     At least ``_UNIT_ODDS`` ahead of every other unit, and ``_NM_UM_ODDS``
-    of the other of "nm" and "µm"; an "mm" as far ahead of "nm".
+    of the other of "nm" and "µm".
     """
     if len(odds) < 2:
         return None
     best = max(odds, key=odds.get)
-    pair = {"nm": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "nm", "mm": "nm"}.get(best)
+    pair = {"nm": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "nm"}.get(best)
     if any(odds[best] - odds[unit] < (_NM_UM_ODDS if unit == pair else _UNIT_ODDS)
            for unit in odds if unit != best):
         return None
@@ -1983,9 +1981,8 @@ def _read_groups(p, bar, groups, engine):
             unit, factor = core if core == (parsed[1], 1.0) else (unit, factor)
         doubt *= factor
         # The recogniser's odds are asked only when there is a doubt to lift;
-        # picometre bars stay as rare as they were, millimetres need odds
-        # far ahead of nanometres (:func:`_unit_verdict`).
-        if doubt < 1 and unit != "pm" and _line_odds(engine, crop, text) == unit:
+        # millimetre and picometre bars stay as rare as they were.
+        if doubt < 1 and unit not in ("mm", "pm") and _line_odds(engine, crop, text) == unit:
             doubt = 1.0
         score *= doubt
         if best is None or score > best[4]:
@@ -2200,11 +2197,8 @@ def _read_detected(p, bar, engine):
                 # in the line's core its letters may confirm the OCR.
                 core = _unit_plausibility(parsed[1], _text_core(p, glyphs, bar))
                 unit, factor = core if core == (parsed[1], 1.0) else (unit, factor)
-            line = _detected_line(candidate, (t, l, b, r))
-            if factor < 1 and unit in ("nm", "mm") and _line_odds(engine, line, text) == unit:
-                factor = 1.0  # the recogniser's odds lift the glyphs' doubt (:func:`_read_groups`)
             if unit == "\N{MICRO SIGN}m" and _plain_u(text, checked) and _line_odds(
-                    engine, line, text) != unit:
+                    engine, _detected_line(candidate, (t, l, b, r)), text) != unit:
                 # "500 nm" is read "500um" too; the recogniser's odds can settle it.
                 factor *= 0.5
             score *= 0.8 * factor
