@@ -1887,6 +1887,22 @@ def _text_core(p, group, bar):
     return replace(group, mask=mask, floor=bar.ground + 0.6 * span)
 
 
+def _unit_in_core(p, group, bar, unit):
+    """:func:`_unit_plausibility` of the OCR's ``unit``, confirmed in the line's core if need be.
+
+    Glyphs joined by greys short of the text's (a downscaled "5m", a
+    particle that the text touches) come apart in the line's core
+    (:func:`_text_core`): when the whole line doubts an "nm" or "mm", the
+    letters there may confirm it.
+    """
+    unit_factor = _unit_plausibility(unit, group)
+    if unit_factor[1] < 1 and unit in ("nm", "mm") and group is not None:
+        core = _unit_plausibility(unit, _text_core(p, group, bar))
+        if core == (unit, 1.0):
+            return core
+    return unit_factor
+
+
 def _read_groups(p, bar, groups, engine):
     """The best (group, text, value, unit, score) among the groups, or None.
 
@@ -1973,12 +1989,7 @@ def _read_groups(p, bar, groups, engine):
                 score *= 0.4
             elif (wide is not None and wide not in agreeing) or (wide is None and plain_u):
                 doubt *= 0.4
-        unit, factor = _unit_plausibility(parsed[1], group)
-        if factor < 1 and parsed[1] in ("nm", "mm"):
-            # Glyphs joined by greys short of the text's (a downscaled "5m")
-            # come apart in the line's core: there they may confirm the OCR.
-            core = _unit_plausibility(parsed[1], _text_core(p, group, bar))
-            unit, factor = core if core == (parsed[1], 1.0) else (unit, factor)
+        unit, factor = _unit_in_core(p, group, bar, parsed[1])
         doubt *= factor
         # The recogniser's odds are asked only when there is a doubt to lift;
         # millimetre and picometre bars stay as rare as they were.
@@ -2191,12 +2202,7 @@ def _read_detected(p, bar, engine):
             glyphs = _detected_glyphs(crop, (t, l, b, r), thr, bar, r0, c0)
             checked = glyphs if candidate is not grey else None
             parsed = _unit_from_glyphs(parsed, checked, text)
-            unit, factor = _unit_plausibility(parsed[1], glyphs)
-            if factor < 1 and parsed[1] in ("nm", "mm") and glyphs is not None:
-                # A particle that the text touches joins it at the midpoint:
-                # in the line's core its letters may confirm the OCR.
-                core = _unit_plausibility(parsed[1], _text_core(p, glyphs, bar))
-                unit, factor = core if core == (parsed[1], 1.0) else (unit, factor)
+            unit, factor = _unit_in_core(p, glyphs, bar, parsed[1])
             if unit == "\N{MICRO SIGN}m" and _plain_u(text, checked) and _line_odds(
                     engine, _detected_line(candidate, (t, l, b, r)), text) != unit:
                 # "500 nm" is read "500um" too; the recogniser's odds can settle it.
@@ -2412,7 +2418,8 @@ def _better(a, b, held=()):
     holding the bar and its label (up to :data:`_HELD_RATIO` of the strip's
     length for a bar in ``held``, with strips on both sides). Else a bar
     less than half as long as the other is a piece of something next to it;
-    one within the other's stroke is a piece of it; the one with the same
+    one within the other's stroke is a piece of it; one of black or white
+    ink wins over one of a particle's grey (:func:`_ink`); the one with the same
     ground above and below is the bar, the other a strip of the box it is
     drawn in; else the longer and cleaner one wins.
     """
