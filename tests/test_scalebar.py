@@ -386,6 +386,47 @@ def test_a_particle_across_the_end_within_the_bars_thickness_is_no_end_tick(pola
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
 
 
+def bar_quality(image):
+    """The quality of the longest bar candidate of a figure (its end checks, 0 to 1)."""
+    bars = [bar for bar, _ in scalebar._candidates(scalebar._normalise(image))]
+    assert bars
+    return max(bars, key=lambda bar: bar.length).quality
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_bar_whose_end_corner_lies_on_a_particle_keeps_its_straight_end(polarity, seed):
+    # A thick bar's lower rows run on past its end into a particle lighter
+    # than the midpoint but short of the bar's grey (synthetic seed 22 figure
+    # 44): those rows are the particle's past the end, which is straight.
+    options = dict(ground=0.6 if polarity == "dark" else 0.3, seed=seed, polarity=polarity,
+                   font_size=36)
+    image, truth = flat_figure(**options)
+    t, l, b, r = truth.bar_box
+    grey = image[t + 2, l + 2] + 0.3 * (options["ground"] - image[t + 2, l + 2])
+
+    def particle(ground, truth):
+        disk(ground, (b + 14, r + 12), 24, grey)
+
+    image, truth = flat_figure(**options, under=particle)
+    bar = find_scale_bar(image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+    assert bar_quality(image) >= 0.95
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_slanted_band_at_the_bars_grey_still_has_ragged_ends(seed):
+    # Rows that run on past an end at the bar's own grey are no particle's:
+    # a band whose rows shift along (the edge of something slanted) stays
+    # a poor bar.
+    rng = np.random.default_rng(seed)
+    image = np.clip(0.3 + rng.normal(0, 0.03, (256, 256)), 0, 1).astype(np.float32)
+    for k in range(12):
+        image[200 + k, 60 + 2 * k:160 + 2 * k] = 0.95
+    assert bar_quality(image) < 0.5
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_short_pixel_in_a_thick_bar_near_its_end_does_not_shorten_it(seed):
     # JPEG ringing took one pixel of a thick bar's second row below the
@@ -1023,6 +1064,26 @@ def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():
     assert scalebar._to_clean_bar(reading, dark)[0] is edge
 
 
+def test_a_bar_shorter_than_the_label_it_read_gives_it_to_the_clean_bar_holding_it():
+    # Synthetic seed 26 figure 30: "25 µm" over a 75 px bar in a box. The
+    # bar's own line lost the "25"; a 12 px sliver above the label read it,
+    # and its length went out as the scale (seed 11 figure 192 likewise).
+    bar = measured_bar((312, 16, 315, 90), (312, 315), 74.8, "dark", ground=0.1)
+    sliver = measured_bar((293, 62, 296, 75), (293, 296), 12.1, "dark", ground=0.1)
+    line = scalebar._Group("above", (301, 53, 309, 70), np.ones((8, 17), bool), 3.0)
+    found = [(bar, "p", [line]), (sliver, "p", [])]
+    reading = (sliver, "p", (299, 36, 309, 70), f"25 {MU}m", 25.0, f"{MU}m", 0.99)
+    assert scalebar._to_clean_bar(reading, found)[0] is bar
+    # A bar at least as long as its label keeps it.
+    longer = replace(sliver, left=30, length=40.0)
+    assert scalebar._to_clean_bar((longer, *reading[1:]), found)[0] is longer
+    # Nor does a bar short of the label as well take it (seed 3 figure 76:
+    # a stroke of a glyph, 19 px, under a "250 µm" 122 px wide).
+    stroke = replace(bar, left=40, right=59, length=19.1)
+    short = [(stroke, "p", [line]), (sliver, "p", [])]
+    assert scalebar._to_clean_bar(reading, short)[0] is sliver
+
+
 def test_the_foot_of_a_glyph_is_not_a_scale_bar():
     image, truth = figure(value=25, unit="mm", font="DejaVuSerif.ttf", font_size=22,
                           polarity="dark", label_side="left")
@@ -1169,9 +1230,10 @@ def test_a_weak_reading_of_a_label_line_is_checked_by_text_detection(monkeypatch
     # score; text detection around the bar finds the label itself.
     pytest.importorskip("rapidocr_onnxruntime")
     monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: (f"22 {MU}m", 0.3))
+    # At the top left, the crop that text detection sees starts at the image's corner.
+    image, truth = figure(value=2, unit=f"{MU}m", corner=("top", "left"))
     monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [
-        ((0, 0) + crop.shape[:2], f"2 {MU}m", 0.95)])
-    image, truth = figure(value=2, unit=f"{MU}m")
+        (tuple(truth.label_box), f"2 {MU}m", 0.95)])
     bar = find_scale_bar(image)
     assert (bar.value, bar.unit) == (2, f"{MU}m") and bar.calibrated, bar.message
 
@@ -1199,10 +1261,15 @@ def test_a_detected_label_read_with_a_plain_u_is_doubted(monkeypatch, detected, 
     # clearly favour the "u". A "µ" read as such is believed.
     pytest.importorskip("rapidocr_onnxruntime")
     monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("500 m", 0.3))
-    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [
-        ((0, 0) + crop.shape[:2], detected, 0.95)])
     monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number: odds)
-    image, truth = figure(value=500, unit=f"{MU}m")
+    monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
+    # Glyphs that cannot tell a "u" from an "n": no tail below the line, no open top.
+    monkeypatch.setattr(scalebar, "_has_descender", lambda group: False)
+    monkeypatch.setattr(scalebar, "_first_letter", lambda group: None)
+    # At the top left, the crop that text detection sees starts at the image's corner.
+    image, truth = figure(value=500, unit=f"{MU}m", corner=("top", "left"))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [
+        (tuple(truth.label_box), detected, 0.95)])
     bar = find_scale_bar(image)
     assert (bar.value, bar.unit) == (500, f"{MU}m") and bar.calibrated is calibrated, bar.message
 
@@ -1804,6 +1871,10 @@ def test_the_micron_sign_alone_reads_as_micrometres():
     ("5 nm", "5 nm", False),
     ("2o ", "2 pm", True),        # an "o" that is a digit: "25" whose "5" the line lost
     ("5Onm", "50 nm", False),     # the same number, with OCR's letter for a digit
+    ("0", "10 \N{GREEK SMALL LETTER MU}m", False),  # the wide crop lost the "1" (zeros alone)
+    ("00", "100 nm", False),
+    ("0", "1 nm", True),          # zeros that do not end the line's number
+    ("5", "25 nm", True),         # a digit alone is a number of its own
 ])
 def test_a_wide_reading_disputes_the_line_only_with_another_number(wide, line, other):
     assert scalebar._other_number(wide, line) is other
@@ -2048,6 +2119,71 @@ def test_a_descender_is_seen_beside_a_single_other_glyph():
     assert scalebar._has_descender(group)
     mask[8:10] = False  # no tail: both glyphs end on the line
     assert not scalebar._has_descender(glyph_line(mask[:8]))
+
+
+def ten_micrometres_mask():
+    """ "10 µm" as a 20 px high mask: "1" and "0" on the line, the "µ"'s tail 4 px below it."""
+    mask = np.zeros((20, 44), bool)
+    mask[0:16, 1:4] = True  # "1"
+    mask[0:16, 7:15] = True  # "0"
+    mask[5:20, 19:22] = True  # the stem of the "µ", with its tail
+    mask[5:16, 22:27] = True  # the rest of the "µ"
+    mask[5:16, 30:44] = True  # "m"
+    return mask
+
+
+def test_a_particle_joined_below_a_glyph_is_no_tail():
+    # Synthetic seed 26 figure 102: "10 nm" read "10 m", a dark particle
+    # joined to the "1" from below taken for the tail of a "µ": 10 µm used.
+    assert scalebar._has_descender(glyph_line(ten_micrometres_mask()))
+    # The first glyph reaching below the line: a number's digit, not a "µ".
+    mask = ten_micrometres_mask()
+    mask[16:20, 19:22] = False  # the "µ" loses its tail ...
+    mask[16:20, 1:4] = True     # ... and the "1" gains one
+    assert not scalebar._has_descender(glyph_line(mask))
+    # A glyph reaching below the line by more than half the line's height
+    # above it (a particle joined to the "µ"): no tail.
+    mask = np.zeros((40, 44), bool)
+    mask[:20] = ten_micrometres_mask()
+    mask[20:40, 16:26] = True
+    assert not scalebar._has_descender(glyph_line(mask))
+
+
+def test_a_detected_line_cut_by_the_side_of_the_region_is_read_in_a_wider_one(monkeypatch):
+    # Synthetic seed 26 figure 103: "250 nm" left of a 55 px bar reached past
+    # the region that text detection saw, which read "50 nm": used, 5 times
+    # too large. A line touching a side of the region is read in a wider one.
+    # The label at rows 90-104, columns 200-295 of the image, ending 5 px
+    # before the bar; the first region starts at column 220, the second at 140.
+    image = np.full((200, 400), 0.2)
+    bar = measured_bar((100, 300, 104, 340), (100, 104), 40.0, "light", ground=0.2)
+    seen = []
+
+    def detect(engine, crop):
+        seen.append(crop.shape)
+        if len(seen) <= 2:  # the first region (rows from 60), in both polarities
+            return [((30, 0, 44, 75), "50 nm", 0.99)]
+        return [((70, 60, 84, 155), "250 nm", 0.99)]  # the second (rows from 20)
+
+    monkeypatch.setattr(scalebar, "_detect_text", detect)
+    hit = scalebar._read_detected(image, bar, engine=None)
+    assert hit is not None and hit[1:4] == ("250 nm", 250.0, "nm")
+    assert seen[2][1] > seen[0][1]
+    # A line well inside the region is read from it, as before.
+    seen.clear()
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: (
+        seen.append(crop.shape) or [((30, 15, 44, 75), "50 nm", 0.99)]))
+    hit = scalebar._read_detected(image, bar, engine=None)
+    assert hit is not None and hit[1:4] == ("50 nm", 50.0, "nm") and len(seen) == 1
+
+
+def test_detected_words_join_their_next_neighbour_on_the_line():
+    # A panel letter below the label starts between its number and its unit:
+    # "250" still joins "nm" (synthetic seed 26 figure 103).
+    words = [((13, 94, 38, 150), "250", 0.99), ((122, 95, 160, 150), "(c)", 0.94),
+             ((17, 157, 37, 204), "nm", 0.99)]
+    texts = [text for _, text, _ in scalebar._join_words(words)]
+    assert "250 nm" in texts and "(c) nm" not in texts and "250 (c)" not in texts
 
 
 @pytest.mark.parametrize("font_size", [16, 22])

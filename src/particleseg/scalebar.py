@@ -753,6 +753,25 @@ def _rows_of_most_columns(comp, rows):
     return np.arange(top, top + thickness)
 
 
+def _own_ends(win, rows, lefts, rights, a, b, grey):
+    """The first and last columns of the bar's ``rows`` that are its own, for its end checks.
+
+    Where the rows (their ``lefts`` and ``rights``) that run on past ``a``
+    or ``b`` for three columns or more all do so at a median below ``grey``
+    (a particle that the bar's end lies over), they end at ``a`` or ``b``:
+    the bar's own end is straight. Rows that run on at the bar's grey leave
+    that end as it is.
+    """
+    lefts, rights = lefts.copy(), rights.copy()
+    on = [k for k in range(len(rows)) if a - lefts[k] >= 3]
+    if on and all(np.median(win[rows[k], lefts[k]:a]) < grey for k in on):
+        lefts[on] = a
+    on = [k for k in range(len(rows)) if rights[k] - b >= 3]
+    if on and all(np.median(win[rows[k], b + 1:rights[k] + 1]) < grey for k in on):
+        rights[on] = b
+    return lefts, rights
+
+
 def _end_ticks(profile, up, down, beside, a, b, cut, level, reach):
     """The ends ``a``, ``b`` moved out over end ticks lost where an end was cut.
 
@@ -963,8 +982,10 @@ def _measure_bar(p, box, factor, polarity):
     # (a particle touching the tick's outer side).
     ticked = [bool(comp[:bar_rows[0], c].any() and comp[bar_rows[-1] + 1:, c].any())
               for c in (a, b)]
-    end_spread = float(np.std(np.maximum(lefts, a) if cut[0] or ticked[0] else lefts)
-                       + np.std(np.minimum(rights, b) if cut[1] or ticked[1] else rights))
+    # Rows that run on into something else past an end count only as far as the bar.
+    own_lefts, own_rights = _own_ends(win, bar_rows, lefts, rights, a, b, level - 0.2 * span)
+    end_spread = float(np.std(np.maximum(own_lefts, a) if cut[0] or ticked[0] else own_lefts)
+                       + np.std(np.minimum(own_rights, b) if cut[1] or ticked[1] else own_rights))
     uniform = float(np.mean(win[bar_rows[0]:bar_rows[-1] + 1, a:b + 1] >= thr))
     attached = comp[:, a:b + 1].sum() - comp[bar_rows][:, a:b + 1].sum()  # past its ends: not the bar's
     if uniform < 0.85 or attached > 1.5 * thickness * run + 4 * thickness ** 2:
@@ -1347,7 +1368,12 @@ def _wide_crop(p, group, bar, height=40):
 
 
 def _has_descender(group):
-    """Whether one glyph of the line reaches well below the others (a "µ")."""
+    """Whether one glyph of the line reaches well below the others (a "µ").
+
+    Not the line's first glyph (a label starts with its number), and not
+    deeper below the line than half the line's height above it: a particle
+    joined to a glyph from below is no tail.
+    """
     labels, n = ndi.label(group.mask, structure=np.ones((3, 3), bool))
     if n < 2:
         return False
@@ -1361,7 +1387,13 @@ def _has_descender(group):
     # halfway down the tail.
     stops = sorted(sl[0].stop for sl in tall)
     baseline = float(np.median(stops[:-1] if len(stops) > 1 else stops))
-    return sum(stop > baseline + 0.12 * h for stop in stops) == 1
+    deep = [sl for sl in tall if sl[0].stop > baseline + 0.12 * h]
+    if len(deep) != 1:
+        return False
+    tail = deep[0]
+    above = baseline - min(sl[0].start for sl in tall)
+    return (tail[1].start > min(sl[1].start for sl in tall)
+            and tail[0].stop - baseline <= 0.5 * above)
 
 
 def _open_bowl(group):
@@ -1835,7 +1867,7 @@ def _other_number(wide_text, text):
     "25m" where the line reads "75 nm": the foot of a small "2" was left out
     of the line. A wide number that is the start of the line's, with letters
     after it ("2uupm" where the line reads "200µm"), lost digits to letters
-    and shows no other glyph.
+    and shows no other glyph; nor do zeros alone that end the line's number.
     """
     # Letters that look like digits count as those digits ("2o" where the
     # line reads "2 pm": the "5" of "25 µm" lost to a particle in the line).
@@ -1845,6 +1877,10 @@ def _other_number(wide_text, text):
         return wide is not None and _line_number(wide_text) != _line_number(text)
     wide_digits, line_digits = (m.group(1).translate(_LOOKALIKES) for m in (wide, line))
     if wide_digits == line_digits:
+        return False
+    # Zeros alone ending the line's number ("0" where it reads "10 µm") are
+    # no number of their own: the wide crop lost the digit before them.
+    if not wide_digits.strip("0") and line_digits.endswith(wide_digits):
         return False
     after = wide_text[wide.end():wide.end() + 1]
     return not (line_digits.startswith(wide_digits) and after.isalpha())
@@ -2121,16 +2157,22 @@ def _plain_reading(p, group, engine, crop):
 
 
 def _join_words(lines):
-    """Detected text boxes, plus each pair of neighbours on one line joined ("200", "nm")."""
+    """Detected text boxes, plus each joined with its next neighbour on its line ("200", "nm").
+
+    The next neighbour is the nearest box that starts after it ends, less
+    than 1.5 line heights away, on the same line (other lines' boxes, such
+    as a panel letter below, may start in between).
+    """
     lines = sorted(lines, key=lambda line: line[0][1])
     joined = list(lines)
-    for (box_a, text_a, score_a), (box_b, text_b, score_b) in zip(lines, lines[1:]):
-        (ta, la, ba, ra), (tb, lb, bb, rb) = box_a, box_b
-        height = max(ba - ta, bb - tb, 1)
-        same_line = min(ba, bb) - max(ta, tb) > 0.5 * min(ba - ta, bb - tb)
-        if same_line and 0 <= lb - ra < 1.5 * height:
-            joined.append(((min(ta, tb), la, max(ba, bb), rb), f"{text_a} {text_b}",
-                           min(score_a, score_b)))
+    for (ta, la, ba, ra), text_a, score_a in lines:
+        for (tb, lb, bb, rb), text_b, score_b in lines:
+            height = max(ba - ta, bb - tb, 1)
+            same_line = min(ba, bb) - max(ta, tb) > 0.5 * min(ba - ta, bb - tb)
+            if same_line and 0 <= lb - ra < 1.5 * height:
+                joined.append(((min(ta, tb), la, max(ba, bb), rb), f"{text_a} {text_b}",
+                               min(score_a, score_b)))
+                break  # the boxes are in order from the left: this one is the nearest
     return joined
 
 
@@ -2170,16 +2212,34 @@ def _detected_line(crop, box, height=40):
 
 
 def _read_detected(p, bar, engine):
-    """Fallback: detect text lines around the bar, read the nearest that parses."""
+    """Fallback: detect text lines around the bar, read the nearest that parses.
+
+    A line cut by a side of the region searched ("50 nm" of a "250 nm"
+    beside a short bar) is not read: the search is made again in a region
+    twice as wide, once.
+    """
+    L = bar.right - bar.left
+    reach = int(max(0.8 * L, 10 * bar.thickness, 30, 0.1 * min(p.shape)))
+    reach_h = int(max(2 * L, reach))  # a label beside the bar can be longer than the bar
+    best, cut = _detected_reading(p, bar, engine, reach, reach_h)
+    if best is None and cut:
+        best, _ = _detected_reading(p, bar, engine, 2 * reach, 2 * reach_h)
+    return best
+
+
+def _detected_reading(p, bar, engine, reach, reach_h):
+    """:func:`_read_detected` in the region ``reach`` rows and ``reach_h`` columns round the bar.
+
+    Returns the reading (or None) and whether a line that parses was cut by
+    a side of the region within the image.
+    """
     H, W = p.shape
     L = bar.right - bar.left
-    reach = int(max(0.8 * L, 10 * bar.thickness, 30, 0.1 * min(H, W)))
-    reach_h = int(max(2 * L, reach))  # a label beside the bar can be longer than the bar
     r0, r1 = max(bar.top - reach, 0), min(bar.bottom + reach, H)
     c0, c1 = max(bar.left - reach_h, 0), min(bar.right + reach_h, W)
     crop = p[r0:r1, c0:c1]
     grey = (255 * np.clip(crop, 0, 1)).astype(np.uint8)
-    best = None
+    best, cut = None, False
     cy, cx = (bar.top + bar.bottom) / 2 - r0, (bar.left + bar.right) / 2 - c0
     thr = (bar.level + bar.ground) / 2
     for candidate in (255 - grey, grey):
@@ -2188,6 +2248,10 @@ def _read_detected(p, bar, engine):
                                                      bar, r0, c0, engine)
             parsed = parse_scale_label(text)
             if parsed is None:
+                continue
+            if (l <= 1 < c0 or r >= crop.shape[1] - 1 and c1 < W
+                    or t <= 1 < r0 or b >= crop.shape[0] - 1 and r1 < H):
+                cut = True
                 continue
             distance = math.hypot(max(l - cx, cx - r, 0) / max(L, 1), max(t - cy, cy - b, 0) / max(L, 1))
             box = (t + r0, l + c0, b + r0, r + c0)
@@ -2213,7 +2277,7 @@ def _read_detected(p, bar, engine):
                 best = (box, text, parsed[0], unit, score, key)
         if best is not None:
             break
-    return None if best is None else best[:-1]
+    return (None if best is None else best[:-1]), cut
 
 
 def _on_ground_of_bar_colour(crop, box, bar):
@@ -2607,17 +2671,24 @@ def find_scale_bar(image, *, read=True):
 
 
 def _to_clean_bar(reading, found):
-    """The reading of a ragged bar, given to a clean, longer bar whose lines hold its label.
+    """A ragged or short bar's reading, given to a clean, longer bar whose lines hold its label.
 
     A ragged "bar" (the edge of a particle) can read the label of the scale
     bar beside it when the bar's own line took in more than the label (a
-    particle's edge before the "5 µm"): the label is the clean bar's.
+    particle's edge before the "5 µm"): the label is the clean bar's. So
+    can a "bar" shorter than the label it read (a sliver of a box's edge or
+    of a particle next to the label) when the bar's own line lost part of
+    the label (the "25" of a "25 µm"): its label goes to a clean bar at
+    least as long as the label.
     """
     bar, _, label_box = reading[:3]
-    if bar.quality >= 0.5:
+    width = label_box[3] - label_box[1]
+    if bar.quality >= 0.5 and bar.length >= width:
         return reading
     for other, p, groups in found:
+        # (A short bar's label goes to no bar that is short of it as well.)
         if (other.polarity == bar.polarity and other.length > bar.length and other.quality >= 0.8
+                and (bar.quality < 0.5 or other.length >= width)
                 and any(_overlap(group.box, label_box) for group in groups)):
             return (other, p, *reading[2:])
     return reading
