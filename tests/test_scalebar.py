@@ -1067,7 +1067,9 @@ def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():
 def test_a_bar_shorter_than_the_label_it_read_gives_it_to_the_clean_bar_holding_it():
     # Synthetic seed 26 figure 30: "25 µm" over a 75 px bar in a box. The
     # bar's own line lost the "25"; a 12 px sliver above the label read it,
-    # and its length went out as the scale (seed 11 figure 192 likewise).
+    # and only the bar's own misreading ("1m", not used) kept the sliver's
+    # length from going out as the scale. Seed 11 figure 192's 14 px sliver
+    # went out so.
     bar = measured_bar((312, 16, 315, 90), (312, 315), 74.8, "dark", ground=0.1)
     sliver = measured_bar((293, 62, 296, 75), (293, 296), 12.1, "dark", ground=0.1)
     line = scalebar._Group("above", (301, 53, 309, 70), np.ones((8, 17), bool), 3.0)
