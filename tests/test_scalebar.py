@@ -1086,6 +1086,27 @@ def test_a_bar_shorter_than_the_label_it_read_gives_it_to_the_clean_bar_holding_
     assert scalebar._to_clean_bar(reading, short)[0] is sliver
 
 
+def test_a_bar_keeps_its_own_reading_over_one_handed_to_it():
+    # Synthetic seed 29 figure 30: "25 µm" below a 68 px bar with ticks. The
+    # foot of the "2", a 9 px "bar", read the rest of the line as "5 µm" at
+    # 0.96; handed to the scale bar, it beat the bar's own "25 µm" (0.83).
+    bar = measured_bar((452, 23, 467, 91), (458, 461), 67.9, "light", ground=0.4)
+    foot = measured_bar((478, 28, 485, 37), (480, 483), 9.0, "light", ground=0.4)
+    line = scalebar._Group("below", (471, 28, 489, 86), np.ones((18, 58), bool), 4.0)
+    found = [(bar, "p", [line]), (foot, "p", [])]
+    own = (bar, "p", (471, 28, 489, 86), f"25 {MU}m", 25.0, f"{MU}m", 0.83)
+    from_foot = (foot, "p", (467, 40, 489, 90), f"5 {MU}m", 5.0, f"{MU}m", 0.96)
+    assert scalebar._to_clean_bar(from_foot, found)[0] is bar
+    assert scalebar._to_clean_bars([own, from_foot], found) == [own]
+    # With no reading of its own, the bar takes the one handed to it; and
+    # with one that agrees, both stay (seed 29 figure 156: "100 mm" doubted
+    # in the bar's own line, believed where another "bar" read it).
+    (kept,) = scalebar._to_clean_bars([from_foot], found)
+    assert kept[0] is bar and kept[3:] == from_foot[3:]
+    doubted = (*own[:3], f"5 {MU}m", 5.0, f"{MU}m", 0.4)
+    assert len(scalebar._to_clean_bars([doubted, from_foot], found)) == 2
+
+
 def test_the_foot_of_a_glyph_is_not_a_scale_bar():
     image, truth = figure(value=25, unit="mm", font="DejaVuSerif.ttf", font_size=22,
                           polarity="dark", label_side="left")
@@ -1929,6 +1950,22 @@ def test_glyphs_of_a_detected_box_leave_out_the_bar_and_what_lies_at_its_edges()
     assert scalebar._detected_glyphs(np.zeros((40, 50)), (10, 8, 34, 50), 0.5, bar, 0, 0) is None
 
 
+def test_glyphs_of_a_detected_box_on_a_particle_are_the_text_at_its_own_grey():
+    # Synthetic seed 14 figure 20: "50 mm" whose "50" lies on a dark
+    # particle. At the midpoint grey the box is ink all over (the particle
+    # and the text as one), and the "mm" went out doubted (0.36).
+    bar = scalebar._Bar(top=60, left=0, bottom=63, right=20, length=20.0, thickness=3,
+                        level=1.0, ground=0.0, quality=1.0, polarity="light",
+                        core_top=60, core_bottom=63)
+    crop = np.zeros((40, 50), np.float32)
+    crop[6:34, 4:46] = 0.65  # the particle, darker than the text
+    crop[14:26, 10:50] = np.where(one_nm_mask(), 1.0, crop[14:26, 10:50])
+    glyphs = scalebar._detected_glyphs(crop, (10, 8, 30, 50), 0.5, bar, 0, 0)
+    assert glyphs is not None
+    assert np.array_equal(glyphs.mask, crop[10:30, 8:50] == 1.0)
+    assert scalebar._unit_stems(glyphs) == 5
+
+
 @pytest.mark.parametrize("first", ["u", "n"])
 def test_a_letter_dropped_before_the_m_is_read_from_its_glyph(first):
     # OCR reads "1 um" in small bold text as "1 m" (metres never label a
@@ -2390,6 +2427,51 @@ def test_a_small_u_with_spurs_is_not_told_from_a_serif_n():
     # Below an x-height of 8 px, a serif "n" whose arch is lost looks the same.
     assert scalebar._first_letter(glyph_line(serif_unit_mask("u", 7))) is None
     assert scalebar._first_letter(glyph_line(serif_unit_mask("n", 7))) == "n"
+
+
+def mm_line():
+    """A "50 mm" line, 12 rows: digits from row 0, the letters' x-height from row 3."""
+    mask = np.zeros((12, 36), bool)
+    mask[:, 0:2] = mask[:, 6:8] = mask[:, 9:11] = True  # the "5" and the "0"
+    mask[0, 0:5] = mask[0, 6:11] = mask[11, 6:11] = True
+    for left in (14, 25):  # each "m": an arch and three stems
+        mask[3, left:left + 9] = True
+        for stem in (left, left + 4, left + 7):
+            mask[3:, stem:stem + 2] = True
+    return mask
+
+
+@pytest.mark.parametrize("speck", [(1, 14), (0, 29)])
+def test_a_speck_on_a_letter_does_not_hide_the_stems(speck):
+    # Synthetic seed 26 figure 117 ("500 mm", JPEG): a pixel on top of the
+    # first stem of the "m", a row above the x-height, was taken for a
+    # digit's column, and the "mm" went out doubted (0.38).
+    mask = mm_line()
+    row, col = speck
+    mask[row:3, col] = True
+    group = glyph_line(mask)
+    assert scalebar._unit_stems(group) == 6
+    assert scalebar._unit_plausibility("mm", group) == ("mm", 1.0)
+    assert scalebar._unit_plausibility("nm", group)[0] == "mm"
+
+
+@pytest.mark.parametrize("top_bar", [True, False])
+def test_strokes_apart_are_no_letters_to_measure(top_bar):
+    # Synthetic seed 22 figure 93: "25nm", downscaled, on a particle. Cut at
+    # the text's own grey, the "5" and the "n" are one piece and the "m"
+    # falls apart into its three stems, which as wide as each other said
+    # "mm": "25 nm" went out as 25 mm (0.69). The piece is a digit, its top
+    # thin or not: no speck on a letter.
+    mask = np.zeros((9, 34), bool)
+    mask[:, 0:3] = mask[:, 7:10] = True  # the "2", and the "5" joined to the "n"
+    mask[0, 7:13] = top_bar
+    mask[3, 7:21] = True
+    mask[3:, 13:15] = mask[3:, 19:21] = True
+    for stem in (24, 28, 32):  # the stems of the "m", apart
+        mask[3:, stem:stem + 2] = True
+    group = glyph_line(mask)
+    assert scalebar._unit_by_widths(group) is None
+    assert scalebar._unit_plausibility("mm", group) == ("mm", 0.45)
 
 
 def test_a_digit_that_came_apart_is_not_taken_for_a_letter():

@@ -1474,7 +1474,14 @@ def _unit_letters(group):
         return None
     filled = mask.any(axis=0)
     tops = np.argmax(mask, axis=0)
-    tall = np.nonzero(filled & (tops <= 0.12 * h))[0]
+    # The digits reach the top of the line: glyphs whose first dense row
+    # (:func:`_dense_top`) is at its top. A letter with a speck on top (a
+    # particle's texture, a JPEG artefact) is no digit.
+    glyphs, _ = ndi.label(mask, structure=np.ones((3, 3), bool))
+    digit = np.array([False] + [sl[0].start + _dense_top(glyphs[sl] == k) <= 0.12 * h
+                                for k, sl in enumerate(ndi.find_objects(glyphs), start=1)])
+    at_top = filled & (tops <= 0.12 * h)
+    tall = np.nonzero(at_top & digit[glyphs[tops, np.arange(mask.shape[1])]])[0]
     if len(tall) == 0:
         return None
     gaps = np.nonzero(~filled[tall[-1]:])[0]  # the letters start after the last digit
@@ -1503,10 +1510,19 @@ def _unit_letters(group):
         gap = boxes[last][1].start - boxes[rest[-1]][1].stop
         if boxes[last][1].stop - boxes[last][1].start <= 2 and gap >= 3 and gap > max(gaps):
             kept = rest
-    letters = np.isin(pieces, 1 + np.array(kept)) & (pieces > 0)
+    # A glyph starts at its first row holding a quarter of the ink of its
+    # widest row: a speck on top of a letter (a particle's texture, a JPEG
+    # artefact) is no part of it.
+    letters = np.zeros_like(letters)
+    tops = []
+    for k in kept:
+        rows, cols = boxes[k]
+        glyph = pieces[boxes[k]] == k + 1
+        top = _dense_top(glyph)
+        letters[rows.start + top:rows.stop, cols] |= glyph[top:]
+        tops.append(rows.start + top)
     # Lower-case letters share their x-height; a glyph starting higher is a
     # digit whose top was lost (the line's start is then unknown).
-    tops = [boxes[k][0].start for k in kept]
     if np.median(tops) - min(tops) > max(1.5, 0.1 * h):
         return None
     rows = np.nonzero(letters.any(axis=1))[0]
@@ -1516,6 +1532,18 @@ def _unit_letters(group):
     if base - x_top < 4:
         return None
     return letters, x_top, base, (int(inked[0]), int(first))
+
+
+def _dense_top(piece):
+    """The first row of a glyph's box (``piece``, a mask) past the specks on top of it.
+
+    That is the first row holding a quarter of the ink of its widest row,
+    when the rows above it hold a twentieth of its ink at most (a speck on a
+    letter; the upper part of a digit joined to the letter holds more).
+    """
+    counts = piece.sum(axis=1)
+    top = int(np.argmax(counts >= 0.25 * counts.max()))
+    return top if counts[:top].sum() <= 0.05 * counts.sum() else 0
 
 
 def _stem_runs(letters, x_top, base):
@@ -1760,10 +1788,12 @@ def _unit_by_widths(group):
 
     An "m" is about a third wider than an "n": "mm" when the two are as wide
     as each other, "nm" when the first is clearly narrower. A digit is no
-    letter: with fewer than two letters after the last one, None.
+    letter: with fewer than two letters after the last one, None; so are
+    strokes no more than 2 px wide (the stems of an "m" whose arches fell
+    short of the grey the glyphs were cut at).
     """
     widths = _glyph_widths(group, letters=True)
-    if len(widths) >= 2:
+    if len(widths) >= 2 and min(widths[-2:]) > 2:
         ratio = widths[-2] / max(widths[-1], 1)
         if ratio >= 0.85:
             return "mm"
@@ -2312,6 +2342,10 @@ def _detected_glyphs(crop, box, thr, bar, r0, c0):
     if b <= t or r <= l:
         return None
     mask = crop[t:b, l:r] >= thr
+    if mask.mean() > 0.6:
+        # Text on a particle, which joins it at the midpoint grey: the
+        # glyphs are what comes near the text's own grey.
+        mask = crop[t:b, l:r] >= bar.ground + 0.8 * (bar.level - bar.ground)
     _blank_bar(mask, bar, r0 + t, c0 + l)
     # The box has a margin around its text: what lies wholly in its outer
     # fifth, above or below, is something else (the edge of a particle, a tick).
@@ -2607,7 +2641,7 @@ def find_scale_bar(image, *, read=True):
                 if hit is not None:
                     readings.append((bar, p, *hit))
                     break
-        readings = [_to_clean_bar(r, found) for r in readings]
+        readings = _to_clean_bars(readings, found)
         # A label belongs to one bar: of bars that read the same label (their
         # label boxes overlap), the longest is its bar; a shorter one is a
         # piece of something near it (a glyph's stroke, a tick).
@@ -2668,6 +2702,18 @@ def find_scale_bar(image, *, read=True):
     return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), polarity=bar.polarity,
                     box=_bar_box(bar),
                     message=f"a bar of {bar.length:.0f} px was found with no label next to it.")
+
+
+def _to_clean_bars(readings, found):
+    """The readings, each given to its clean bar (:func:`_to_clean_bar`).
+
+    A bar's own reading of a label is kept over one handed to it that read
+    the same label otherwise (the foot of the "2" of a "25 µm", a "bar" whose
+    line lost the "2" and read "5 µm"): that one is left out.
+    """
+    handed = [_to_clean_bar(r, found) for r in readings]
+    return [h for h, r in zip(handed, readings) if h is r or not any(
+        q[0] is h[0] and _overlap(q[2], h[2]) and q[4:6] != h[4:6] for q in readings)]
 
 
 def _to_clean_bar(reading, found):
