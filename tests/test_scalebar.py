@@ -2458,10 +2458,11 @@ def test_a_speck_on_a_letter_does_not_hide_the_stems(speck):
 @pytest.mark.parametrize("top_bar", [True, False])
 def test_strokes_apart_are_no_letters_to_measure(top_bar):
     # Synthetic seed 22 figure 93: "25nm", downscaled, on a particle. Cut at
-    # the text's own grey, the "5" and the "n" are one piece and the "m"
-    # falls apart into its three stems, which as wide as each other said
-    # "mm": "25 nm" went out as 25 mm (0.69). The piece is a digit, its top
-    # thin or not: no speck on a letter.
+    # the text's own grey (as a detected box over a particle is), the "5"
+    # and the "n" are one piece and the "m" falls apart into its three
+    # stems, which as wide as each other said "mm": a first version of that
+    # cut read it as 25 mm at 0.69. The piece is a digit, its top thin or
+    # not: no speck on a letter.
     mask = np.zeros((9, 34), bool)
     mask[:, 0:3] = mask[:, 7:10] = True  # the "2", and the "5" joined to the "n"
     mask[0, 7:13] = top_bar
