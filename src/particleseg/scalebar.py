@@ -1032,6 +1032,11 @@ class _Group:
     grey: np.ndarray | None = None
 
 
+def _core_grey(bar):
+    """The grey from which on a pixel is the text's own: a particle it touches stays below."""
+    return bar.ground + 0.8 * (bar.level - bar.ground)
+
+
 def _text_grey(patch, bar):
     """``patch``'s greys from the bar's ground (0) to its grey, the text's (1)."""
     return np.clip((patch - bar.ground) / max(bar.level - bar.ground, 1e-6), 0, 1)
@@ -1182,7 +1187,7 @@ def _label_groups(p, bar):
     # cut again close to the bar's grey, which frees the glyphs.
     large = [c[0] for c in comps if c[0] in blobs or c[3] - c[1] > reach_v]
     if large:
-        binary &= ~np.isin(labels, large) | (win >= bar.ground + 0.8 * span)
+        binary &= ~np.isin(labels, large) | (win >= _core_grey(bar))
         labels, comps, blobs, peak = pieces(binary)
     cy = (ct_ + cb_) / 2
     bar_ids = set()
@@ -1947,10 +1952,9 @@ def _text_core(p, group, bar):
     the greys short of the text's as white.
     """
     top, left, bottom, right = group.box
-    span = bar.level - bar.ground
-    core = p[top:bottom, left:right] >= bar.ground + 0.8 * span
+    core = p[top:bottom, left:right] >= _core_grey(bar)
     mask = group.mask & ndi.binary_dilation(core & group.mask, structure=np.ones((3, 3), bool))
-    return replace(group, mask=mask, floor=bar.ground + 0.6 * span)
+    return replace(group, mask=mask, floor=bar.ground + 0.6 * (bar.level - bar.ground))
 
 
 def _unit_in_core(p, group, bar, unit):
@@ -2341,11 +2345,12 @@ def _detected_glyphs(crop, box, thr, bar, r0, c0):
     t, l = max(t, 0), max(l, 0)
     if b <= t or r <= l:
         return None
-    mask = crop[t:b, l:r] >= thr
+    patch = crop[t:b, l:r]
+    mask = patch >= thr
     if mask.mean() > 0.6:
         # Text on a particle, which joins it at the midpoint grey: the
         # glyphs are what comes near the text's own grey.
-        mask = crop[t:b, l:r] >= bar.ground + 0.8 * (bar.level - bar.ground)
+        mask = patch >= _core_grey(bar)
     _blank_bar(mask, bar, r0 + t, c0 + l)
     # The box has a margin around its text: what lies wholly in its outer
     # fifth, above or below, is something else (the edge of a particle, a tick).
@@ -2357,7 +2362,7 @@ def _detected_glyphs(crop, box, thr, bar, r0, c0):
     if not 0.05 <= mask.mean() <= 0.6:
         return None
     return _Group("detected", (t + r0, l + c0, b + r0, r + c0), mask, 0.0,
-                  grey=_text_grey(crop[t:b, l:r], bar))
+                  grey=_text_grey(patch, bar))
 
 
 def _stroke_of_text(p, bar, box):
@@ -2712,6 +2717,7 @@ def _to_clean_bars(readings, found):
     line lost the "2" and read "5 µm"): that one is left out.
     """
     handed = [_to_clean_bar(r, found) for r in readings]
+    # A reading is (bar, p, label_box, text, value, unit, score).
     return [h for h, r in zip(handed, readings) if h is r or not any(
         q[0] is h[0] and _overlap(q[2], h[2]) and q[4:6] != h[4:6] for q in readings)]
 
