@@ -2225,6 +2225,16 @@ def test_detected_words_join_their_next_neighbour_on_the_line():
     assert "250 nm" in texts and "(c) nm" not in texts and "250 (c)" not in texts
 
 
+def test_detected_words_whose_boxes_overlap_by_a_pixel_are_joined():
+    # Seed 29's figure 163: "2 nm" beside a bar's end tick, detected as "2"
+    # and "nm" in boxes overlapping by a pixel; neither parsed alone, and the
+    # bar was left with no label.
+    words = [((82, 290, 111, 343), "2", 0.97), ((91, 342, 109, 378), "nm", 0.99)]
+    joined = scalebar._join_words(words)
+    assert ((82, 290, 111, 378), "2 nm", 0.97) in joined
+    assert len(joined) == 3  # no box joins itself
+
+
 @pytest.mark.parametrize("font_size", [16, 22])
 def test_millimetres_are_confirmed_by_the_glyphs_core_when_greys_join_them(
         monkeypatch, font_size):
@@ -2488,3 +2498,101 @@ def test_a_digit_that_came_apart_is_not_taken_for_a_letter():
     group = glyph_line(mask)
     assert scalebar._unit_stems(group) in (5, None)
     assert scalebar._unit_plausibility("nm", group)[0] == "nm"
+
+
+def test_a_label_that_holds_a_bar_with_a_label_of_its_own_is_no_label():
+    # Seed 32's figure 161: the edge of a box (2312 px) read the box's content,
+    # a 1346 px bar and its "500 nm", as its label, "500 mm" (0.85). A label
+    # that holds a clean bar with a label of its own is not one.
+    strip = SimpleNamespace(top=400, left=100, bottom=410, right=700, length=600.0,
+                            quality=1.0)
+    bar = SimpleNamespace(top=300, left=150, bottom=310, right=450, length=300.0,
+                          quality=1.0)
+    readings = [(strip, None, (250, 100, 399, 700), "500 mm", 500.0, "mm", 0.85),
+                (bar, None, (290, 470, 320, 600), "500 nm", 500.0, "nm", 0.98)]
+    assert scalebar._holds_bar(readings[0][2], readings[1])
+    assert not scalebar._holds_bar(readings[1][2], readings[0])
+    # A stroke of a glyph (shorter than the label it read) is no bar to hold.
+    stroke = SimpleNamespace(top=300, left=480, bottom=303, right=490, length=10.0,
+                             quality=1.0)
+    assert not scalebar._holds_bar((290, 470, 320, 600),
+                                   (stroke, None, (290, 470, 320, 600), "5 nm", 5.0, "nm", 0.9))
+
+
+def test_a_column_dimmed_where_a_tick_meets_the_bar_does_not_end_it():
+    # Seed 26's figure 172: the left end tick lies on a dark particle, and
+    # JPEG's ringing dims the column where it meets the bar. Taken for a
+    # particle across the end, it cut the tick off (67.6 px for 71).
+    rng = np.random.default_rng(0)
+    image = np.clip(0.6 + rng.normal(0, 0.02, (200, 200)), 0, 1)
+    disk(image, (104, 64), 18, 0.15)
+    image[100:108, 60:131] = 0.93  # the bar, 71 px
+    image[92:116, 60:64] = image[92:116, 127:131] = 0.93  # its end ticks
+    image[100:108, 63] = 0.84  # the dimmed column
+    bars = [bar for bar, _ in scalebar._candidates(scalebar._normalise(image))
+            if bar.length > 50]
+    assert len(bars) == 1
+    assert bars[0].length == pytest.approx(71, abs=1.0)
+
+
+def test_a_pixel_of_noise_below_the_midpoint_does_not_end_a_faint_bar():
+    # Seed 26's figure 155: a dark bar of little contrast (0.19), one pixel
+    # of a middle row just short of the midpoint grey seven columns from its
+    # end. The bar was measured from there (64.5 px for 70.9).
+    rng = np.random.default_rng(1)
+    image = np.clip(0.24 + rng.normal(0, 0.01, (200, 200)), 0, 1)
+    image[100:107, 40:111] = 0.05  # the bar, 71 px
+    image[103, 46] = 0.16  # just lighter than the midpoint (0.145)
+    bar = find_scale_bar(1.0 - image, read=False)
+    assert bar is not None
+    assert bar.length_px == pytest.approx(71, abs=1.0)
+
+
+def test_four_stems_of_a_narrow_letter_and_an_m_are_an_nm_that_lost_one():
+    # Seed 32's figure 10: "200 nm", 8 px high (JPEG): the first stem of the
+    # "m" fell short of the midpoint grey; the "n" is narrower than the "m".
+    rows = [".###....###...###.....................",
+            "#..#...#..#..#..#.....................",
+            "...##..#...#.#...#.........#.##..##.##",
+            "...#...#...#.#...#.........#..##.#.#.#",
+            "..#....#...#.#...#.........#...#...#.#",
+            ".#.....#...#.#...#.........#...#...#.#",
+            "#......#..#..#..#..........#...#...#.#",
+            "#####...###...###..........#...#...#.#"]
+    nm = glyph_line(np.array([[c == "#" for c in row] for row in rows]))
+    assert scalebar._unit_stems(nm) == 4
+    assert scalebar._nm_short_of_a_stem(nm)
+    # An "m" as wide as the "m" after it, each short of a stem: no "nm".
+    mm = [row[:27] + row[33:38] + "." + row[33:38] for row in rows]
+    mm = glyph_line(np.array([[c == "#" for c in row] for row in mm]))
+    assert not scalebar._nm_short_of_a_stem(mm)
+
+
+@pytest.mark.parametrize("drawn", [f"{MU}m", "nm"])
+def test_a_micro_sign_read_at_both_sizes_over_its_tail_is_not_disputed_by_the_wide_reading(
+        monkeypatch, drawn):
+    # Seed 21's figure 111: "2 µm" over particles, read "2 µm" at both sizes
+    # (a "µ" with its tail below the line), but "2 mm" in the wide crop,
+    # which takes in the particles around it: doubted (0.34). Without a tail
+    # below the line ("nm" drawn), the wide reading still disputes it.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "2 \N{GREEK SMALL LETTER MU}m", "2 mm")
+    image, truth = figure(value=2, unit=drawn, font_size=18)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (2, f"{MU}m")
+    assert bar.calibrated == (drawn != "nm"), bar.message
+
+
+def test_a_glyph_a_column_away_from_a_thin_bar_is_not_bridged_to_it():
+    # Seed 31's figure 153: a 25 px bar, 3 rows thick, with the "5" of its
+    # "50 Å" a column away from its end, joined to it by a pixel. Bridging
+    # single columns short of the bar (noise on a faint bar, seed 26's
+    # figure 155) must not join them.
+    rng = np.random.default_rng(3)
+    image = np.clip(0.25 + rng.normal(0, 0.01, (120, 160)), 0, 1)
+    image[60:63, 80:105] = 0.95  # the bar, 25 px, 3 rows
+    image[52:70, 76:79] = 0.95  # a stroke of a glyph, a column before it,
+    image[60, 79] = 0.95  # joined to it at the bar's top row
+    bars = [bar for bar, _ in scalebar._candidates(scalebar._normalise(image))
+            if bar.length > 15]
+    assert bars and all(bar.length == pytest.approx(25, abs=1.0) for bar in bars)

@@ -885,7 +885,12 @@ def _measure_bar(p, box, factor, polarity):
     # tick): a column is whole when the rows a twentieth of the thickness
     # inside the edges are.
     inside = thickness // 20
-    whole = comp[core[inside:len(core) - inside]].all(axis=0)
+    middle = comp[core[inside:len(core) - inside]]
+    whole = middle.all(axis=0)
+    # A single column short of the midpoint in one of three rows or more,
+    # between whole ones, is the ground's noise on a faint bar, not its end.
+    if len(middle) >= 3:
+        whole[1:-1] |= whole[:-2] & whole[2:] & (middle[:, 1:-1].sum(axis=0) >= len(middle) - 1)
     starts, stops = _true_runs(whole)
     if len(starts) == 0:
         return None
@@ -936,7 +941,10 @@ def _measure_bar(p, box, factor, polarity):
         # Within reach, the columns past the clean run are the bar's (end ticks,
         # of its grey above and below it) up to the first whose rows fall short
         # of the bar's grey: a particle across the end, lighter than the midpoint.
-        short = profile < np.median(profile[i:j + 1]) - 0.1 * span
+        # (A single column short of it, JPEG's ringing where a tick meets
+        # the bar, is no particle: the profile is smoothed over three.)
+        smooth = ndi.median_filter(profile, size=3, mode="nearest")
+        short = smooth < np.median(profile[i:j + 1]) - 0.1 * span
         first = np.nonzero(short[j + 1:b + 1])[0]
         b = j + int(first[0]) if len(first) else b
         first = np.nonzero(short[a:i][::-1])[0]
@@ -2053,11 +2061,17 @@ def _read_groups(p, bar, groups, engine):
             if unit_lost and wide != settled:
                 doubt *= 0.5
             plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text)
+            # A "µ" read at both sizes over a glyph reaching below the line
+            # (its tail) is not disputed by another unit in the wide reading,
+            # which takes in what lies around the line.
+            micro_seen = (parsed == micro and again == micro and _has_descender(group)
+                          and all(re.search(_MICRO_GLYPHS, t) for t in (text, again_text)))
             if wide is not None and wide[0] != parsed[0]:
                 score *= 0.4
             elif wide is None and _other_number(wide_text, text):
                 score *= 0.4
-            elif (wide is not None and wide not in agreeing) or (wide is None and plain_u):
+            elif (wide is not None and wide not in agreeing and not micro_seen) or (
+                    wide is None and plain_u):
                 doubt *= 0.4
         unit, factor = _unit_in_core(p, group, bar, parsed[1])
         doubt *= factor
@@ -2071,6 +2085,10 @@ def _read_groups(p, bar, groups, engine):
         if score > 0.9:
             break
     return best
+
+
+#: The signs OCR reads for a "µ": the micro sign and the Greek mu.
+_MICRO_GLYPHS = "[\N{MICRO SIGN}\N{GREEK SMALL LETTER MU}]"
 
 
 #: The letters OCR leaves of a unit it read in part ("u" of "um", "m" of "nm").
@@ -2100,7 +2118,8 @@ def _label_from_odds(p, group, bar, engine, crops):
     "25 nm") the same value first among values. "nm" and "mm" that the
     odds cannot tell apart are told by the letters' stems
     (:func:`_unit_by_stems`; not five when one may be lost,
-    :func:`_stem_maybe_lost`), which must not contradict an "nm" or "mm" the
+    :func:`_stem_maybe_lost`; four, "nm" short of one,
+    :func:`_nm_short_of_a_stem`), which must not contradict an "nm" or "mm" the
     odds tell. Not when the bar may be the line's letters
     (:func:`_goes_on_with_line`). The score is 0.7.
     """
@@ -2119,12 +2138,24 @@ def _label_from_odds(p, group, bar, engine, crops):
             continue
         units = set(label[1]) & set(smaller[1])
         stems = _unit_by_stems(group) if units & {"nm", "mm"} else None
+        if len(units) == 2 and stems is None and _nm_short_of_a_stem(group):
+            stems = "nm"
         if len(units) == 2 and stems == "nm" and _stem_maybe_lost(group):
             continue  # maybe an "mm" that lost a stem (:func:`_unit_plausibility`)
         unit = stems if len(units) == 2 else next(iter(units), None)
         if unit is not None and (stems is None or stems == unit):
             return (value, unit), 0.7
     return None
+
+
+def _nm_short_of_a_stem(group):
+    """Whether a label's letters are an "nm" that lost a stem: four stems, the first letter narrower.
+
+    A thin stem of a small "nm" falls short of the grey the glyphs are cut
+    at (JPEG, downscaling); an "mm" would have to lose two, and its letters
+    are as wide as each other (:func:`_unit_by_widths`).
+    """
+    return _unit_stems(group) == 4 and _unit_by_widths(group) == "nm"
 
 
 def _unit_from_odds(p, group, bar, engine, readings):
@@ -2193,8 +2224,9 @@ def _plain_reading(p, group, engine, crop):
 def _join_words(lines):
     """Detected text boxes, plus each joined with its next neighbour on its line ("200", "nm").
 
-    The next neighbour is the nearest box that starts after it ends, less
-    than 1.5 line heights away, on the same line (other lines' boxes, such
+    The next neighbour is the nearest box that starts after it ends (or
+    overlaps its end by a fifth of a line height at most), less than 1.5
+    line heights away, on the same line (other lines' boxes, such
     as a panel letter below, may start in between).
     """
     lines = sorted(lines, key=lambda line: line[0][1])
@@ -2203,7 +2235,8 @@ def _join_words(lines):
         for (tb, lb, bb, rb), text_b, score_b in lines:
             height = max(ba - ta, bb - tb, 1)
             same_line = min(ba, bb) - max(ta, tb) > 0.5 * min(ba - ta, bb - tb)
-            if same_line and 0 <= lb - ra < 1.5 * height:
+            # (Boxes of two words can overlap by a pixel or two.)
+            if same_line and -0.2 * height <= lb - ra < 1.5 * height and lb > la:
                 joined.append(((min(ta, tb), la, max(ba, bb), rb), f"{text_a} {text_b}",
                                min(score_a, score_b)))
                 break  # the boxes are in order from the left: this one is the nearest
@@ -2647,6 +2680,10 @@ def find_scale_bar(image, *, read=True):
                     readings.append((bar, p, *hit))
                     break
         readings = _to_clean_bars(readings, found)
+        # A label holds no clean bar that has a label of its own: a "label"
+        # that does (the content of a box, read by the box's edge) is not one.
+        readings = [r for r in readings if not any(
+            q is not r and _holds_bar(r[2], q) for q in readings)]
         # A label belongs to one bar: of bars that read the same label (their
         # label boxes overlap), the longest is its bar; a shorter one is a
         # piece of something near it (a glyph's stroke, a tick).
@@ -2707,6 +2744,13 @@ def find_scale_bar(image, *, read=True):
     return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), polarity=bar.polarity,
                     box=_bar_box(bar),
                     message=f"a bar of {bar.length:.0f} px was found with no label next to it.")
+
+
+def _holds_bar(label_box, reading):
+    """Whether a label box holds the bar of ``reading``, a clean bar as long as its own label."""
+    bar, label = reading[0], reading[2]
+    return (bar.quality >= 0.8 and bar.length >= label[3] - label[1]
+            and _share(_bar_box(bar), label_box) > 0.9)
 
 
 def _to_clean_bars(readings, found):
