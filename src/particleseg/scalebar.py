@@ -2149,7 +2149,7 @@ def _label_from_odds(p, group, bar, engine, crops):
 
 
 def _nm_short_of_a_stem(group):
-    """Whether a label's letters are an "nm" that lost a stem: four stems, the first letter narrower.
+    """Whether a label's letters are an "nm" short of a stem: four stems, the first one narrower.
 
     A thin stem of a small "nm" falls short of the grey the glyphs are cut
     at (JPEG, downscaling); an "mm" would have to lose two, and its letters
