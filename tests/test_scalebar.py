@@ -386,9 +386,15 @@ def test_a_particle_across_the_end_within_the_bars_thickness_is_no_end_tick(pola
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
 
 
+def candidate_bars(image, longer_than=0.0):
+    """The measured bar candidates of an image longer than ``longer_than`` px."""
+    return [bar for bar, _ in scalebar._candidates(scalebar._normalise(image))
+            if bar.length > longer_than]
+
+
 def bar_quality(image):
     """The quality of the longest bar candidate of a figure (its end checks, 0 to 1)."""
-    bars = [bar for bar, _ in scalebar._candidates(scalebar._normalise(image))]
+    bars = candidate_bars(image)
     assert bars
     return max(bars, key=lambda bar: bar.length).quality
 
@@ -2529,8 +2535,7 @@ def test_a_column_dimmed_where_a_tick_meets_the_bar_does_not_end_it():
     image[100:108, 60:131] = 0.93  # the bar, 71 px
     image[92:116, 60:64] = image[92:116, 127:131] = 0.93  # its end ticks
     image[100:108, 63] = 0.84  # the dimmed column
-    bars = [bar for bar, _ in scalebar._candidates(scalebar._normalise(image))
-            if bar.length > 50]
+    bars = candidate_bars(image, longer_than=50)
     assert len(bars) == 1
     assert bars[0].length == pytest.approx(71, abs=1.0)
 
@@ -2593,6 +2598,5 @@ def test_a_glyph_a_column_away_from_a_thin_bar_is_not_bridged_to_it():
     image[60:63, 80:105] = 0.95  # the bar, 25 px, 3 rows
     image[52:70, 76:79] = 0.95  # a stroke of a glyph, a column before it,
     image[60, 79] = 0.95  # joined to it at the bar's top row
-    bars = [bar for bar, _ in scalebar._candidates(scalebar._normalise(image))
-            if bar.length > 15]
+    bars = candidate_bars(image, longer_than=15)
     assert bars and all(bar.length == pytest.approx(25, abs=1.0) for bar in bars)

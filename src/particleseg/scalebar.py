@@ -2092,7 +2092,7 @@ _MICRO_GLYPHS = "[\N{MICRO SIGN}\N{GREEK SMALL LETTER MU}]"
 
 
 #: The letters OCR leaves of a unit it read in part ("u" of "um", "m" of "nm").
-_UNIT_REMNANT = r"\s*[unmp\N{MICRO SIGN}\N{GREEK SMALL LETTER MU}]{1,2}\s*$"
+_UNIT_REMNANT = r"\s*(?:[unmp]|" + _MICRO_GLYPHS + r"){1,2}\s*$"
 
 
 def _goes_on_with_line(group, bar):
@@ -2137,8 +2137,9 @@ def _label_from_odds(p, group, bar, engine, crops):
         if smaller is None or smaller[0] != value or wide != value:
             continue
         units = set(label[1]) & set(smaller[1])
-        stems = _unit_by_stems(group) if units & {"nm", "mm"} else None
-        if len(units) == 2 and stems is None and _nm_short_of_a_stem(group):
+        count = _unit_stems(group) if units & {"nm", "mm"} else None
+        stems = _unit_by_stems(group, count) if count is not None else None
+        if len(units) == 2 and stems is None and _nm_short_of_a_stem(group, count):
             stems = "nm"
         if len(units) == 2 and stems == "nm" and _stem_maybe_lost(group):
             continue  # maybe an "mm" that lost a stem (:func:`_unit_plausibility`)
@@ -2148,14 +2149,16 @@ def _label_from_odds(p, group, bar, engine, crops):
     return None
 
 
-def _nm_short_of_a_stem(group):
+def _nm_short_of_a_stem(group, stems=None):
     """Whether a label's letters are an "nm" short of a stem: four stems, the first one narrower.
 
     A thin stem of a small "nm" falls short of the grey the glyphs are cut
     at (JPEG, downscaling); an "mm" would have to lose two, and its letters
-    are as wide as each other (:func:`_unit_by_widths`).
+    are as wide as each other (:func:`_unit_by_widths`). ``stems``: the
+    count (:func:`_unit_stems`), when known.
     """
-    return _unit_stems(group) == 4 and _unit_by_widths(group) == "nm"
+    stems = _unit_stems(group) if stems is None else stems
+    return stems == 4 and _unit_by_widths(group) == "nm"
 
 
 def _unit_from_odds(p, group, bar, engine, readings):
