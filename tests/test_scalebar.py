@@ -2600,3 +2600,35 @@ def test_a_glyph_a_column_away_from_a_thin_bar_is_not_bridged_to_it():
     image[60, 79] = 0.95  # joined to it at the bar's top row
     bars = candidate_bars(image, longer_than=15)
     assert bars and all(bar.length == pytest.approx(25, abs=1.0) for bar in bars)
+
+
+def test_find_scale_bar_drops_a_reading_whose_label_holds_the_bar(monkeypatch):
+    # End to end, with the OCR's readings given: the edge of a box below a
+    # bar (seed 32's figure 161) reads the box's content, the bar and its
+    # label, as "500 mm", more surely than the bar reads its "500 nm". The
+    # box edge's "label" holds the bar and is no label.
+    image, truth = flat_figure(shape=(400, 640), length_px=200, value=500, font_size=20,
+                                corner=("top", "left"))
+    t, l, b, r = truth.bar_box
+    lt, ll, lb, lr = truth.label_box
+    image[b + 20:b + 26, 40:540] = image[t, l]  # the edge of a box, 500 px
+    content = (min(t, lt) - 4, min(l, ll) - 4, max(b, lb) + 4, max(r, lr) + 4)
+
+    def read(p, bar, groups, engine):
+        if bar.length > 400:  # the box's edge
+            return SimpleNamespace(box=content), "500 mm", 500.0, "mm", 0.85
+        if abs(bar.length - 200) <= 2:
+            return SimpleNamespace(box=truth.label_box), "500 nm", 500.0, "nm", 0.8
+        return None
+
+    # (The box's edge has no text of its own next to it: it is given its content.)
+    label_groups = scalebar._label_groups
+    monkeypatch.setattr(scalebar, "_label_groups", lambda p, bar: label_groups(p, bar) or (
+        [SimpleNamespace(box=content)] if bar.length > 400 else []))
+    monkeypatch.setattr(scalebar, "_ocr_engine", lambda: object())
+    monkeypatch.setattr(scalebar, "_read_groups", read)
+    monkeypatch.setattr(scalebar, "_read_detected", lambda p, bar, engine: None)
+    found = find_scale_bar(image)
+    assert found is not None
+    assert (found.text, found.unit) == ("500 nm", "nm")
+    assert found.length_px == pytest.approx(200, abs=1.0)
