@@ -2632,3 +2632,19 @@ def test_find_scale_bar_drops_a_reading_whose_label_holds_the_bar(monkeypatch):
     assert found is not None
     assert (found.text, found.unit) == ("500 nm", "nm")
     assert found.length_px == pytest.approx(200, abs=1.0)
+
+
+@pytest.mark.parametrize("value", [2, 5])
+def test_a_small_monospaced_nm_read_as_a_digit_is_read_from_the_wide_crop(value):
+    # Seed 26's figure 46, seed 2's figure 28: a "5nm" 8 px high in a
+    # monospaced font, in a box. The line's crop, cut to the glyphs' mask,
+    # loses the thin strokes of the "nm" and reads "51"; the wide crop,
+    # unmasked, keeps their grey and gives the label the line's crops agree on.
+    pytest.importorskip("rapidocr_onnxruntime")
+    image, truth = flat_figure(shape=(384, 384), ground=0.7, seed=1, value=value, unit="nm",
+                               font="DejaVuSansMono.ttf", font_size=11, boxed=True,
+                               polarity="dark", length_px=80)
+    found = find_scale_bar(image)
+    assert found is not None and found.calibrated
+    assert (found.value, found.unit) == (value, "nm")
+

@@ -445,6 +445,24 @@ def _likeliest_value(engine, crop):
     return None if found is None or not found[1] else max(found[1], key=found[1].get)
 
 
+def _clear_value(engine, crop):
+    """The value of :data:`_LABEL_VALUES` the recogniser finds clearly likeliest in a crop; or None.
+
+    Clearly: its spellings with every unit are together at least
+    ``exp(_UNIT_ODDS)`` times as likely as any other value's.
+    """
+    found = _label_odds(engine, crop)
+    return None if found is None else _clearly_first(found[1])
+
+
+def _clearly_first(totals):
+    """The value of ``totals`` at least ``exp(_UNIT_ODDS)`` times as likely as any other; or None."""
+    if len(totals) < 2:
+        return None
+    first, second = sorted(totals, key=totals.get, reverse=True)[:2]
+    return first if totals[first] - totals[second] >= _UNIT_ODDS else None
+
+
 def _likeliest_label(engine, crop):
     """The scale-bar label OCR's recogniser finds likeliest in a line crop, when clearly so.
 
@@ -459,12 +477,10 @@ def _likeliest_label(engine, crop):
     recogniser cannot be reached.
     """
     found = _label_odds(engine, crop)
-    if found is None or len(found[1]) < 2:
+    first = None if found is None else _clearly_first(found[1])
+    if first is None:
         return None
-    odds, totals, best = found
-    first, second = sorted(totals, key=totals.get, reverse=True)[:2]
-    if totals[first] - totals[second] < _UNIT_ODDS:
-        return None
+    odds, _, best = found
     units = odds[first]
     if max(units.values()) < best - _LABEL_FIT:
         return None
@@ -2122,6 +2138,12 @@ def _label_from_odds(p, group, bar, engine, crops):
     :func:`_nm_short_of_a_stem`), which must not contradict an "nm" or "mm" the
     odds tell. Not when the bar may be the line's letters
     (:func:`_goes_on_with_line`). The score is 0.7.
+
+    When no crop of the line gives a label, the wide crop's label is taken
+    (:func:`_wide_crop`, unmasked: it keeps the grey of strokes thinner than
+    a pixel that the line's mask cuts, as in a small monospaced "nm", read
+    "1"), when the line's crop and its smaller crop both give its value,
+    clearly ahead of any other (:func:`_clear_value`).
     """
     if _goes_on_with_line(group, bar):
         return None
@@ -2136,17 +2158,35 @@ def _label_from_odds(p, group, bar, engine, crops):
         value = label[0]
         if smaller is None or smaller[0] != value or wide != value:
             continue
-        units = set(label[1]) & set(smaller[1])
-        count = _unit_stems(group) if units & {"nm", "mm"} else None
-        stems = _unit_by_stems(group, count) if count is not None else None
-        if len(units) == 2 and stems is None and _nm_short_of_a_stem(group, count):
-            stems = "nm"
-        if len(units) == 2 and stems == "nm" and _stem_maybe_lost(group):
-            continue  # maybe an "mm" that lost a stem (:func:`_unit_plausibility`)
-        unit = stems if len(units) == 2 else next(iter(units), None)
-        if unit is not None and (stems is None or stems == unit):
+        unit = _unit_of_odds(group, set(label[1]) & set(smaller[1]))
+        if unit is not None:
             return (value, unit), 0.7
-    return None
+    if smaller is not None or not crops:
+        return None  # a crop gave a label, and the wide one was asked already
+    label = _likeliest_label(engine, _wide_crop(p, group, bar))
+    if label is None or any(_clear_value(engine, crop) != label[0]
+                            for crop in (crops[0], _ocr_crop(p, group, 28))):
+        return None
+    unit = _unit_of_odds(group, set(label[1]))
+    return ((label[0], unit), 0.7) if unit is not None else None
+
+
+def _unit_of_odds(group, units):
+    """The unit of :func:`_label_from_odds`, of the ``units`` the odds allow; or None.
+
+    One unit is taken as it is; "nm" and "mm" both are told by the
+    letters' stems (:func:`_unit_by_stems`; four, "nm" short of one,
+    :func:`_nm_short_of_a_stem`; not "nm" when a stem may be lost,
+    :func:`_stem_maybe_lost`). The stems must not contradict a single unit.
+    """
+    count = _unit_stems(group) if units & {"nm", "mm"} else None
+    stems = _unit_by_stems(group, count) if count is not None else None
+    if len(units) == 2 and stems is None and _nm_short_of_a_stem(group, count):
+        stems = "nm"
+    if len(units) == 2 and stems == "nm" and _stem_maybe_lost(group):
+        return None  # maybe an "mm" that lost a stem (:func:`_unit_plausibility`)
+    unit = stems if len(units) == 2 else next(iter(units), None)
+    return unit if unit is not None and (stems is None or stems == unit) else None
 
 
 def _nm_short_of_a_stem(group, stems=None):
