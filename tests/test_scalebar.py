@@ -2648,3 +2648,19 @@ def test_a_small_monospaced_nm_read_as_a_digit_is_read_from_the_wide_crop(value)
     assert found is not None and found.calibrated
     assert (found.value, found.unit) == (value, "nm")
 
+
+def test_a_two_row_bar_whose_partial_row_dips_over_a_particle_is_whole():
+    # Seed 35's figure 30: a thin light bar downscaled to two rows, one at
+    # the bar's grey and one covering its pixel row in part. Where a dark
+    # particle lies across the bar, the partial row falls just short of the
+    # midpoint; the bar was measured to there (31.7 px for 61.7).
+    rng = np.random.default_rng(0)
+    image = np.clip(0.6 + rng.normal(0, 0.01, (200, 200)), 0, 1)
+    disk(image, (104, 76), 5, 0.2)
+    disk(image, (96, 76), 2, 0.3)
+    image[100, 40:101] = 0.95  # the bar, 61 px
+    image[101, 40:101] = 0.85  # its partial row
+    image[101, 73:79] = 0.76  # just short of the midpoint (0.775) over the particle
+    bars = candidate_bars(image, longer_than=20)
+    assert len(bars) == 1
+    assert bars[0].length == pytest.approx(61, abs=1.0)

@@ -907,6 +907,13 @@ def _measure_bar(p, box, factor, polarity):
     # between whole ones, is the ground's noise on a faint bar, not its end.
     if len(middle) >= 3:
         whole[1:-1] |= whole[:-2] & whole[2:] & (middle[:, 1:-1].sum(axis=0) >= len(middle) - 1)
+    elif len(middle) == 2:
+        # A bar two rows thick (a thin bar, downscaled) can have one row at
+        # its grey and one that covers a pixel's row only in part: over a dark
+        # particle, that one falls a little short of the midpoint where the
+        # bar goes on. Whole where the other row is at the bar's grey.
+        partial = win[core] >= ground + 0.3 * (level - ground)
+        whole |= middle.any(axis=0) & partial.all(axis=0)
     starts, stops = _true_runs(whole)
     if len(starts) == 0:
         return None
