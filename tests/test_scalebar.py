@@ -49,7 +49,7 @@ def fake_ocr(monkeypatch, line, wide, odds=None):
     recogniser's odds favour the unit ``odds`` (None: no unit clearly); its
     scores are otherwise out of reach (no label is read from them).
     """
-    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number: odds)
+    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number, tail=False: odds)
     monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
     wide_crop = np.zeros((7, 7), np.uint8)
     read_line = line if callable(line) else (lambda crop: (line, 0.95))
@@ -1290,7 +1290,7 @@ def test_a_detected_label_read_with_a_plain_u_is_doubted(monkeypatch, detected, 
     # clearly favour the "u". A "µ" read as such is believed.
     pytest.importorskip("rapidocr_onnxruntime")
     monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("500 m", 0.3))
-    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number: odds)
+    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number, tail=False: odds)
     monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
     # Glyphs that cannot tell a "u" from an "n": no tail below the line, no open top.
     monkeypatch.setattr(scalebar, "_has_descender", lambda group: False)
@@ -2664,3 +2664,16 @@ def test_a_two_row_bar_whose_partial_row_dips_over_a_particle_is_whole():
     bars = candidate_bars(image, longer_than=20)
     assert len(bars) == 1
     assert bars[0].length == pytest.approx(61, abs=1.0)
+
+
+def test_a_micro_sign_with_its_tail_seen_needs_the_usual_odds_over_nm():
+    # Seed 3's figure 28, "2µm" read "2u": the recogniser's odds favour "µm"
+    # by e**4.3 over "nm", short of the e**5 asked of these two. A glyph
+    # reaching below the line (the tail of the "µ") rules out the "n".
+    odds = {"nm": -7.0, "\N{MICRO SIGN}m": -2.7, "mm": -7.7, "pm": -6.8}
+    assert scalebar._unit_verdict(odds) is None
+    assert scalebar._unit_verdict(odds, tail=True) == "\N{MICRO SIGN}m"
+    # An "nm" favoured so is not taken on a tail; nor a "µm" short of the usual odds.
+    swapped = {**odds, "nm": -2.7, "\N{MICRO SIGN}m": -7.0}
+    assert scalebar._unit_verdict(swapped, tail=True) is None
+    assert scalebar._unit_verdict({**odds, "pm": -4.7}, tail=True) is None

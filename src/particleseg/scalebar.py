@@ -379,23 +379,27 @@ def _spelled_odds(log_probs, index, numbers):
     return odds
 
 
-def _unit_verdict(odds):
+def _unit_verdict(odds, tail=False):
     """The unit of ``odds`` (unit: log-likelihood) clearly ahead of the others, or None.
 
     At least ``_UNIT_ODDS`` ahead of every other unit, and ``_NM_UM_ODDS``
-    of the other of "nm" and "µm".
+    of the other of "nm" and "µm"; a "µm" only ``_UNIT_ODDS`` ahead of "nm"
+    too when ``tail``, a glyph of the line reaching below it (the tail of
+    the "µ", :func:`_has_descender`), which an "n" does not have.
     """
     if len(odds) < 2:
         return None
     best = max(odds, key=odds.get)
     pair = {"nm": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "nm"}.get(best)
+    if tail and best == "\N{MICRO SIGN}m":
+        pair = None
     if any(odds[best] - odds[unit] < (_NM_UM_ODDS if unit == pair else _UNIT_ODDS)
            for unit in odds if unit != best):
         return None
     return best
 
 
-def _unit_by_odds(engine, crop, number):
+def _unit_by_odds(engine, crop, number, tail=False):
     """The unit OCR's recogniser itself finds likeliest after ``number`` in a line's crop; or None.
 
     The recogniser scores every character at every step; its text is the
@@ -405,13 +409,14 @@ def _unit_by_odds(engine, crop, number):
     line, as read) with or without a space, is scored over all the steps
     (:func:`_ctc_log_likelihoods`). The likeliest unit is returned when it is
     at least ``exp(_UNIT_ODDS)`` times as likely as any other (and "nm" and
-    "µm" ``exp(_NM_UM_ODDS)`` times as likely as each other); None when no
-    unit is that clearly ahead, or the recogniser cannot be reached.
+    "µm" ``exp(_NM_UM_ODDS)`` times as likely as each other, unless ``tail``:
+    :func:`_unit_verdict`); None when no unit is that clearly ahead, or the
+    recogniser cannot be reached.
     """
     found = _recogniser_odds(engine, crop)
     if found is None:
         return None
-    return _unit_verdict(_spelled_odds(*found, [number])[number])
+    return _unit_verdict(_spelled_odds(*found, [number])[number], tail)
 
 
 #: How far below the recogniser's own best reading, as a natural log, a
@@ -2239,7 +2244,7 @@ def _unit_from_odds(p, group, bar, engine, readings):
             continue
         if _line_number(wide_text) not in (None, number) or _other_number(wide_text, text):
             continue
-        unit = _unit_by_odds(engine, crop, match.group(1))
+        unit = _unit_by_odds(engine, crop, match.group(1), _has_descender(group))
         # "mm" and "pm", rare, would rest on the glyphs alone, whose two
         # stems before an "m" may be an "n" or a "u".
         if unit in ("nm", "\N{MICRO SIGN}m"):
