@@ -663,7 +663,7 @@ def test_a_short_bar_going_on_with_a_line_is_not_taken_for_its_lost_letters(
     monkeypatch.setattr(scalebar, "_ocr_crop", lambda p, group, height=40, smooth=True: blank)
     monkeypatch.setattr(scalebar, "_wide_crop", lambda p, group, bar, height=40: blank)
     monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("100 n", 0.9))
-    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number: "nm")
+    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number, tail=False: "nm")
     line = scalebar._Group("left", (462, 110, 498, 224), np.ones((36, 114), bool), 0.0)
     bar = SimpleNamespace(top=471, bottom=481, left=230, right=230 + bar_length,
                           length=float(bar_length))
@@ -696,7 +696,7 @@ def test_millimetres_stay_doubted_when_the_odds_favour_them(monkeypatch, ahead):
     fake_ocr(monkeypatch, "2 mm", "2 mm")
     odds = {"nm": -1.0 - ahead, f"{MU}m": -14.0, "mm": -1.0, "pm": -15.0}
     monkeypatch.setattr(scalebar, "_unit_by_odds",
-                        lambda engine, crop, number: scalebar._unit_verdict(odds))
+                        lambda engine, crop, number, tail=False: scalebar._unit_verdict(odds))
     monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)
     monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: None)
     image, truth = figure(value=2, unit="mm", font_size=18)
