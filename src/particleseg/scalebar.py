@@ -461,7 +461,7 @@ def _clear_value(engine, crop):
 
 
 def _clearly_first(totals):
-    """The value of ``totals`` at least ``exp(_UNIT_ODDS)`` times as likely as any other; or None."""
+    """The value of ``totals`` ``exp(_UNIT_ODDS)`` times as likely as any other or more; or None."""
     if len(totals) < 2:
         return None
     first, second = sorted(totals, key=totals.get, reverse=True)[:2]
