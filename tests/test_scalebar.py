@@ -685,13 +685,16 @@ def test_a_doubted_plain_u_is_believed_when_the_odds_favour_it(monkeypatch, odds
     assert bar.calibrated is calibrated and bar.unit == f"{MU}m", bar.message
 
 
-@pytest.mark.parametrize("ahead", [5.4, 12.0])
-def test_millimetres_stay_doubted_when_the_odds_favour_them(monkeypatch, ahead):
+@pytest.mark.parametrize("ahead, calibrated", [(5.4, False), (6.0, False), (6.9, True),
+                                               (12.0, True)])
+def test_millimetres_need_odds_far_ahead_of_every_other_unit(monkeypatch, ahead, calibrated):
     # "mm" bars are rare on micrographs, and OCR reads small "nm" as "mm":
-    # without glyphs to confirm it, the recogniser's odds alone do not make
-    # a millimetre reading believed. They can favour "mm" far: a large bold
-    # serif "25nm" (seed 22's figure 39) read "25mm" at 1.00, and "mm" more
-    # than e**5 times likelier than "nm" in the recogniser's odds.
+    # without glyphs to confirm it, a millimetre reading is believed only
+    # when the recogniser's odds favour it e**6.5 times over any other
+    # unit. They favoured "mm" by e**5.4 for a large bold serif "25nm"
+    # (seed 22's figure 39), read "25mm" at 1.00; by e**6.9 to e**15 for
+    # the small "mm" labels whose glyphs could not confirm them on seeds 3
+    # to 36 (seed 3's figure 146, "10mm": e**6.9).
     pytest.importorskip("rapidocr_onnxruntime")
     fake_ocr(monkeypatch, "2 mm", "2 mm")
     odds = {"nm": -1.0 - ahead, f"{MU}m": -14.0, "mm": -1.0, "pm": -15.0}
@@ -701,7 +704,16 @@ def test_millimetres_stay_doubted_when_the_odds_favour_them(monkeypatch, ahead):
     monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: None)
     image, truth = figure(value=2, unit="mm", font_size=18)
     bar = find_scale_bar(image)
-    assert bar.unit == "mm" and not bar.calibrated, bar.message
+    assert bar.unit == "mm" and bar.calibrated is calibrated, bar.message
+
+
+def test_millimetres_need_odds_far_ahead_of_micrometres_too():
+    # An "mm" must lead every unit by e**6.5, not only "nm".
+    odds = {"nm": -12.0, f"{MU}m": -6.0, "mm": -1.0, "pm": -15.0}
+    assert scalebar._unit_verdict(odds) is None
+    assert scalebar._unit_verdict({**odds, f"{MU}m": -8.0}) == "mm"
+    # The other units keep their margins: "nm" e**3 ahead of "mm".
+    assert scalebar._unit_verdict({"nm": -1.0, "mm": -4.5, f"{MU}m": -6.5}) == "nm"
 
 
 @pytest.mark.parametrize("drawn", ["nm", "um"])
@@ -739,11 +751,13 @@ def test_a_label_read_in_pm_is_micrometres_when_its_p_is_open_at_the_top(
         monkeypatch, font, drawn, expected):
     # OCR often reads a "µ" as a "p". A "µ" is a "u" with a tail, open at the
     # top; a "p" closes a bowl. The glyph decides; a real "p" stays doubted.
+    # (500 pm over 80 of 384 px: an image 2.4 nm across, as an atomic-resolution
+    # one may be.)
     pytest.importorskip("rapidocr_onnxruntime")
-    fake_ocr(monkeypatch, "2 pm", "2 pm")
-    image, truth = figure(shape=(384, 384), value=2, unit=drawn, font=font, font_size=20)
+    fake_ocr(monkeypatch, "500 pm", "500 pm")
+    image, truth = figure(shape=(384, 384), value=500, unit=drawn, font=font, font_size=20)
     bar = find_scale_bar(image)
-    assert (bar.value, bar.unit, bar.calibrated) == (2, *expected), bar.message
+    assert (bar.value, bar.unit, bar.calibrated) == (500, *expected), bar.message
 
 
 @pytest.mark.parametrize("large, small", [("10 pm", f"10 {MU}m"), (f"10 {MU}m", "10 pm")])
@@ -1301,6 +1315,27 @@ def test_a_detected_label_read_with_a_plain_u_is_doubted(monkeypatch, detected, 
         (tuple(truth.label_box), detected, 0.95)])
     bar = find_scale_bar(image)
     assert (bar.value, bar.unit) == (500, f"{MU}m") and bar.calibrated is calibrated, bar.message
+
+
+@pytest.mark.parametrize("ahead, calibrated", [(None, False), (5.4, False), (8.6, True)])
+def test_a_detected_millimetre_is_believed_on_odds_far_ahead(monkeypatch, ahead, calibrated):
+    # Text detection reads a small "250mm" (seed 21's figure 4, downscaled
+    # to 0.43) whose glyphs cannot confirm it: doubted, unless the
+    # recogniser's odds in the detected box favour "mm" e**6.5 over every
+    # other unit (e**8.6 there; e**5.4 for a bold serif "25nm" read "25mm").
+    pytest.importorskip("rapidocr_onnxruntime")
+    odds = None if ahead is None else {"nm": -1.0 - ahead, f"{MU}m": -14.0, "mm": -1.0}
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("250 m", 0.3))
+    monkeypatch.setattr(scalebar, "_unit_by_odds", lambda engine, crop, number, tail=False: (
+        odds and scalebar._unit_verdict(odds)))
+    monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
+    monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)
+    monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: None)
+    image, truth = figure(value=250, unit="mm", corner=("top", "left"))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [
+        (tuple(truth.label_box), "250mm", 0.95)])
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (250, "mm") and bar.calibrated is calibrated, bar.message
 
 
 def test_a_label_unread_with_pieces_of_a_particle_is_read_again_without_them(monkeypatch):
@@ -2136,21 +2171,23 @@ def test_a_millimetre_reading_without_glyphs_to_confirm_it_is_not_used(monkeypat
     assert "low confidence" in bar.message
 
 
-@pytest.mark.parametrize("plain, expected", [((10.0, f"{MU}m"), (f"{MU}m", True)),
-                                             (None, ("pm", False)), ((10.0, "pm"), ("pm", False))])
+@pytest.mark.parametrize("plain, expected", [((500.0, f"{MU}m"), (f"{MU}m", True)),
+                                             (None, ("pm", False)), ((500.0, "pm"), ("pm", False))])
 def test_a_label_read_in_pm_is_micrometres_when_its_unsmoothed_reading_sees_the_micro_sign(
         monkeypatch, plain, expected):
-    # Both sizes read "10pm"; the crop read as it is, without smoothing,
-    # reads "10 µm" (or "10gm" over a glyph reaching below the line): OCR
+    # Both sizes read "500pm"; the crop read as it is, without smoothing,
+    # reads "500 µm" (or "500gm" over a glyph reaching below the line): OCR
     # reads a "µ" as a "p", seldom a "p" as a "µ". Glyphs too small to decide.
+    # (500 pm over 80 of 256 px: an image 1.6 nm across, as an atomic-resolution
+    # one may be.)
     pytest.importorskip("rapidocr_onnxruntime")
-    fake_ocr(monkeypatch, "10pm", "10pm")
+    fake_ocr(monkeypatch, "500pm", "500pm")
     monkeypatch.setattr(scalebar, "_plain_reading", lambda p, group, engine, crop: plain)
     monkeypatch.setattr(scalebar, "_open_bowl", lambda group: None)
     monkeypatch.setattr(scalebar, "_first_letter", lambda group: None)
-    image, truth = figure(value=10, unit=f"{MU}m", font_size=18)
+    image, truth = figure(value=500, unit=f"{MU}m", font_size=18)
     bar = find_scale_bar(image)
-    assert (bar.value, bar.unit, bar.calibrated) == (10, *expected), bar.message
+    assert (bar.value, bar.unit, bar.calibrated) == (500, *expected), bar.message
 
 
 def test_a_descender_is_seen_beside_a_single_other_glyph():
@@ -2677,3 +2714,19 @@ def test_a_micro_sign_with_its_tail_seen_needs_the_usual_odds_over_nm():
     swapped = {**odds, "nm": -2.7, "\N{MICRO SIGN}m": -7.0}
     assert scalebar._unit_verdict(swapped, tail=True) is None
     assert scalebar._unit_verdict({**odds, "pm": -4.7}, tail=True) is None
+
+
+@pytest.mark.parametrize("value, length, unit, factor", [
+    (100, 51, f"{MU}m", 0.9),  # seed 22's figure 45: the image would be 0.75 nm across
+    (5, 58, f"{MU}m", 0.9),
+    (500, 69, "pm", 0.45),  # 2.8 nm across: an atomic-resolution image may be
+])
+def test_a_picometre_bar_that_leaves_the_image_too_small_for_atoms_is_a_micrometre(
+        value, length, unit, factor):
+    # OCR reads a "µ" as a "p": "100 pm" for "100 µm". Picometre bars are
+    # rare and doubted; one that makes the image less than a nanometre
+    # across (a few atoms' spacing) is no picometre bar.
+    p = np.zeros((256, 384), np.float32)
+    bar = SimpleNamespace(length=float(length))
+    assert scalebar._unit_in_core(p, None, bar, "pm", value) == (unit, factor)
+    assert scalebar._unit_in_core(p, None, bar, "nm", value) == ("nm", 1.0)

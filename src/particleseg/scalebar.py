@@ -301,6 +301,14 @@ def _recognise(engine, crop):
 _UNIT_ODDS = 3.0
 _NM_UM_ODDS = 5.0
 
+#: How much likelier than any other unit an "mm" must be for the recogniser's
+#: odds alone to confirm it (:func:`_unit_verdict`): e**6.5, about 650 times.
+#: Millimetre bars are rare on micrographs, and an "nm" read as "mm" is a
+#: millionfold slip; the odds favoured "mm" by e**5.4 for a bold serif "25nm"
+#: (synthetic seed 22's figure 39), and by e**6.9 to e**15 for the small "mm"
+#: labels they confirm on seeds 3 to 36.
+_MM_ODDS = 6.5
+
 #: The units :func:`_unit_by_odds` weighs, each with the spellings that count for it.
 _ODDS_SPELLINGS = {
     "nm": ("nm",),
@@ -385,7 +393,8 @@ def _unit_verdict(odds, tail=False):
     At least ``_UNIT_ODDS`` ahead of every other unit, and ``_NM_UM_ODDS``
     of the other of "nm" and "µm"; a "µm" only ``_UNIT_ODDS`` ahead of "nm"
     too when ``tail``, a glyph of the line reaching below it (the tail of
-    the "µ", :func:`_has_descender`), which an "n" does not have.
+    the "µ", :func:`_has_descender`), which an "n" does not have. An "mm"
+    must be ``_MM_ODDS`` ahead of every other unit.
     """
     if len(odds) < 2:
         return None
@@ -393,7 +402,8 @@ def _unit_verdict(odds, tail=False):
     pair = {"nm": "\N{MICRO SIGN}m", "\N{MICRO SIGN}m": "nm"}.get(best)
     if tail and best == "\N{MICRO SIGN}m":
         pair = None
-    if any(odds[best] - odds[unit] < (_NM_UM_ODDS if unit == pair else _UNIT_ODDS)
+    if any(odds[best] - odds[unit] < (
+            _MM_ODDS if best == "mm" else _NM_UM_ODDS if unit == pair else _UNIT_ODDS)
            for unit in odds if unit != best):
         return None
     return best
@@ -1729,7 +1739,8 @@ def _unit_plausibility(unit, group):
     :func:`_monospaced`), read as "nm" when the first is clearly narrower (at
     a small cost in confidence), and doubted otherwise, below the confidence
     threshold (no glyphs to measure: OCR reads even large "nm" as "mm" when
-    particles touch its letters).
+    particles touch its letters) unless the recogniser's odds favour it far
+    (:func:`_read_groups`, :func:`_unit_verdict`).
 
     Returns
     -------
@@ -1993,14 +2004,18 @@ def _text_core(p, group, bar):
     return replace(group, mask=mask, floor=bar.ground + 0.6 * (bar.level - bar.ground))
 
 
-def _unit_in_core(p, group, bar, unit):
+def _unit_in_core(p, group, bar, unit, value):
     """:func:`_unit_plausibility` of the OCR's ``unit``, confirmed in the line's core if need be.
 
     Glyphs joined by greys short of the text's (a downscaled "5m", a
     particle that the text touches) come apart in the line's core
     (:func:`_text_core`): when the whole line doubts an "nm" or "mm", the
-    letters there may confirm it.
+    letters there may confirm it. A "pm" that would make the image less
+    than a nanometre across (a few atoms' spacing: no micrograph is) is a
+    "µm" read as a "p", OCR's usual slip, at a small cost in confidence.
     """
+    if unit == "pm" and value * 1e-3 / max(bar.length, 1) * max(p.shape) < 1.0:
+        return "\N{MICRO SIGN}m", 0.9
     unit_factor = _unit_plausibility(unit, group)
     if unit_factor[1] < 1 and unit in ("nm", "mm") and group is not None:
         core = _unit_plausibility(unit, _text_core(p, group, bar))
@@ -2101,11 +2116,12 @@ def _read_groups(p, bar, groups, engine):
             elif (wide is not None and wide not in agreeing and not micro_seen) or (
                     wide is None and plain_u):
                 doubt *= 0.4
-        unit, factor = _unit_in_core(p, group, bar, parsed[1])
+        unit, factor = _unit_in_core(p, group, bar, parsed[1], parsed[0])
         doubt *= factor
         # The recogniser's odds are asked only when there is a doubt to lift;
-        # millimetre and picometre bars stay as rare as they were.
-        if doubt < 1 and unit not in ("mm", "pm") and _line_odds(engine, crop, text) == unit:
+        # picometre bars stay as rare as they were, and a millimetre needs
+        # odds far ahead (:func:`_unit_verdict`).
+        if doubt < 1 and unit != "pm" and _line_odds(engine, crop, text) == unit:
             doubt = 1.0
         score *= doubt
         if best is None or score > best[4]:
@@ -2388,11 +2404,14 @@ def _detected_reading(p, bar, engine, reach, reach_h):
             glyphs = _detected_glyphs(crop, (t, l, b, r), thr, bar, r0, c0)
             checked = glyphs if candidate is not grey else None
             parsed = _unit_from_glyphs(parsed, checked, text)
-            unit, factor = _unit_in_core(p, glyphs, bar, parsed[1])
+            unit, factor = _unit_in_core(p, glyphs, bar, parsed[1], parsed[0])
             if unit == "\N{MICRO SIGN}m" and _plain_u(text, checked) and _line_odds(
                     engine, _detected_line(candidate, (t, l, b, r)), text) != unit:
                 # "500 nm" is read "500um" too; the recogniser's odds can settle it.
                 factor *= 0.5
+            elif unit == "mm" and factor < 1 and _line_odds(
+                    engine, _detected_line(candidate, (t, l, b, r)), text) == unit:
+                factor = 1.0  # a doubted "mm" far ahead in the odds (:func:`_unit_verdict`)
             score *= 0.8 * factor
             key = score - 0.2 * distance
             if best is None or key > best[-1]:
