@@ -304,9 +304,9 @@ _NM_UM_ODDS = 5.0
 #: How much likelier than any other unit an "mm" must be for the recogniser's
 #: odds alone to confirm it (:func:`_unit_verdict`): e**6.5, about 650 times.
 #: Millimetre bars are rare on micrographs, and an "nm" read as "mm" is a
-#: millionfold slip; the odds favoured "mm" by e**5.4 for a bold serif "25nm"
-#: (synthetic seed 22's figure 39), and by e**6.9 to e**15 for the small "mm"
-#: labels they confirm on seeds 3 to 36.
+#: millionfold slip; printed per reading while the rule was chosen, the odds
+#: favoured "mm" by e**5.4 for a bold serif "25nm" (synthetic seed 22's figure
+#: 39), and by e**6.9 to e**15 for the small "mm" labels they confirm.
 _MM_ODDS = 6.5
 
 #: The units :func:`_unit_by_odds` weighs, each with the spellings that count for it.
@@ -2014,7 +2014,7 @@ def _unit_in_core(p, group, bar, unit, value):
     than a nanometre across (a few atoms' spacing: no micrograph is) is a
     "µm" read as a "p", OCR's usual slip, at a small cost in confidence.
     """
-    if unit == "pm" and value * 1e-3 / max(bar.length, 1) * max(p.shape) < 1.0:
+    if unit == "pm" and value * _NM_PER_UNIT["pm"] / max(bar.length, 1) * max(p.shape) < 1.0:
         return "\N{MICRO SIGN}m", 0.9
     unit_factor = _unit_plausibility(unit, group)
     if unit_factor[1] < 1 and unit in ("nm", "mm") and group is not None:
