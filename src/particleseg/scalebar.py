@@ -183,6 +183,7 @@ _UNIT_SPELLINGS = {
     "nm": "nm", "nrn": "nm",
     "um": "\N{MICRO SIGN}m", "\N{GREEK SMALL LETTER MU}m": "\N{MICRO SIGN}m",
     "\N{GREEK SMALL LETTER MU}um": "\N{MICRO SIGN}m",  # the tail of a small "µ" read as a "u"
+    "\N{GREEK SMALL LETTER MU}ni": "\N{MICRO SIGN}m",  # an "m" read as "ni", as "rn" for "nm"
     # The micron, the old name of the micrometre; also a "µm" whose small "m" was lost.
     "\N{GREEK SMALL LETTER MU}": "\N{MICRO SIGN}m",
     "mm": "mm",
@@ -1030,18 +1031,36 @@ def _measure_bar(p, box, factor, polarity):
               for c in (a, b)]
     # Rows that run on into something else past an end count only as far as the bar.
     own_lefts, own_rights = _own_ends(win, bar_rows, lefts, rights, a, b, level - 0.2 * span)
+    # An edge row of a downscaled bar that covers its pixels' row only in
+    # part lies near the midpoint grey, where the ground's noise cuts it
+    # short at either end: the ends are judged on the rows at the bar's grey.
+    # (Its first and last rows only: a row within a bar is whole, and rows
+    # short of the grey within it are the rounded sides of a particle.)
+    full = np.median(win[bar_rows][:, a:b + 1], axis=1) >= ground + 0.75 * (level - ground)
+    full[1:-1] = True
+    if 2 <= full.sum() < len(bar_rows):
+        own_lefts, own_rights = own_lefts[full], own_rights[full]
     end_spread = float(np.std(np.maximum(own_lefts, a) if cut[0] or ticked[0] else own_lefts)
                        + np.std(np.minimum(own_rights, b) if cut[1] or ticked[1] else own_rights))
     uniform = float(np.mean(win[bar_rows[0]:bar_rows[-1] + 1, a:b + 1] >= thr))
-    attached = comp[:, a:b + 1].sum() - comp[bar_rows][:, a:b + 1].sum()  # past its ends: not the bar's
+    # What is attached at the bar's own grey (a box's side, a frame) makes the
+    # "bar" a part of something larger; a particle it lies across, short of
+    # that grey, does not. (Past its ends: not the bar's.)
+    own = comp & (win >= level - 0.2 * span)
+    attached = own[:, a:b + 1].sum() - own[bar_rows][:, a:b + 1].sum()
     if uniform < 0.85 or attached > 1.5 * thickness * run + 4 * thickness ** 2:
         return None
     quality = float(np.clip(1 - end_spread / max(3.0, 0.05 * run), 0, 1))
     quality *= float(np.clip((level - ground) / 0.25, 0, 1))
     if widen > 0.5 and quality < 0.8:
         return None
+    # A clean bar's rows reach as far as its own grey (end ticks), and a row
+    # further (the partly covered edge row of a downscaled bar), but not
+    # over a particle attached to it; a ragged one keeps all its rows.
     rows_any = np.nonzero(comp[:, a:b + 1].any(axis=1))[0]
-    top, bottom = r0 + int(rows_any[0]), r0 + int(rows_any[-1]) + 1
+    rows_own = np.nonzero(own[:, a:b + 1].any(axis=1))[0] if quality >= 0.5 else rows_any
+    first, last = max(rows_any[0], rows_own[0] - 1), min(rows_any[-1], rows_own[-1] + 1)
+    top, bottom = r0 + int(first), r0 + int(last) + 1
     core_top, core_bottom = r0 + int(bar_rows[0]), r0 + int(bar_rows[-1]) + 1
     if core_top == 0 or core_bottom == H or c0 + a == 0 or c0 + b + 1 == W:
         return None  # cut by the image's edge: a strip or a frame, or a bar cropped
@@ -1190,12 +1209,59 @@ def _drop_end_specks(members, box):
                      max(c[3] for c in tall), max(c[4] for c in members))
 
 
+def _broken_caps(comps, members, box, taken):
+    """The flat pieces just above a line's glyphs: the top strokes of a "5" or "7" broken off.
+
+    In small text, compression or downscaling can cut the thin join between
+    the top stroke of a "5" and its bowl: the stroke, two pixels thick, is
+    then too small to be a glyph and lies above the line's top (the "5"
+    reads as a "ɔ"). A cap is a piece at most a third of the line's height
+    and at least twice as wide as it is high, whose bottom is at most three
+    pixels above a glyph of the line (half the line's height or more) that
+    it does not overhang by more than two pixels. Pieces are
+    ``(label, top, left, bottom, right)``; ``taken``: labels that are no cap.
+    """
+    top, _, bottom, _ = box
+    height = bottom - top
+    caps = []
+    for c in comps:
+        i, t, l, b, r = c
+        if i in taken or c in members or b - t > max(2, height / 3) or r - l < 2 * (b - t):
+            continue
+        if any(m[3] - m[1] >= 0.5 * height and 0 <= m[1] - b <= 3
+               and m[2] - 2 <= l and r <= m[4] + 2 for m in members):
+            caps.append(c)
+    return caps
+
+
+def _holds_particle(win, labels, piece, grey):
+    """Whether a piece holds a solid region short of the text's ``grey`` (a particle it touches).
+
+    Antialiased edges and thin strokes of small text fall short of the
+    text's grey too, but only a pixel or two deep; a particle (lighter than
+    the midpoint, darker than the text) is solid there. ``piece`` is
+    ``(label, top, left, bottom, right)`` in ``labels``.
+    """
+    i, t, l, b, r = piece
+    region = labels[t:b, l:r] == i
+    # The grain of the particle leaves holes in it at the midpoint grey.
+    whole = ndi.binary_closing(np.pad(region, 2), structure=np.ones((3, 3), bool))[2:-2, 2:-2]
+    deep = ndi.distance_transform_edt(whole & (win[t:b, l:r] < grey)) > 2
+    return bool(deep.sum() >= max(9, 0.1 * region.sum()))
+
+
 #: How many pieces nearest to a bar's side may start a label line (:func:`_label_groups`).
 _SEEDS = 10
 
 
-def _label_groups(p, bar):
-    """Candidate label lines next to ``bar``, the nearest first."""
+def _label_groups(p, bar, free_glyphs=False):
+    """Candidate label lines next to ``bar``, the nearest first.
+
+    With ``free_glyphs``, glyphs joined to a particle beside them are cut
+    out of it at their own grey (:func:`_holds_particle`): a last resort
+    for labels no line reads, as the cut also thins the letters that the
+    unit checks measure.
+    """
     H, W = p.shape
     L, t = bar.right - bar.left, max(bar.thickness, 1)
     # Text can be as tall as a short bar is long: the reach also grows with the image.
@@ -1231,9 +1297,20 @@ def _label_groups(p, bar):
     # Text drawn over a particle lighter than the midpoint joins it into one
     # blob. The text has the bar's grey, the particle less: such blobs are
     # cut again close to the bar's grey, which frees the glyphs.
-    large = [c[0] for c in comps if c[0] in blobs or c[3] - c[1] > reach_v]
-    if large:
-        binary &= ~np.isin(labels, large) | (win >= _core_grey(bar))
+    cut = {c[0]: _core_grey(bar) for c in comps if c[0] in blobs or c[3] - c[1] > reach_v}
+    # With ``free_glyphs``, so are glyphs joined to a particle beside them (a
+    # "5" over a particle's edge), at their own grey (a label can be fainter
+    # than its bar).
+    for c in comps if free_glyphs else ():
+        own = min(bar.ground + 0.8 * (peak[c[0] - 1] - bar.ground), _core_grey(bar))
+        if c[0] not in cut and _holds_particle(win, labels, c, own):
+            cut[c[0]] = own
+    if cut:
+        # (In the window's own precision: a grey rounds as a scalar compared
+        # with it would.)
+        greys = np.full(len(comps) + 1, -np.inf, dtype=win.dtype)
+        greys[list(cut)] = list(cut.values())
+        binary &= win >= greys[labels]
         labels, comps, blobs, peak = pieces(binary)
     cy = (ct_ + cb_) / 2
     bar_ids = set()
@@ -1320,6 +1397,9 @@ def _label_groups(p, bar):
             slivers = [c for c in comps if 0.15 * gh <= c[3] - c[1] < 3 and c[0] not in bar_ids
                        and gt <= c[1] and c[3] <= gb and gl - 2 <= c[4] and c[2] <= gr + 2]
             slivers = _slivers_next_to(labels, members, slivers)
+            caps = _broken_caps(comps, members, (gt, gl, gb, gr), bar_ids | formed)
+            slivers += [c for c in caps if c[3] <= ct_ - 2 or c[1] >= cb_ + 2]
+            gt = min([gt] + [c[1] for c in slivers])
             gl, gr = min([gl] + [c[2] for c in slivers]), max([gr] + [c[4] for c in slivers])
             mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members + slivers])
             groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask,
@@ -1867,9 +1947,11 @@ def _parse_with_glyphs(text, group):
     if parsed is None and isinstance(text, str):
         match = re.match(r"^\s*([0-9.,]+)\s*[jJyqg]?m\s*$", text)
         # A bold "µ" read as a descending letter and a "u" ("jum"), or as
-        # a letter before an "m" that lost a stem ("un"; "pn", as "pm").
+        # a letter before an "m" that lost a stem ("un"; "pn", as "pm"); or
+        # its tail read as a letter of its own before it ("pμm").
         bold = re.match(r"^\s*([0-9.,]+)\s*(?:[jJyqg]um|[jJyqgu\N{MICRO SIGN}"
-                        r"\N{GREEK SMALL LETTER MU}]n|([pP])n)\s*$", text)
+                        r"\N{GREEK SMALL LETTER MU}]n|([pP])n|[jJyqgpP]"
+                        r"[\N{MICRO SIGN}\N{GREEK SMALL LETTER MU}]m)\s*$", text)
         if (match or bold) and _has_descender(group):
             unit = " pm" if bold and bold.group(2) else " um"
             parsed = parse_scale_label((match or bold).group(1) + unit)
@@ -2117,6 +2199,13 @@ def _read_groups(p, bar, groups, engine):
                     wide is None and plain_u):
                 doubt *= 0.4
         unit, factor = _unit_in_core(p, group, bar, parsed[1], parsed[0])
+        if parsed[1] == "mm" and unit == "nm" and _unit_stems(group) not in (5, 6) \
+                and _line_odds(engine, crop, text) == "mm":
+            # An "mm" whose first letter is narrower than its second (a
+            # downscaled "m" can lose a stem's width), with no stems to
+            # count: the recogniser's odds, far ahead (:func:`_unit_verdict`),
+            # outweigh the widths.
+            unit, factor = "mm", 1.0
         doubt *= factor
         # The recogniser's odds are asked only when there is a doubt to lift;
         # picometre bars stay as rare as they were, and a millimetre needs
@@ -2745,14 +2834,27 @@ def find_scale_bar(image, *, read=True):
                 readings.append((bar, p, group.box, text, value, unit, score))
             if readings and readings[-1][-1] > 0.9:
                 break
+        def confident(readings):  # once each reading is given to its clean bar
+            clean = _to_clean_bars(readings, found)
+            return bool(clean) and max(r[-1] for r in clean) >= MIN_CONFIDENCE
+
         # Labels that line grouping missed (other colour, box) or joined to
         # texture beside them: find the text lines around the bar.
-        if not readings or max(r[-1] for r in readings) < MIN_CONFIDENCE:
+        if not confident(readings):
             for bar, p, groups in found[:2]:
                 hit = _read_detected(p, bar, engine)
                 if hit is not None:
                     readings.append((bar, p, *hit))
                     break
+        # Last, glyphs joined to particles beside them, cut out of them.
+        if not confident(readings):
+            for bar, p, groups in labelled[:2]:
+                boxes = {g.box for g in groups}
+                freed = [g for g in _label_groups(p, bar, free_glyphs=True) if g.box not in boxes]
+                hit = _read_groups(p, bar, freed, engine) if freed else None
+                if hit is not None:
+                    group, text, value, unit, score = hit
+                    readings.append((bar, p, group.box, text, value, unit, score))
         readings = _to_clean_bars(readings, found)
         # A label holds no clean bar that has a label of its own: a "label"
         # that does (the content of a box, read by the box's edge) is not one.
