@@ -729,6 +729,23 @@ def test_a_doubted_plain_u_is_believed_when_the_odds_favour_it(monkeypatch, odds
     assert bar.calibrated is calibrated and bar.unit == f"{MU}m", bar.message
 
 
+def millimetres_read(monkeypatch, ahead, widths):
+    """A figure's "2 mm" read by OCR, with no stems to count and the letters' ``widths``.
+
+    The recogniser's odds favour "mm" by e**``ahead`` over "nm" (by more over
+    the others). Returns what :func:`find_scale_bar` finds.
+    """
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "2 mm", "2 mm")
+    odds = {"nm": -1.0 - ahead, f"{MU}m": -14.0, "mm": -1.0, "pm": -15.0}
+    monkeypatch.setattr(scalebar, "_unit_by_odds",
+                        lambda engine, crop, number, tail=False: scalebar._unit_verdict(odds))
+    monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)
+    monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: widths)
+    image, truth = figure(value=2, unit="mm", font_size=18)
+    return find_scale_bar(image)
+
+
 @pytest.mark.parametrize("ahead, calibrated", [(5.4, False), (6.0, False), (6.9, True),
                                                (12.0, True)])
 def test_millimetres_need_odds_far_ahead_of_every_other_unit(monkeypatch, ahead, calibrated):
@@ -739,15 +756,7 @@ def test_millimetres_need_odds_far_ahead_of_every_other_unit(monkeypatch, ahead,
     # (seed 22's figure 39), read "25mm" at 1.00; by e**6.9 to e**15 for
     # the small "mm" labels whose glyphs could not confirm them on seeds 3
     # to 36 (seed 3's figure 146, "10mm": e**6.9).
-    pytest.importorskip("rapidocr_onnxruntime")
-    fake_ocr(monkeypatch, "2 mm", "2 mm")
-    odds = {"nm": -1.0 - ahead, f"{MU}m": -14.0, "mm": -1.0, "pm": -15.0}
-    monkeypatch.setattr(scalebar, "_unit_by_odds",
-                        lambda engine, crop, number, tail=False: scalebar._unit_verdict(odds))
-    monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)
-    monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: None)
-    image, truth = figure(value=2, unit="mm", font_size=18)
-    bar = find_scale_bar(image)
+    bar = millimetres_read(monkeypatch, ahead, widths=None)
     assert bar.unit == "mm" and bar.calibrated is calibrated, bar.message
 
 
@@ -757,15 +766,7 @@ def test_an_mm_the_widths_call_nm_is_kept_on_odds_far_ahead(monkeypatch, ahead, 
     # narrower than the second, no stems to count: the widths made it
     # "2 nm", used at 0.84 (a millionfold error), while the recogniser's
     # odds favoured "mm" by e**11.
-    pytest.importorskip("rapidocr_onnxruntime")
-    fake_ocr(monkeypatch, "2 mm", "2 mm")
-    odds = {"nm": -1.0 - ahead, f"{MU}m": -14.0, "mm": -1.0, "pm": -15.0}
-    monkeypatch.setattr(scalebar, "_unit_by_odds",
-                        lambda engine, crop, number, tail=False: scalebar._unit_verdict(odds))
-    monkeypatch.setattr(scalebar, "_unit_stems", lambda group: None)
-    monkeypatch.setattr(scalebar, "_unit_by_widths", lambda group: "nm")
-    image, truth = figure(value=2, unit="mm", font_size=18)
-    bar = find_scale_bar(image)
+    bar = millimetres_read(monkeypatch, ahead, widths="nm")
     assert (bar.value, bar.unit) == (2, unit) and bar.calibrated, bar.message
 
 

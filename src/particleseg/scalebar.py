@@ -2834,20 +2834,16 @@ def find_scale_bar(image, *, read=True):
                 readings.append((bar, p, group.box, text, value, unit, score))
             if readings and readings[-1][-1] > 0.9:
                 break
-        def confident(readings):  # once each reading is given to its clean bar
-            clean = _to_clean_bars(readings, found)
-            return bool(clean) and max(r[-1] for r in clean) >= MIN_CONFIDENCE
-
         # Labels that line grouping missed (other colour, box) or joined to
         # texture beside them: find the text lines around the bar.
-        if not confident(readings):
+        if not _confident(readings, found):
             for bar, p, groups in found[:2]:
                 hit = _read_detected(p, bar, engine)
                 if hit is not None:
                     readings.append((bar, p, *hit))
                     break
         # Last, glyphs joined to particles beside them, cut out of them.
-        if not confident(readings):
+        if not _confident(readings, found):
             for bar, p, groups in labelled[:2]:
                 boxes = {g.box for g in groups}
                 freed = [g for g in _label_groups(p, bar, free_glyphs=True) if g.box not in boxes]
@@ -2920,6 +2916,12 @@ def find_scale_bar(image, *, read=True):
     return ScaleBar(length_px=bar.length, bar_box=_bar_box(bar), polarity=bar.polarity,
                     box=_bar_box(bar),
                     message=f"a bar of {bar.length:.0f} px was found with no label next to it.")
+
+
+def _confident(readings, found):
+    """Whether a reading at the confidence threshold is left once each goes to its clean bar."""
+    clean = _to_clean_bars(readings, found)
+    return bool(clean) and max(r[-1] for r in clean) >= MIN_CONFIDENCE
 
 
 def _holds_bar(label_box, reading):
