@@ -279,6 +279,72 @@ def test_a_bar_across_a_large_particle_keeps_its_own_rows(polarity, seed):
     assert bars[0].length == pytest.approx(57, abs=1)
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_faint_bar_is_found(polarity, seed):
+    # A bar only 0.08 of the image's range lighter than a smooth ground (a
+    # light bar drawn on a light micrograph): it was taken for no bar at all
+    # (synthetic seed 37's figure 19, seed 14's figure 173).
+    rng = np.random.default_rng(seed)
+    image = np.clip(0.8 + rng.normal(0, 0.01, (256, 256)), 0, 1)
+    disk(image, (60, 60), 15, 0.0)  # a dark particle: the image's range
+    image[200:205, 120:220] = 0.88
+    if polarity == "dark":
+        image = 1.0 - image
+    bars = candidate_bars(image, longer_than=30)
+    assert [scalebar._bar_box(bar) for bar in bars] == [(200, 120, 205, 220)]
+    assert bars[0].length == pytest.approx(100, abs=1)
+    assert bars[0].quality < 0.5  # faint: its readings count for less
+
+
+@pytest.mark.parametrize("length", [20, 40])
+def test_a_short_faint_streak_is_no_bar(length):
+    # As faint as the bar above but short for its thickness: the ground's
+    # texture, which a faint bar's reading must not come from.
+    rng = np.random.default_rng(0)
+    image = np.clip(0.8 + rng.normal(0, 0.01, (256, 256)), 0, 1)
+    disk(image, (60, 60), 15, 0.0)
+    image[200:205, 120:120 + length] = 0.88
+    assert candidate_bars(image, longer_than=10) == []
+    image[200:205, 120:120 + length] = 0.95  # as short, but standing out
+    assert len(candidate_bars(image, longer_than=10)) == 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_bar_across_a_particle_as_light_as_itself_is_found(polarity, seed):
+    # A particle nearly as wide as the bar and almost as light, under it: in
+    # the search the particle's rows joined the bar's into a block too thick
+    # for a bar (synthetic seed 14's figure 184).
+    rng = np.random.default_rng(seed)
+    image = np.clip(0.3 + rng.normal(0, 0.02, (768, 768)), 0, 1)
+    disk(image, (112, 145), 37, 0.85)
+    image[97:105, 100:190] = 0.95
+    if polarity == "dark":
+        image = 1.0 - image
+    bars = candidate_bars(image, longer_than=30)
+    assert [scalebar._bar_box(bar) for bar in bars] == [(97, 100, 105, 190)]
+    assert bars[0].length == pytest.approx(90, abs=1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_bar_between_particles_of_the_other_grey_is_found(polarity, seed):
+    # Particles of the other polarity along most of both sides of the bar:
+    # the median of the pixels beside it was theirs, and the threshold
+    # halfway to it let the ground join the bar (synthetic seed 11's figure 11).
+    rng = np.random.default_rng(seed)
+    image = np.clip(0.45 + rng.normal(0, 0.02, (256, 1024)), 0, 1)
+    for column in (487, 512, 537):
+        disk(image, (100, column), 12, 0.95)
+    image[96:104, 462:562] = 0.3  # a dark bar
+    if polarity == "light":
+        image = 1.0 - image
+    bars = candidate_bars(image, longer_than=30)
+    assert [scalebar._bar_box(bar) for bar in bars] == [(96, 462, 104, 562)]
+    assert bars[0].length == pytest.approx(100, abs=1)
+
+
 def flat_figure(shape=(256, 256), ground=0.3, seed=0, under=None, **options):
     """A scale bar on a flat, noisy ground: (image, truth).
 
@@ -341,6 +407,27 @@ def test_a_bar_running_into_a_particle_cut_by_the_image_side_is_found():
     assert bar is not None
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
     assert bar.label_box is not None
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_tick_touching_a_particle_a_little_short_of_its_grey_stays_the_bars(polarity, seed):
+    # The right end tick's outer side touches a particle a tenth darker than
+    # the bar (in its polarity): the tick was measured from the ground's
+    # grey, ran on into the particle, matched the left tick in no width, and
+    # the bar ended at the tick's inner side, 6 px short (synthetic seed
+    # 11's figure 111, a wrong calibration).
+    rng = np.random.default_rng(seed)
+    image = np.clip(0.15 + rng.normal(0, 0.03, (512, 512)), 0, 1)
+    disk(image, (300, 345), 25, 0.85)
+    image = np.clip(image + rng.normal(0, 0.03, image.shape) * (image > 0.5), 0, 1)
+    image[295:307, 250:322] = 0.95  # the bar
+    image[290:312, 250:256] = image[290:312, 316:322] = 0.95  # its end ticks
+    if polarity == "dark":
+        image = 1.0 - image
+    bars = candidate_bars(image, longer_than=30)
+    assert [scalebar._bar_box(bar) for bar in bars] == [(290, 250, 312, 322)]
+    assert bars[0].length == pytest.approx(72, abs=1)
 
 
 def test_a_tick_bar_whose_ends_lie_on_particles_is_measured_to_its_ticks():
@@ -2392,6 +2479,24 @@ def test_millimetres_are_confirmed_by_the_glyphs_core_when_greys_join_them(
     # Without the core, the glyphs cannot confirm "mm" and it is not used.
     monkeypatch.setattr(scalebar, "_text_core", lambda p, group, bar: group)
     assert not find_scale_bar(image).calibrated
+
+
+def test_the_lines_stems_overrule_a_core_that_lost_one(monkeypatch):
+    # Synthetic seed 44's figure 38: a small serif "50 nm" whose line reads
+    # "50 111", its core no better, and its wide crop "50mm". The core lost
+    # a stem of the "n" and, with the letters as wide as each other, showed
+    # "mm"; the whole line's five stems read "nm". "50 mm" went out at
+    # 0.61, a millionfold wrong scale: now the unit is doubted.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "25 111", "25 mm")
+    monkeypatch.setattr(scalebar, "_unit_in_core", lambda p, group, bar, unit, value: (unit, 1.0))
+    image, truth = figure(value=25, unit="nm", font_size=16)
+    bar = find_scale_bar(image)
+    assert bar.unit == "mm" and not bar.calibrated, bar.message
+    # A line whose stems cannot be counted leaves the core's word standing.
+    monkeypatch.setattr(scalebar, "_unit_by_stems", lambda group, stems=None: None)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (25, "mm") and bar.calibrated, bar.message
 
 
 @pytest.mark.parametrize("font_size", [16, 22])

@@ -573,7 +573,7 @@ class _Bar:
     thickness: int
     level: float  # intensity of the bar (polarity image)
     ground: float  # intensity around it
-    quality: float  # 0..1 geometric checks
+    quality: float  # 0..1 geometric checks, times the contrast (full from a quarter of the range)
     polarity: str
     core_top: int = 0  # rows of the bar itself, without its end ticks
     core_bottom: int = 0
@@ -582,6 +582,7 @@ class _Bar:
     # ends, or past them where something of its grey touches it); None: its ends.
     reach_left: int | None = None
     reach_right: int | None = None
+    shape: float = 1.0  # 0..1 the geometric checks alone (straight ends)
 
     @property
     def reach(self):
@@ -590,21 +591,38 @@ class _Bar:
                 self.right if self.reach_right is None else self.reach_right)
 
 
+#: How many of the longest candidates of each polarity are measured, and how
+#: many more of those found across a particle (:func:`_long_rows`).
+_CANDIDATES = 16
+_ACROSS_PARTICLES = 4
+
+
 def _bar_candidates(p, min_length):
-    """Boxes (top, left, bottom, right) of long thin light rectangles in ``p``."""
+    """Boxes (top, left, bottom, right) of long thin light rectangles in ``p``.
+
+    Returns the :data:`_CANDIDATES` longest, and apart from them the
+    :data:`_ACROSS_PARTICLES` longest of those that lie across a particle
+    (:func:`_long_rows`), so that these never crowd out the others.
+    """
     h, w = p.shape
     k = int(max(9, min(h, w) / 10))
     opened = ndi.grey_opening(p, size=(k, 1))
     tophat = p - opened
     bright = (tophat > 0.1) & (p > 0.35)
-    boxes = set()
+    boxes, across = set(), set()
     # Runs of the shortest bar, then runs four times longer: in a bright,
     # textured ground the short runs join into one large region, the long
     # ones leave the bar alone.
     for run in (min_length, 4 * min_length):
         if run < 0.85 * w:
-            boxes.update(_long_rows(bright, run))
-    return sorted(boxes, key=lambda b: (b[1] - b[3], b))
+            found = []
+            boxes.update(_long_rows(bright, run, across=found))
+            across.update(found)
+
+    def longest(found):
+        return sorted(found, key=lambda b: (b[1] - b[3], b))
+
+    return longest(boxes)[:_CANDIDATES], longest(across - boxes)[:_ACROSS_PARTICLES]
 
 
 def _runs_at_least(mask, length):
@@ -626,8 +644,14 @@ def _runs_at_least(mask, length):
     return np.cumsum(marks, axis=1, dtype=np.int8)[:, :w] > 0
 
 
-def _long_rows(bright, min_length):
-    """Boxes of the components of horizontal runs of ``min_length`` in ``bright``."""
+def _long_rows(bright, min_length, across=None):
+    """Boxes of the components of horizontal runs of ``min_length`` in ``bright``.
+
+    A component whose block of long rows is too thick for a bar can be a bar
+    lying across a particle nearly as wide and as light: the box of its rows
+    nearly as long as the longest is appended to the list ``across``, when
+    given.
+    """
     h, w = bright.shape
     binary = _runs_at_least(bright, min_length)
     labels, n = ndi.label(binary)
@@ -651,6 +675,14 @@ def _long_rows(bright, min_length):
             box = strict if min(strict[0], h - strict[2]) >= thick else box
         top, left, bottom, right = box
         length, thick = right - left, bottom - top
+        found = boxes
+        if length < 2.5 * thick and across is not None:
+            # A bar lying across a particle as light as itself (in the
+            # search's top-hat): the particle's rows, shorter than the bar's,
+            # join the block. The rows nearly as long as the longest are the bar.
+            top, left, bottom, right = box = _row_block(counts, comp, sl, 0.9)
+            length, thick = right - left, bottom - top
+            found = across
         if length < min_length or length > 0.85 * w or length < 2.5 * thick:
             continue
         # A band along the top or bottom edge, or across the image, is a frame.
@@ -659,7 +691,7 @@ def _long_rows(bright, min_length):
         # bar's end (:func:`_measure_bar` drops bars that reach the edge).
         if top == 0 or bottom == h or (left == 0 and right == w):
             continue
-        boxes.append(box)
+        found.append(box)
     return boxes
 
 
@@ -816,6 +848,14 @@ def _end_ticks(profile, up, down, beside, a, b, cut, level, reach):
     """
     def width(start, step, near):
         local = float(np.median(beside[near] if len(beside[near]) else beside[a:b + 1]))
+        if near is inner[0] or near is inner[1]:
+            # A particle across the cut end, past a tick, rather than under
+            # the bar's end: halfway from its grey (a little short of the
+            # bar's) to the bar's tells the tick's columns from its own.
+            past = profile[max(start + step * 2 * reach, 0) if step < 0 else start:
+                           start + 1 if step < 0 else start + 2 * reach]
+            if len(past) and level - float(past.min()) >= 0.1 * (level - local):
+                local = max(local, float(past.min()))
         t = (level + local) / 2
         n = 0
         c = start
@@ -830,6 +870,35 @@ def _end_ticks(profile, up, down, beside, a, b, cut, level, reach):
     if left == 0 or right == 0 or abs(left - right) > 1:
         return a, b
     return (a - left if cut[0] else a), (b + right if cut[1] else b)
+
+
+#: The least contrast of a bar with its ground, as a share of the image's
+#: range: a light bar drawn on a light micrograph can stand out by less
+#: than a tenth. Such a bar's quality is low (:func:`_measure_bar`), and so
+#: is the confidence of what its label reads.
+_FAINTEST = 0.06
+
+#: Below this contrast a bar is faint: only one with straight ends, at least
+#: ten times as long as it is thick and a twentieth of the image's shorter
+#: side, is kept (a short faint streak is the ground's texture).
+_FAINT = 0.1
+
+
+def _widening_component(p, box, thr, factor):
+    """(:func:`_bar_component` in ever wider windows around ``box``, the last widening).
+
+    A candidate can be a piece of its bar (a glyph touching the bar's middle
+    breaks the search's top-hat there): when the bar runs on past the
+    window, look again in a wider one. The component is ``"wider"`` when
+    the bar runs on past the widest.
+    """
+    top, left, bottom, right = box
+    for widen in (0.5, 2.0, 4.0):
+        found = _bar_component(p, box, thr, 3 + 2 * factor,
+                               3 + 2 * factor + int(widen * (right - left)))
+        if not isinstance(found, str):
+            break
+    return found, widen
 
 
 def _measure_bar(p, box, factor, polarity):
@@ -874,8 +943,9 @@ def _measure_bar(p, box, factor, polarity):
     # the rows (robust; an outline or a particle beside the bar adds none).
     steps = np.concatenate([np.diff(above, axis=1).ravel(), np.diff(below, axis=1).ravel()])
     noise = 1.4826 * float(np.median(np.abs(steps))) / math.sqrt(2) if steps.size else 0.0
-    if level - ground < 0.1:
+    if level - ground < _FAINTEST:
         return None
+    faint = level - ground < _FAINT
     sides = 0.0
     if above.size and below.size:
         # A bar has the same ground on both sides; a strip of a box between a
@@ -891,15 +961,18 @@ def _measure_bar(p, box, factor, polarity):
         if sides > 0.5 and np.mean(alike) < _ALIKE_SIDES:
             return None
     thr = (level + ground) / 2
-    # A candidate can be a piece of its bar (a glyph touching the bar's middle
-    # breaks the search's top-hat there): when the bar runs on past the
-    # window, look again in a wider one.
-    # The wider window must find a crisp bar: not a shaded band.
-    for widen in (0.5, 2.0, 4.0):
-        found = _bar_component(p, (top, left, bottom, right), thr, 3 + 2 * factor,
-                               3 + 2 * factor + int(widen * (right - left)))
-        if not isinstance(found, str):
-            break
+    # The wider window must find a crisp bar, with straight ends: not a
+    # shaded band (the bar's contrast is no part of that check).
+    found, widen = _widening_component(p, (top, left, bottom, right), thr, factor)
+    if isinstance(found, str):
+        # Particles darker than the ground (in the bar's polarity) along most
+        # of both sides pull the median ground down to a threshold that the
+        # ground itself passes: the bar runs on into it. The ground is the
+        # lighter part of the pixels beside the bar, then.
+        lighter = float(np.percentile(grounds, 75))
+        if lighter - ground > 0.25 * (level - ground) and level - lighter >= _FAINTEST:
+            ground, thr = lighter, (level + lighter) / 2
+            found, widen = _widening_component(p, (top, left, bottom, right), thr, factor)
     if found is None or isinstance(found, str):  # still wider: part of something larger
         return None
     win, comp, row_counts, bar_rows, lefts, rights, r0, c0 = found
@@ -1050,10 +1123,13 @@ def _measure_bar(p, box, factor, polarity):
     attached = own[:, a:b + 1].sum() - own[bar_rows][:, a:b + 1].sum()
     if uniform < 0.85 or attached > 1.5 * thickness * run + 4 * thickness ** 2:
         return None
-    quality = float(np.clip(1 - end_spread / max(3.0, 0.05 * run), 0, 1))
-    quality *= float(np.clip((level - ground) / 0.25, 0, 1))
-    if widen > 0.5 and quality < 0.8:
+    shape = float(np.clip(1 - end_spread / max(3.0, 0.05 * run), 0, 1))
+    quality = shape * float(np.clip((level - ground) / 0.25, 0, 1))
+    if widen > 0.5 and shape < 0.8:
         return None
+    if (faint or level - ground < _FAINT) and (
+            shape < 0.8 or b - a + 1 < max(10 * thickness, 0.05 * min(H, W))):
+        return None  # a faint bar must be long and straight-ended: not a streak of texture
     # A clean bar's rows reach as far as its own grey (end ticks), and a row
     # further (the partly covered edge row of a downscaled bar), but not
     # over a particle attached to it; a ragged one keeps all its rows.
@@ -1078,7 +1154,7 @@ def _measure_bar(p, box, factor, polarity):
         length=length, thickness=thickness, level=level, ground=ground,
         quality=quality, polarity=polarity,
         core_top=core_top, core_bottom=core_bottom, sides=sides,
-        reach_left=c0 + int(lefts.min()), reach_right=c0 + int(rights.max()) + 1,
+        reach_left=c0 + int(lefts.min()), reach_right=c0 + int(rights.max()) + 1, shape=shape,
     )
 
 
@@ -2135,6 +2211,7 @@ def _read_groups(p, bar, groups, engine):
         if plain is not None and plain[0] != parsed[0]:
             score *= 0.5
         first = (crop, text, score)
+        line = group
         if parsed is None:
             # Glyphs touching a particle carry pieces of it, lighter than the
             # midpoint but short of the text's grey: read again without them.
@@ -2207,6 +2284,11 @@ def _read_groups(p, bar, groups, engine):
             # outweigh the widths.
             unit, factor = "mm", 1.0
         doubt *= factor
+        if line is not group and {unit, _unit_by_stems(line)} == {"nm", "mm"}:
+            # The line's core, read for want of a reading of the line, can
+            # lose a stem: where the whole line's stems read the other of
+            # "nm" and "mm", the unit is doubted.
+            doubt *= 0.45
         # The recogniser's odds are asked only when there is a doubt to lift;
         # picometre bars stay as rare as they were, and a millimetre needs
         # odds far ahead (:func:`_unit_verdict`).
@@ -2760,9 +2842,12 @@ def _candidates(img):
         p = img if polarity == "light" else 1.0 - img
         small = _pool(p, factor, "max")
         min_length = max(8, int(0.02 * min(small.shape)))
-        for box in _bar_candidates(small, min_length)[:16]:
+        boxes, across = _bar_candidates(small, min_length)
+        for box in boxes + across:
             bar = _measure_bar(p, box, factor, polarity)
-            if bar is not None:
+            # (One found across a particle must have straight ends: not a
+            # streak of the particle's own texture.)
+            if bar is not None and (box in boxes or bar.shape >= 0.8):
                 measured.append((bar, p))
     bars = [bar for bar, _ in measured]
     held = [bar for bar in bars if _held(bar, bars)]
