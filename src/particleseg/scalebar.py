@@ -846,14 +846,14 @@ def _end_ticks(profile, up, down, beside, a, b, cut, level, reach):
     show ticks of the same width (within a pixel), the uncut end's counted
     inwards; else nothing is moved (a glyph touching one end is no tick).
     """
-    def width(start, step, near):
+    def width(start, step, near, cut_end=False):
         local = float(np.median(beside[near] if len(beside[near]) else beside[a:b + 1]))
-        if near is inner[0] or near is inner[1]:
+        if cut_end:
             # A particle across the cut end, past a tick, rather than under
             # the bar's end: halfway from its grey (a little short of the
             # bar's) to the bar's tells the tick's columns from its own.
-            past = profile[max(start + step * 2 * reach, 0) if step < 0 else start:
-                           start + 1 if step < 0 else start + 2 * reach]
+            lo, hi = (start - 2 * reach, start + 1) if step < 0 else (start, start + 2 * reach)
+            past = profile[max(lo, 0):hi]
             if len(past) and level - float(past.min()) >= 0.1 * (level - local):
                 local = max(local, float(past.min()))
         t = (level + local) / 2
@@ -865,8 +865,10 @@ def _end_ticks(profile, up, down, beside, a, b, cut, level, reach):
         return n
 
     inner = slice(a, min(a + 2 * reach, b + 1)), slice(max(b - 2 * reach + 1, a), b + 1)
-    left = width(a - 1, -1, inner[0]) if cut[0] else width(a, 1, slice(a + reach, a + 3 * reach))
-    right = width(b + 1, 1, inner[1]) if cut[1] else width(b, -1, slice(max(b - 3 * reach, a), b - reach))
+    left = (width(a - 1, -1, inner[0], cut_end=True) if cut[0]
+            else width(a, 1, slice(a + reach, a + 3 * reach)))
+    right = (width(b + 1, 1, inner[1], cut_end=True) if cut[1]
+             else width(b, -1, slice(max(b - 3 * reach, a), b - reach)))
     if left == 0 or right == 0 or abs(left - right) > 1:
         return a, b
     return (a - left if cut[0] else a), (b + right if cut[1] else b)
