@@ -257,6 +257,23 @@ def test_a_particle_across_the_end_of_the_bar_neither_shortens_nor_lengthens_it(
     assert bar.length_px == pytest.approx(truth.length_px, abs=1.0)
 
 
+def noisy_ground(grey, shape, seed, noise=0.02):
+    """A flat ground of ``grey`` with Gaussian pixel noise, in [0, 1]: (image, its generator)."""
+    rng = np.random.default_rng(seed)
+    return np.clip(grey + rng.normal(0, noise, shape), 0, 1), rng
+
+
+def the_one_bar(image, box, length, inverted=False):
+    """The one bar candidate longer than 30 px, checked to lie at ``box``, ``length`` px long.
+
+    With ``inverted``, of ``1 - image`` (the same figure in the other polarity).
+    """
+    bars = candidate_bars(1.0 - image if inverted else image, longer_than=30)
+    assert [scalebar._bar_box(bar) for bar in bars] == [box]
+    assert bars[0].length == pytest.approx(length, abs=1)
+    return bars[0]
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("polarity", ["light", "dark"])
 def test_a_bar_across_a_large_particle_keeps_its_own_rows(polarity, seed):
@@ -266,8 +283,7 @@ def test_a_bar_across_a_large_particle_keeps_its_own_rows(polarity, seed):
     # took in the particle's rows (so that a label under the bar was looked
     # for under the particle), and with more of it attached the bar was
     # dropped as part of something larger.
-    rng = np.random.default_rng(seed)
-    image = np.clip(0.3 + rng.normal(0, 0.02, (384, 384)), 0, 1)
+    image, _ = noisy_ground(0.3, (384, 384), seed)
     disk(image, (96, 148), 20, 0.8)
     image[103:108, 95:152] = 0.95  # the bar, drawn over the particle
     if polarity == "dark":
@@ -285,24 +301,18 @@ def test_a_faint_bar_is_found(polarity, seed):
     # A bar only 0.08 of the image's range lighter than a smooth ground (a
     # light bar drawn on a light micrograph): it was taken for no bar at all
     # (synthetic seed 37's figure 19, seed 14's figure 173).
-    rng = np.random.default_rng(seed)
-    image = np.clip(0.8 + rng.normal(0, 0.01, (256, 256)), 0, 1)
+    image, _ = noisy_ground(0.8, (256, 256), seed, noise=0.01)
     disk(image, (60, 60), 15, 0.0)  # a dark particle: the image's range
     image[200:205, 120:220] = 0.88
-    if polarity == "dark":
-        image = 1.0 - image
-    bars = candidate_bars(image, longer_than=30)
-    assert [scalebar._bar_box(bar) for bar in bars] == [(200, 120, 205, 220)]
-    assert bars[0].length == pytest.approx(100, abs=1)
-    assert bars[0].quality < 0.5  # faint: its readings count for less
+    bar = the_one_bar(image, (200, 120, 205, 220), 100, inverted=polarity == "dark")
+    assert bar.quality < 0.5  # faint: its readings count for less
 
 
 @pytest.mark.parametrize("length", [20, 40])
 def test_a_short_faint_streak_is_no_bar(length):
     # As faint as the bar above but short for its thickness: the ground's
     # texture, which a faint bar's reading must not come from.
-    rng = np.random.default_rng(0)
-    image = np.clip(0.8 + rng.normal(0, 0.01, (256, 256)), 0, 1)
+    image, _ = noisy_ground(0.8, (256, 256), 0, noise=0.01)
     disk(image, (60, 60), 15, 0.0)
     image[200:205, 120:120 + length] = 0.88
     assert candidate_bars(image, longer_than=10) == []
@@ -316,15 +326,10 @@ def test_a_bar_across_a_particle_as_light_as_itself_is_found(polarity, seed):
     # A particle nearly as wide as the bar and almost as light, under it: in
     # the search the particle's rows joined the bar's into a block too thick
     # for a bar (synthetic seed 14's figure 184).
-    rng = np.random.default_rng(seed)
-    image = np.clip(0.3 + rng.normal(0, 0.02, (768, 768)), 0, 1)
+    image, _ = noisy_ground(0.3, (768, 768), seed)
     disk(image, (112, 145), 37, 0.85)
     image[97:105, 100:190] = 0.95
-    if polarity == "dark":
-        image = 1.0 - image
-    bars = candidate_bars(image, longer_than=30)
-    assert [scalebar._bar_box(bar) for bar in bars] == [(97, 100, 105, 190)]
-    assert bars[0].length == pytest.approx(90, abs=1)
+    the_one_bar(image, (97, 100, 105, 190), 90, inverted=polarity == "dark")
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -333,16 +338,11 @@ def test_a_bar_between_particles_of_the_other_grey_is_found(polarity, seed):
     # Particles of the other polarity along most of both sides of the bar:
     # the median of the pixels beside it was theirs, and the threshold
     # halfway to it let the ground join the bar (synthetic seed 11's figure 11).
-    rng = np.random.default_rng(seed)
-    image = np.clip(0.45 + rng.normal(0, 0.02, (256, 1024)), 0, 1)
+    image, _ = noisy_ground(0.45, (256, 1024), seed)
     for column in (487, 512, 537):
         disk(image, (100, column), 12, 0.95)
     image[96:104, 462:562] = 0.3  # a dark bar
-    if polarity == "light":
-        image = 1.0 - image
-    bars = candidate_bars(image, longer_than=30)
-    assert [scalebar._bar_box(bar) for bar in bars] == [(96, 462, 104, 562)]
-    assert bars[0].length == pytest.approx(100, abs=1)
+    the_one_bar(image, (96, 462, 104, 562), 100, inverted=polarity == "light")
 
 
 def flat_figure(shape=(256, 256), ground=0.3, seed=0, under=None, **options):
@@ -417,17 +417,12 @@ def test_a_tick_touching_a_particle_a_little_short_of_its_grey_stays_the_bars(po
     # grey, ran on into the particle, matched the left tick in no width, and
     # the bar ended at the tick's inner side, 6 px short (synthetic seed
     # 11's figure 111, a wrong calibration).
-    rng = np.random.default_rng(seed)
-    image = np.clip(0.15 + rng.normal(0, 0.03, (512, 512)), 0, 1)
+    image, rng = noisy_ground(0.15, (512, 512), seed, noise=0.03)
     disk(image, (300, 345), 25, 0.85)
     image = np.clip(image + rng.normal(0, 0.03, image.shape) * (image > 0.5), 0, 1)
     image[295:307, 250:322] = 0.95  # the bar
     image[290:312, 250:256] = image[290:312, 316:322] = 0.95  # its end ticks
-    if polarity == "dark":
-        image = 1.0 - image
-    bars = candidate_bars(image, longer_than=30)
-    assert [scalebar._bar_box(bar) for bar in bars] == [(290, 250, 312, 322)]
-    assert bars[0].length == pytest.approx(72, abs=1)
+    the_one_bar(image, (290, 250, 312, 322), 72, inverted=polarity == "dark")
 
 
 def test_a_tick_bar_whose_ends_lie_on_particles_is_measured_to_its_ticks():
