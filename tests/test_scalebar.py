@@ -2986,3 +2986,110 @@ def test_a_picometre_bar_that_leaves_the_image_too_small_for_atoms_is_a_micromet
     bar = SimpleNamespace(length=float(length))
     assert scalebar._unit_in_core(p, None, bar, "pm", value) == (unit, factor)
     assert scalebar._unit_in_core(p, None, bar, "nm", value) == ("nm", 1.0)
+
+
+def test_a_wide_reading_in_pm_does_not_doubt_a_micrometre_line_whose_small_reading_lost_its_unit(
+        monkeypatch):
+    # Seed 48's figure 9: the line reads "500pm", a "µm" as its unsmoothed
+    # reading sees; the smaller size reads "500 μmi" (no unit it can parse)
+    # and the wide crop "500pm". That is OCR's usual "p" for "µ", not another
+    # unit: the reading was halved below the threshold.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch,  # 40 px text, else 28
+             lambda crop: ("500pm", 0.9) if crop.shape[0] > 58 else (f"500 {MU}mi", 0.9),
+             "500pm")
+    monkeypatch.setattr(scalebar, "_plain_reading",
+                        lambda p, group, engine, crop: (500.0, f"{MU}m"))
+    monkeypatch.setattr(scalebar, "_open_bowl", lambda group: None)
+    monkeypatch.setattr(scalebar, "_first_letter", lambda group: None)
+    image, truth = figure(value=500, unit=f"{MU}m", font_size=11)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (500, f"{MU}m") and bar.calibrated, bar.message
+    assert bar.confidence > 0.8
+    # A wide reading of another unit still doubts it.
+    fake_ocr(monkeypatch,
+             lambda crop: ("500pm", 0.9) if crop.shape[0] > 58 else (f"500 {MU}mi", 0.9),
+             "500nm")
+    assert not find_scale_bar(image).calibrated
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_bars_rows_do_not_take_in_a_particle_whose_grain_reaches_its_grey(polarity, seed):
+    # Seed 44's figure 36: a particle under the bar's end, a little short of
+    # the bar's grey, with a grain that reaches it at scattered pixels. The
+    # bar's box took in the particle's rows, and the label just above the
+    # bar, which then overlapped the box, was not looked for.
+    image, _ = noisy_ground(0.2, (256, 256), seed)
+    grain, _ = noisy_ground(0.78, (256, 256), seed + 10, noise=0.05)
+    yy, xx = np.mgrid[:256, :256]
+    particle = (yy - 101) ** 2 + (xx - 135) ** 2 <= 10 ** 2
+    image[particle] = grain[particle]
+    image[100:103, 60:142] = 0.96
+    the_one_bar(image, (99, 60, 104, 142), 82, inverted=polarity == "dark")
+
+
+def test_a_label_is_the_clean_bars_not_a_longer_ragged_strip_of_ground(monkeypatch):
+    # Seed 50's figure 56: a strip of the ground between particles, longer
+    # than the bar, thick and of the ground's grey, reached the label under
+    # it from far off and read it first; as the longer bar, it kept the label
+    # (65.6 px for the bar's 43).
+    pytest.importorskip("rapidocr_onnxruntime")
+    image, truth = figure(value=500, unit="nm", font_size=16, length_px=43)
+    monkeypatch.setattr(scalebar, "_recognise", lambda engine, crop: ("500 nm", 0.99))
+    monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [])
+    strip = scalebar._Bar(top=10, left=20, bottom=31, right=86, length=65.6, thickness=21,
+                          level=0.68, ground=0.51, quality=0.67, polarity="dark", core_top=11,
+                          core_bottom=31, sides=0.17, reach_left=10, reach_right=100, shape=1.0)
+    candidates = scalebar._candidates
+    monkeypatch.setattr(scalebar, "_candidates", lambda img: candidates(img) + [(strip, img)])
+    t, l, b, r = truth.label_box
+    label = scalebar._Group("below", truth.label_box, np.ones((b - t, r - l), bool), 40.0)
+    groups = scalebar._label_groups
+    monkeypatch.setattr(scalebar, "_label_groups", lambda p, bar, free_glyphs=False: (
+        [label] if bar is strip else groups(p, bar, free_glyphs)))
+    bar = find_scale_bar(image)
+    assert bar.calibrated and bar.length_px == pytest.approx(43, abs=1.5)
+
+
+def test_a_bar_shorter_than_its_label_is_tall_does_not_read_it(monkeypatch):
+    # Seed 48's figure 134: a stroke of a large "µ", 29 px long, read the
+    # "20 µ" of the line it is part of, 223 px tall, as 20 µm.
+    bar = SimpleNamespace(length=29.0, quality=0.19, polarity="dark")
+    reading = (bar, None, (3805, 68, 4028, 570), "20 μ", 20.0, f"{MU}m", 0.83)
+    assert scalebar._to_clean_bars([reading], []) == []
+    bar.length = 250.0
+    assert scalebar._to_clean_bars([reading], []) == [reading]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_specks_of_the_ground_over_a_labels_box_are_no_broken_caps(seed):
+    # Seed 48's figure 153: white "20µm" in a black box on a light, noisy
+    # micrograph. The ground above the box joins into a blob at the midpoint
+    # grey; cut at the text's grey, its specks just above the glyphs passed
+    # for the broken-off tops of a "5" or "7" and made the line taller, its
+    # text smaller in the OCR crop ("20uni", unread).
+    from particleseg._figures import draw_scale_bar
+    ground, rng = noisy_ground(0.75, (256, 384), seed, noise=0.04)
+    image, _, truth = draw_scale_bar(
+        ground, rng, length_px=78, value=20, unit=f"{MU}m", font="DejaVuSerif-Bold.ttf",
+        font_size=11, polarity="light", boxed=True, ticks=False, label_side="above",
+        corner=("bottom", "right"))
+    bar, p = next((bar, p) for bar, p in scalebar._candidates(scalebar._normalise(image))
+                  if bar.polarity == "light" and bar.length == pytest.approx(78, abs=2))
+    lines = [g.box for g in scalebar._label_groups(p, bar)
+             if scalebar._overlap(g.box, truth.label_box)]
+    assert lines == [truth.label_box]
+
+
+@pytest.mark.parametrize("polarity", ["light", "dark"])
+def test_a_bar_along_a_large_particle_on_one_side_is_found(polarity):
+    # Seed 48's figure 134: a 507 px bar whose lower side lies along a
+    # particle of a grey between the ground's and the bar's for most of its
+    # length. Its grounds above and below differ as a box's strip's do, and
+    # it was dropped as one; a stroke of the label's "µ" was read instead.
+    # The darker side is the micrograph's ground, the image's commonest grey.
+    image, _ = noisy_ground(0.3, (768, 1024), 0)
+    disk(image, (414, 310), 300, 0.65)
+    image[112:120, 220:400] = 1.0
+    the_one_bar(image, (112, 220, 120, 400), 180, inverted=polarity == "dark")

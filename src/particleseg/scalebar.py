@@ -886,6 +886,20 @@ _FAINTEST = 0.06
 _FAINT = 0.1
 
 
+def _over_a_particle(p, up, down, level):
+    """Whether a bar whose grounds differ above and below lies along a particle on one side.
+
+    The darker of its two sides (in the bar's polarity) is then the ground of
+    the micrograph, the image's commonest grey, and the other a particle's
+    grey between that ground and the bar's. Along a strip of a box, the
+    darker side is the ink of what the box holds (the bar within it).
+    """
+    step = max(1, int(math.sqrt(p.size / 1e5)))
+    ground = float(np.median(p[::step, ::step]))
+    low, high = min(up, down), max(up, down)
+    return abs(low - ground) < 0.1 * (level - low) and high < level - 0.2 * (level - low)
+
+
 def _widening_component(p, box, thr, factor):
     """(:func:`_bar_component` in ever wider windows around ``box``, the last widening).
 
@@ -948,7 +962,7 @@ def _measure_bar(p, box, factor, polarity):
     if level - ground < _FAINTEST:
         return None
     faint = level - ground < _FAINT
-    sides = 0.0
+    sides, along_particle = 0.0, False
     if above.size and below.size:
         # A bar has the same ground on both sides; a strip of a box between a
         # bar and the box's edge does not, along its whole length. Particles
@@ -961,7 +975,9 @@ def _measure_bar(p, box, factor, polarity):
         alike = np.abs(up_col - down_col) < 0.25 * np.maximum(
             level - np.minimum(up_col, down_col), 1e-3)
         if sides > 0.5 and np.mean(alike) < _ALIKE_SIDES:
-            return None
+            if not _over_a_particle(p, up, down, level):
+                return None
+            along_particle = True  # kept only with straight ends, below
     thr = (level + ground) / 2
     # The wider window must find a crisp bar, with straight ends: not a
     # shaded band (the bar's contrast is no part of that check).
@@ -1127,16 +1143,25 @@ def _measure_bar(p, box, factor, polarity):
         return None
     shape = float(np.clip(1 - end_spread / max(3.0, 0.05 * run), 0, 1))
     quality = shape * float(np.clip((level - ground) / 0.25, 0, 1))
-    if widen > 0.5 and shape < 0.8:
+    if (widen > 0.5 or along_particle) and shape < 0.8:
         return None
     if (faint or level - ground < _FAINT) and (
             shape < 0.8 or b - a + 1 < max(10 * thickness, 0.05 * min(H, W))):
         return None  # a faint bar must be long and straight-ended: not a streak of texture
     # A clean bar's rows reach as far as its own grey (end ticks), and a row
     # further (the partly covered edge row of a downscaled bar), but not
-    # over a particle attached to it; a ragged one keeps all its rows.
+    # over a particle attached to it; a ragged one keeps all its rows. The
+    # own rows run on from the bar's while most of what each has of the
+    # component is at the bar's grey: the grain of a particle nearly as
+    # light reaches that grey at scattered pixels only.
     rows_any = np.nonzero(comp[:, a:b + 1].any(axis=1))[0]
-    rows_own = np.nonzero(own[:, a:b + 1].any(axis=1))[0] if quality >= 0.5 else rows_any
+    at_grey = own[:, a:b + 1].sum(axis=1) >= np.maximum(0.5 * comp[:, a:b + 1].sum(axis=1), 1)
+    first, last = int(bar_rows[0]), int(bar_rows[-1])
+    while first > 0 and at_grey[first - 1]:
+        first -= 1
+    while last < len(at_grey) - 1 and at_grey[last + 1]:
+        last += 1
+    rows_own = np.arange(first, last + 1) if quality >= 0.5 else rows_any
     first, last = max(rows_any[0], rows_own[0] - 1), min(rows_any[-1], rows_own[-1] + 1)
     top, bottom = r0 + int(first), r0 + int(last) + 1
     core_top, core_bottom = r0 + int(bar_rows[0]), r0 + int(bar_rows[-1]) + 1
@@ -1383,13 +1408,19 @@ def _label_groups(p, bar, free_glyphs=False):
         own = min(bar.ground + 0.8 * (peak[c[0] - 1] - bar.ground), _core_grey(bar))
         if c[0] not in cut and _holds_particle(win, labels, c, own):
             cut[c[0]] = own
+    grain = set()
     if cut:
         # (In the window's own precision: a grey rounds as a scalar compared
         # with it would.)
         greys = np.full(len(comps) + 1, -np.inf, dtype=win.dtype)
         greys[list(cut)] = list(cut.values())
         binary &= win >= greys[labels]
+        before = labels
         labels, comps, blobs, peak = pieces(binary)
+        # The grain of a blob cut so (specks of a particle or of the ground
+        # at the text's grey) is no broken cap of a glyph.
+        was = ndi.maximum(before, labels, index=np.arange(1, len(comps) + 1)) if comps else []
+        grain = {c[0] for c in comps if int(was[c[0] - 1]) in cut}
     cy = (ct_ + cb_) / 2
     bar_ids = set()
     for i, t_, l_, b_, r_ in comps:
@@ -1475,7 +1506,7 @@ def _label_groups(p, bar, free_glyphs=False):
             slivers = [c for c in comps if 0.15 * gh <= c[3] - c[1] < 3 and c[0] not in bar_ids
                        and gt <= c[1] and c[3] <= gb and gl - 2 <= c[4] and c[2] <= gr + 2]
             slivers = _slivers_next_to(labels, members, slivers)
-            caps = _broken_caps(comps, members, (gt, gl, gb, gr), bar_ids | formed)
+            caps = _broken_caps(comps, members, (gt, gl, gb, gr), bar_ids | formed | grain)
             slivers += [c for c in caps if c[3] <= ct_ - 2 or c[1] >= cb_ + 2]
             gt = min([gt] + [c[1] for c in slivers])
             gl, gr = min([gl] + [c[2] for c in slivers]), max([gr] + [c[4] for c in slivers])
@@ -2262,7 +2293,7 @@ def _read_groups(p, bar, groups, engine):
                     doubt *= 0.5
                 else:
                     score *= 0.5
-            if unit_lost and wide != settled:
+            if unit_lost and wide not in agreeing:
                 doubt *= 0.5
             plain_u = parsed[1] == "\N{MICRO SIGN}m" and _plain_u(text, group, wide_text)
             # A "µ" read at both sizes over a glyph reaching below the line
@@ -2919,7 +2950,8 @@ def find_scale_bar(image, *, read=True):
             if hit is not None:
                 group, text, value, unit, score = hit
                 readings.append((bar, p, group.box, text, value, unit, score))
-            if readings and readings[-1][-1] > 0.9:
+            # (A ragged bar's label can be a clean bar's further off: read on.)
+            if readings and readings[-1][-1] > 0.9 and readings[-1][0].quality >= 0.8:
                 break
         # Labels that line grouping missed (other colour, box) or joined to
         # texture beside them: find the text lines around the bar.
@@ -2943,11 +2975,10 @@ def find_scale_bar(image, *, read=True):
         # that does (the content of a box, read by the box's edge) is not one.
         readings = [r for r in readings if not any(
             q is not r and _holds_bar(r[2], q) for q in readings)]
-        # A label belongs to one bar: of bars that read the same label (their
-        # label boxes overlap), the longest is its bar; a shorter one is a
-        # piece of something near it (a glyph's stroke, a tick).
+        # A label belongs to one bar (:func:`_owns_label`), of the bars that
+        # read it (their label boxes overlap).
         readings = [r for r in readings if not any(
-            q is not r and _overlap(q[2], r[2]) and q[0].length > r[0].length for q in readings)]
+            q is not r and _overlap(q[2], r[2]) and _owns_label(q[0], r[0]) for q in readings)]
         if readings:
             best = max(readings, key=lambda r: r[-1] * (0.5 + 0.5 * r[0].quality))
             chosen = _reading(*best)
@@ -3005,6 +3036,22 @@ def find_scale_bar(image, *, read=True):
                     message=f"a bar of {bar.length:.0f} px was found with no label next to it.")
 
 
+def _owns_label(a, b):
+    """Whether bar ``a`` rather than ``b`` is the bar of a label both read.
+
+    The longer one, as a shorter one is a piece of something near the label
+    (a glyph's stroke, a tick); but not a longer one of a particle's grey
+    and ragged, over one of black or white ink and clean: a strip of the
+    ground between particles, with the label a long way off.
+    """
+    def clean_ink_over(x, y):
+        return _ink(x) and not _ink(y) and x.quality >= 0.8 and y.quality < x.quality
+
+    if clean_ink_over(a, b) or clean_ink_over(b, a):
+        return clean_ink_over(a, b)
+    return a.length > b.length
+
+
 def _confident(readings, found):
     """Whether a reading at the confidence threshold is left once each goes to its clean bar."""
     clean = _to_clean_bars(readings, found)
@@ -3023,12 +3070,16 @@ def _to_clean_bars(readings, found):
 
     A bar's own reading of a label is kept over one handed to it that read
     the same label otherwise (the foot of the "2" of a "25 µm", a "bar" whose
-    line lost the "2" and read "5 µm"): that one is left out.
+    line lost the "2" and read "5 µm"): that one is left out. So is a
+    reading whose bar is shorter than its label is tall: a scale bar is at
+    least as long as that, a stroke of the text itself may not be.
     """
     handed = [_to_clean_bar(r, found) for r in readings]
     # A reading is (bar, p, label_box, text, value, unit, score).
-    return [h for h, r in zip(handed, readings) if h is r or not any(
+    kept = [h for h, r in zip(handed, readings) if h is r or not any(
         q[0] is h[0] and _overlap(q[2], h[2]) and q[4:6] != h[4:6] for q in readings)]
+    # (A stroke of a large "µ" read the line it is part of.)
+    return [r for r in kept if r[0].length >= r[2][2] - r[2][0]]
 
 
 def _to_clean_bar(reading, found):
