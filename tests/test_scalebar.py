@@ -3093,3 +3093,39 @@ def test_a_bar_along_a_large_particle_on_one_side_is_found(polarity):
     disk(image, (414, 310), 300, 0.65)
     image[112:120, 220:400] = 1.0
     the_one_bar(image, (112, 220, 120, 400), 180, inverted=polarity == "dark")
+
+
+def test_a_plain_reading_with_the_micro_signs_stem_read_as_a_1_agrees(monkeypatch):
+    # Seed 51's figure 45 and seed 43's figure 135: a tight bold "25µm"
+    # reads "25pm" smoothed (a "µm" by its open top) and "251m" unsmoothed,
+    # the stem of the "µ" read as a "1", its tail making the "m" a "µm".
+    # That is no other number: the reading was halved below the threshold.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch, "25pm", f"25 {MU}m")
+    monkeypatch.setattr(scalebar, "_open_bowl", lambda group: True)
+    plain = (251.0, f"{MU}m")
+    monkeypatch.setattr(scalebar, "_plain_reading", lambda p, group, engine, crop: plain)
+    image, truth = figure(value=25, unit=f"{MU}m", font_size=11)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (25, f"{MU}m") and bar.calibrated, bar.message
+    plain = (250.0, f"{MU}m")  # another number: still a dispute
+    assert not find_scale_bar(image).calibrated
+    assert scalebar._micro_stem_as_digit((11.0, f"{MU}m"), (1.0, f"{MU}m"))
+    assert not scalebar._micro_stem_as_digit((251.0, "nm"), (25.0, "nm"))
+
+
+def test_a_smaller_reading_that_sees_the_micro_sign_but_garbles_the_m_agrees(monkeypatch):
+    # Seed 52's figure 135: "1 μm" at 40 px, "1 μuu" at 28 px and nothing
+    # in the wide crop. The smaller size saw the "µ": its unit was taken for
+    # lost, and with no wide reading to settle it, the reading was halved.
+    pytest.importorskip("rapidocr_onnxruntime")
+    fake_ocr(monkeypatch,  # 40 px text, else 28
+             lambda crop: (f"1 {MU}m", 0.9) if crop.shape[0] > 58 else (f"1 {MU}uu", 0.9), "")
+    monkeypatch.setattr(scalebar, "_plain_reading", lambda p, group, engine, crop: None)
+    image, truth = figure(value=1, unit=f"{MU}m", font_size=12)
+    bar = find_scale_bar(image)
+    assert (bar.value, bar.unit) == (1, f"{MU}m") and bar.calibrated, bar.message
+    # Without the "µ" in the smaller reading, the unit is still in doubt.
+    fake_ocr(monkeypatch,
+             lambda crop: (f"1 {MU}m", 0.9) if crop.shape[0] > 58 else ("1 uu", 0.9), "")
+    assert not find_scale_bar(image).calibrated

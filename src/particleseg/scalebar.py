@@ -2241,7 +2241,7 @@ def _read_groups(p, bar, groups, engine):
         text, score = _recognise(engine, crop)
         parsed = _parse_with_glyphs(text, group)
         plain = _plain_reading(p, group, engine, crop) if parsed is not None else None
-        if plain is not None and plain[0] != parsed[0]:
+        if plain is not None and plain[0] != parsed[0] and not _micro_stem_as_digit(plain, parsed):
             score *= 0.5
         first = (crop, text, score)
         line = group
@@ -2271,6 +2271,12 @@ def _read_groups(p, bar, groups, engine):
             again_text, _ = _recognise(engine, _ocr_crop(p, group, 28))
             again = _parse_with_glyphs(again_text, group)
             micro = (parsed[0], "\N{MICRO SIGN}m")
+            if again is None and parsed == micro and re.match(
+                    _LEADING_DIGITS + r"\s*" + _MICRO_GLYPHS, again_text or "") \
+                    and _line_number(again_text) == parsed[0]:
+                # The smaller size saw the "µ" after the same number, and
+                # garbled the "m" after it ("1 μuu"): it reads "µm" too.
+                again = micro
             # The smaller size reading the number alone (its unit lost) is
             # settled by the wide reading below.
             unit_lost = again is None and _line_number(again_text) == parsed[0]
@@ -2477,6 +2483,18 @@ def _as_stems_say(reading, unit):
     if reading is None or unit is None or reading[1] not in ("nm", "mm"):
         return reading
     return reading[0], unit
+
+
+def _micro_stem_as_digit(plain, parsed):
+    """Whether a plain reading in µm is ``parsed``'s number with the "µ"'s stem read as a "1".
+
+    Unsmoothed, a tight bold "25µm" reads "251m": the stem of the "µ",
+    reaching below the line, is a "1", its tail the descender that makes
+    the "m" a "µm". The line's reading in µm (or "pm", OCR's "p" for "µ")
+    agrees with it.
+    """
+    return (plain[1] == "\N{MICRO SIGN}m" and parsed[1] in ("\N{MICRO SIGN}m", "pm")
+            and f"{plain[0]:g}" == f"{parsed[0]:g}1")
 
 
 def _plain_reading(p, group, engine, crop):
