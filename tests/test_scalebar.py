@@ -3129,3 +3129,22 @@ def test_a_smaller_reading_that_sees_the_micro_sign_but_garbles_the_m_agrees(mon
     fake_ocr(monkeypatch,
              lambda crop: (f"1 {MU}m", 0.9) if crop.shape[0] > 58 else ("1 uu", 0.9), "")
     assert not find_scale_bar(image).calibrated
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("grey", [0.12, 0.13])
+@pytest.mark.parametrize("polarity", ["dark", "light"])
+def test_a_bar_whose_end_lies_on_a_particle_nearly_as_dark_is_measured_to_its_end(
+        polarity, grey, seed):
+    # Seed 56's figure 149: the left end of a black 448 px bar lies on a
+    # grainy particle only a little lighter than the bar (about a tenth of
+    # the bar's contrast with the ground). The bar stood out from the
+    # particle's grey beside it by less than the margin asked, and was
+    # measured from the particle's far side: 410 px, used at 0.98.
+    image, _ = noisy_ground(0.8, (512, 768), seed)
+    grain, _ = noisy_ground(grey, (512, 768), seed + 10, noise=0.04)
+    yy, xx = np.mgrid[:512, :768]
+    particle = (yy - 106) ** 2 + (xx - 80) ** 2 <= 40 ** 2
+    image[particle] = grain[particle]
+    image[100:112, 60:460] = 0.05
+    the_one_bar(image, (95, 60, 117, 460), 400, inverted=polarity == "light")

@@ -1046,10 +1046,13 @@ def _measure_bar(p, box, factor, polarity):
     # columns short of it, which splits the bar's end off as if it were the
     # strokes of a glyph. A particle's grey changes slowly along the bar: the
     # same test on each side's grey taken over a few columns (the bar's own
-    # grey still needed in each column) keeps the bar whole to its end.
+    # grey still needed in each column) keeps the bar whole to its end. So
+    # smoothed, the particle's grey may come within a twentieth of the
+    # contrast of the bar's (a grainy particle nearly as dark as the bar
+    # under its end): the bar must still stand halfway above it.
     size = max(9, thickness // 4)
     beside_along = np.maximum(ndi.median_filter(up, size), ndi.median_filter(down, size))
-    clean |= whole & (level - beside_along >= 0.1 * span) & (
+    clean |= whole & (level - beside_along >= 0.05 * span) & (
         profile - beside_along >= 0.5 * (level - beside_along))
     # Where something lies above or below, the bar must be at its own grey:
     # a particle nearly as dark as the bar (in its polarity) across its rows
