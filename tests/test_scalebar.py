@@ -263,6 +263,15 @@ def noisy_ground(grey, shape, seed, noise=0.02):
     return np.clip(grey + rng.normal(0, noise, shape), 0, 1), rng
 
 
+def grainy_disk(image, centre, radius, grey, seed, noise):
+    """Paint a particle of mean ``grey`` with a grain of Gaussian ``noise`` (its own ``seed``)."""
+    grain, _ = noisy_ground(grey, image.shape, seed, noise=noise)
+    yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+    inside = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+    image[inside] = grain[inside]
+    return image
+
+
 def the_one_bar(image, box, length, inverted=False):
     """The one bar candidate longer than 30 px, checked to lie at ``box``, ``length`` px long.
 
@@ -3021,10 +3030,7 @@ def test_a_bars_rows_do_not_take_in_a_particle_whose_grain_reaches_its_grey(pola
     # bar's box took in the particle's rows, and the label just above the
     # bar, which then overlapped the box, was not looked for.
     image, _ = noisy_ground(0.2, (256, 256), seed)
-    grain, _ = noisy_ground(0.78, (256, 256), seed + 10, noise=0.05)
-    yy, xx = np.mgrid[:256, :256]
-    particle = (yy - 101) ** 2 + (xx - 135) ** 2 <= 10 ** 2
-    image[particle] = grain[particle]
+    grainy_disk(image, (101, 135), 10, 0.78, seed + 10, noise=0.05)
     image[100:103, 60:142] = 0.96
     the_one_bar(image, (99, 60, 104, 142), 82, inverted=polarity == "dark")
 
@@ -3088,7 +3094,7 @@ def test_a_bar_along_a_large_particle_on_one_side_is_found(polarity):
     # particle of a grey between the ground's and the bar's for most of its
     # length. Its grounds above and below differ as a box's strip's do, and
     # it was dropped as one; a stroke of the label's "µ" was read instead.
-    # The darker side is the micrograph's ground, the image's commonest grey.
+    # The darker side is the micrograph's ground, the image's median grey.
     image, _ = noisy_ground(0.3, (768, 1024), 0)
     disk(image, (414, 310), 300, 0.65)
     image[112:120, 220:400] = 1.0
@@ -3142,9 +3148,6 @@ def test_a_bar_whose_end_lies_on_a_particle_nearly_as_dark_is_measured_to_its_en
     # particle's grey beside it by less than the margin asked, and was
     # measured from the particle's far side: 410 px, used at 0.98.
     image, _ = noisy_ground(0.8, (512, 768), seed)
-    grain, _ = noisy_ground(grey, (512, 768), seed + 10, noise=0.04)
-    yy, xx = np.mgrid[:512, :768]
-    particle = (yy - 106) ** 2 + (xx - 80) ** 2 <= 40 ** 2
-    image[particle] = grain[particle]
+    grainy_disk(image, (106, 80), 40, grey, seed + 10, noise=0.04)
     image[100:112, 60:460] = 0.05
     the_one_bar(image, (95, 60, 117, 460), 400, inverted=polarity == "light")

@@ -890,9 +890,10 @@ def _over_a_particle(p, up, down, level):
     """Whether a bar whose grounds differ above and below lies along a particle on one side.
 
     The darker of its two sides (in the bar's polarity) is then the ground of
-    the micrograph, the image's commonest grey, and the other a particle's
-    grey between that ground and the bar's. Along a strip of a box, the
-    darker side is the ink of what the box holds (the bar within it).
+    the micrograph, the image's median grey (where particles cover less than
+    half of it), and the other a particle's grey between that ground and the
+    bar's. Along a strip of a box, the darker side is the ink of what the box
+    holds (the bar within it).
     """
     step = max(1, int(math.sqrt(p.size / 1e5)))
     ground = float(np.median(p[::step, ::step]))
