@@ -5,6 +5,7 @@ Tests that read labels need the OCR extra (``pip install
 "particleseg[scalebar]"``) and are skipped without it.
 """
 
+import io
 import os
 import sys
 from dataclasses import replace
@@ -3151,3 +3152,28 @@ def test_a_bar_whose_end_lies_on_a_particle_nearly_as_dark_is_measured_to_its_en
     grainy_disk(image, (106, 80), 40, grey, seed + 10, noise=0.04)
     image[100:112, 60:460] = 0.05
     the_one_bar(image, (95, 60, 117, 460), 400, inverted=polarity == "light")
+
+
+@pytest.mark.parametrize("seed, left, quality", [(0, 629, 71), (1, 633, 71), (1, 633, 90)])
+def test_a_label_beside_the_bar_cut_by_the_text_search_region_is_searched_again_wider(
+        seed, left, quality):
+    # Seed 58's figure 122: "250 mm" left of a 116 px bar. Text detection
+    # round the bar found the line from a few pixels inside its region's
+    # side, the "2" outside it, and read "50 mm" at 0.8: a silent wrong scale.
+    pytest.importorskip("rapidocr_onnxruntime")
+    from PIL import Image
+
+    from particleseg._figures import _text_mask
+    rng = np.random.default_rng(seed)
+    image = 0.75 + 0.03 * rng.standard_normal((1024, 1024))
+    image[25:47, 894:1010] = 0.05
+    text = _text_mask("250 mm", "DejaVuSerif.ttf", 59)
+    top = 36 - text.shape[0] // 2
+    where = (slice(top, top + text.shape[0]), slice(left, left + text.shape[1]))
+    image[where] = np.where(text, 0.05, image[where])
+    buffer = io.BytesIO()
+    Image.fromarray((255 * np.clip(image, 0, 1)).astype(np.uint8)).save(
+        buffer, "JPEG", quality=quality)
+    bar = find_scale_bar(np.asarray(Image.open(buffer)))
+    assert round(bar.length_px) == 116
+    assert (bar.value, bar.unit) == (250, "mm")

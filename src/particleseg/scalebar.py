@@ -2613,7 +2613,10 @@ def _detected_reading(p, bar, engine, reach, reach_h):
             parsed = parse_scale_label(text)
             if parsed is None:
                 continue
-            if (l <= 1 < c0 or r >= crop.shape[1] - 1 and c1 < W
+            # A glyph outside the region leaves the line a gap's width from
+            # its side (the "2" of a "250 nm" beside the bar), not at it.
+            gap = max(1, 0.25 * (b - t))
+            if (l <= gap and c0 > 0 or r >= crop.shape[1] - 1 - gap and c1 < W
                     or t <= 1 < r0 or b >= crop.shape[0] - 1 and r1 < H):
                 cut = True
                 continue
