@@ -1209,7 +1209,7 @@ def test_a_stroke_of_a_detected_label_is_not_its_bar(monkeypatch):
     image[40:60, 80:84] = 1.0  # ... of a glyph
     foot = measured_bar((60, 60, 64, 84), (60, 64), 24.0, "light", ground=0.3)
     crop_origin = (20, 12)  # of the crop around the bar that text detection sees
-    label = (35, 55, 68, 130)
+    label = (35, 55, 68, 118)  # (well inside the crop: not cut by its side)
     box = tuple(v - crop_origin[k % 2] for k, v in enumerate(label))
     monkeypatch.setattr(scalebar, "_detect_text", lambda engine, crop: [(box, "25nm", 0.99)])
     assert scalebar._read_detected(image, foot, engine=None) is None
@@ -3177,3 +3177,42 @@ def test_a_label_beside_the_bar_cut_by_the_text_search_region_is_searched_again_
     bar = find_scale_bar(np.asarray(Image.open(buffer)))
     assert round(bar.length_px) == 116
     assert (bar.value, bar.unit) == (250, "mm")
+
+
+@pytest.mark.parametrize("label, quality, read", [
+    ("other", 0.33, False), ("other", 0.9, True), ("own", 0.33, True)])
+def test_text_of_the_other_colour_is_no_label_of_a_ragged_strip(
+        monkeypatch, label, quality, read):
+    # Seed 46's figure 165: the grey ground between a white "25 nm" and its
+    # white bar, a dark particle above, was taken for a ragged dark "bar"
+    # (quality 0.33) 50 px long; text detection round it read the white
+    # label, of the other colour, as its own: "25 nm" = 50 px for 89 px.
+    # A clean bar's label of the other colour (real figure 1700be1235: white
+    # text in a black box beside a black bar), or a ragged bar's of its own
+    # colour, is read.
+    from particleseg._figures import _text_mask
+    rng = np.random.default_rng(0)
+    ground, ink, particle = (0.49, 0.02, 0.85) if label == "other" else (0.02, 0.49, 0.12)
+    p = ground + 0.02 * rng.standard_normal((200, 300))  # in the "bar"'s polarity
+    p[10:50, 90:170] = particle  # a particle above the label
+    text = _text_mask("25 nm", "DejaVuSerif-Bold.ttf", 19)
+    p[62:62 + text.shape[0], 100:100 + text.shape[1]][text] = ink
+    p[88:97, 90:180] = 0.02  # the white bar below (the label's)
+    p[80:87, 100:151] = 0.49  # the strip of ground between them, or a bar
+    strip = scalebar._Bar(top=80, left=100, bottom=87, right=151, length=51.0, thickness=7,
+                          level=0.49, ground=0.02, quality=quality, polarity="dark",
+                          core_top=80, core_bottom=87, sides=0.45, shape=quality)
+
+    def detect(engine, crop):  # finds the label, wherever the crop lies
+        rows, cols = np.nonzero(np.abs(crop.astype(int) - int(np.median(crop))) > 110)
+        inside = rows < rows.min() + text.shape[0] + 2  # (not what lies below it)
+        rows, cols = rows[inside], cols[inside]
+        return [((int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1),
+                 "25 nm", 0.99)]
+
+    monkeypatch.setattr(scalebar, "_detect_text", detect)
+    monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
+    found = scalebar._read_detected(p, strip, object())
+    assert (found is not None) == read
+    if read:
+        assert found[1:4] == ("25 nm", 25.0, "nm")

@@ -2625,6 +2625,13 @@ def _detected_reading(p, bar, engine, reach, reach_h):
             if distance > 1.0 or _stroke_of_text(p, bar, box) \
                     or _on_ground_of_bar_colour(crop, (t, l, b, r), bar):
                 continue
+            if bar.quality < 0.5 and np.mean(crop[max(t, 0):b, max(l, 0):r] >= thr) > 0.5:
+                # Text of the other colour (its glyphs cover less than half
+                # its box, the rest at the bar's grey) round a ragged "bar":
+                # the strip of ground between a label and its bar is no bar,
+                # and the label is not its own. (A clean bar's label can be
+                # of the other colour: white text in a black box by a black bar.)
+                continue
             # Text of the bar's colour: its glyphs can be checked. In the
             # first candidate the OCR sees such text dark; what it reads in
             # the second, with clutter of the other colour around it, only
