@@ -3216,3 +3216,43 @@ def test_text_of_the_other_colour_is_no_label_of_a_ragged_strip(
     assert (found is not None) == read
     if read:
         assert found[1:4] == ("25 nm", 25.0, "nm")
+
+
+def test_five_stems_under_letters_as_wide_as_each_other_leave_an_mm_doubted():
+    # Seed 63's figure 174: "500 mm" downscaled to 0.66, its letters broken
+    # into pieces too far to tell the font by. Five stems were counted, and
+    # they turned the OCR's "mm" (read at both sizes and wide) into "nm",
+    # used at 0.87. The two letters are as wide as each other: a stem may
+    # be lost, and the "mm" is doubted (the recogniser's odds can lift it).
+    rows = ["11110000001100000010000000000000000000000000000000",
+            "11110000011110000111100000000000000000000000000000",
+            "10000000110010001100100000000000000000000000000000",
+            "11000001100001011000110000001011001110000011100110",
+            "11110001100001011000010000001101110111000110111011",
+            "00011001100001011000010000001000100011000100110001",
+            "00001001100001011000010000001000100001000000110001",
+            "00001000100010001000100000001000100001000000110001",
+            "11111000111110001111100000001000100001000000110001",
+            "01110000011100000111000000000000100001000000010001"]
+    group = glyph_line(np.array([[c == "1" for c in row] for row in rows]))
+    assert scalebar._unit_stems(group) == 5
+    assert scalebar._unit_plausibility("mm", group) == ("mm", 0.45)
+    assert scalebar._unit_plausibility("nm", group) == ("nm", 1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_bar_whose_end_lies_in_a_particle_wider_below_it_keeps_its_thickness(seed):
+    # Seed 63's figure 94: a dark bar 15 rows thick whose left end lies in a
+    # particle nearly as dark, wider below the bar than above it. The bar's
+    # lower rows, with the particle's, were the longest: the bar was taken
+    # to be 6 rows thick, and measured from the particle's far side, 66 px
+    # for 80, used at 0.99.
+    rng = np.random.default_rng(seed)
+    p = 0.3 + 0.03 * rng.standard_normal((200, 700))  # in the bar's polarity
+    p[14:31, 509:553] = 0.78  # the particle: above the bar's end ...
+    p[31:46, 484:550] = 0.78  # ... and wider below it
+    p[22:37, 525:605] = 0.9
+    p += 0.02 * rng.standard_normal(p.shape)
+    bar = scalebar._measure_bar(p, (22, 522, 37, 606), 1, "dark")
+    assert bar.thickness == 15
+    assert bar.length == pytest.approx(80, abs=1.0)

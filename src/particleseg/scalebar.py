@@ -805,10 +805,14 @@ def _rows_of_most_columns(comp, rows):
     if thickness <= len(rows) + 1:
         return rows
     # Those columns run on in one piece along most of the component (not
-    # particles beside the bar, along it).
+    # particles beside the bar, along it), or a third of it from one of its
+    # ends (the bar's free end; a particle over its other end, as thick as
+    # the bar is long, can hold more columns).
     starts, stops = _true_runs(heights == thickness)
     k = int(np.argmax(stops - starts))
-    if stops[k] - starts[k] < 0.5 * columns:
+    filled = np.nonzero(heights)[0]
+    free_end = starts[k] == filled[0] or stops[k] == filled[-1] + 1
+    if stops[k] - starts[k] < (0.3 if free_end else 0.5) * columns:
         return rows
     tops = np.argmax(comp[:, starts[k]:stops[k]], axis=0)
     top = int(np.median(tops))
@@ -1952,7 +1956,12 @@ def _unit_plausibility(unit, group):
                 return unit, 0.9
             if read == unit:
                 return read, 1.0
-            if unit == "nm" or not _stem_maybe_lost(group):
+            # Five stems under letters as wide as each other (an "mm" in a
+            # font not monospaced, whose letters came apart too far to
+            # tell the font by, :func:`_proportional`) may lack one too.
+            lost = _stem_maybe_lost(group) or (
+                _unit_by_widths(group) == "mm" and not _monospaced(group))
+            if unit == "nm" or not lost:
                 return read, 0.9
             return "mm", 0.45  # an "mm" that may have lost a stem, doubted
     if unit != "mm":
