@@ -795,7 +795,10 @@ def _rows_of_most_columns(comp, rows):
     shorter, then fall out of the block of long rows, and the bar seems
     thinner than it is (its end ticks, wider than that, are taken for
     strokes of something else). Most of the component's columns are the
-    bar's own: they span its thickness, from its top row.
+    bar's own: they span its thickness, from its top row; or, from one end
+    of the component (the bar's free end), a third of them at least (a
+    particle over the bar's other end, as thick as the bar is long, can
+    hold more).
     """
     heights = comp.sum(axis=0)
     columns = np.count_nonzero(heights)
@@ -1929,7 +1932,8 @@ def _unit_plausibility(unit, group):
     (below, in a proportional font) disagree with the stems. An "mm" is not
     changed into "nm" by five stems when one may be lost
     (:func:`_stem_maybe_lost`: thin single stems whose arches were lost to
-    downscaling or compression, or a gap in place of a stem). Else, "mm" labels
+    downscaling or compression, or a gap in place of a stem; or two letters
+    as wide as each other in a font not monospaced). Else, "mm" labels
     being rare on micrographs, an "m" about a third wider than an "n" in
     every common font: "mm" is believed when its two letters are as wide as
     each other, unless the font is monospaced (all its letters are,
