@@ -3256,3 +3256,12 @@ def test_a_bar_whose_end_lies_in_a_particle_wider_below_it_keeps_its_thickness(s
     bar = scalebar._measure_bar(p, (22, 522, 37, 606), 1, "dark")
     assert bar.thickness == 15
     assert bar.length == pytest.approx(80, abs=1.0)
+
+
+@pytest.mark.parametrize("wide, line, other", [
+    ("i0 nm", "110 nm", True), ("I0 nm", "110 nm", True), ("i0 nm", "10 nm", False)])
+def test_a_wide_reading_whose_first_digit_reads_as_a_letter_is_another_number(wide, line, other):
+    # Seed 66's figure 62: a 225 px serif "10 nm" whose line took in a speck
+    # before the "1", read "110 nm" at both sizes and used at 0.77; the wide
+    # crop read "i0 nm", which parses as no length and was taken for none.
+    assert scalebar._other_number(wide, line) is other

@@ -2136,6 +2136,8 @@ _LEADING_DIGITS = r"^\s*([0-9]+(?:[.,][0-9]+)?)"
 
 #: The same, with the letters OCR reads for digits ("1O0", "2o": :data:`_LOOKALIKES`).
 _LOOSE_DIGITS = r"^\s*([0-9][0-9OoIl|]*(?:[.,][0-9Oo]+)?)"
+#: A number whose first digit, a "1", OCR read as a letter ("i0", "I0"), then a digit.
+_LOOSE_ONE = r"^\s*([Il|i][0-9][0-9OoIl|]*(?:[.,][0-9Oo]+)?)"
 
 
 def _line_number(text):
@@ -2161,11 +2163,14 @@ def _other_number(wide_text, text):
     """
     # Letters that look like digits count as those digits ("2o" where the
     # line reads "2 pm": the "5" of "25 µm" lost to a particle in the line).
-    wide = re.match(_LOOSE_DIGITS, wide_text or "")
+    # The wide reading's first digit may be read as a letter too: a "1" as
+    # an "i" ("i0 nm" where the line reads "110 nm", a speck before it).
+    wide = re.match(_LOOSE_DIGITS, wide_text or "") or re.match(_LOOSE_ONE, wide_text or "")
     line = re.match(_LOOSE_DIGITS, text or "")
     if wide is None or line is None:
         return wide is not None and _line_number(wide_text) != _line_number(text)
-    wide_digits, line_digits = (m.group(1).translate(_LOOKALIKES) for m in (wide, line))
+    wide_digits, line_digits = (m.group(1).translate(_LOOKALIKES).replace("i", "1")
+                                for m in (wide, line))
     if wide_digits == line_digits:
         return False
     # Zeros alone ending the line's number ("0" where it reads "10 µm") are
