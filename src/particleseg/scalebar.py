@@ -808,9 +808,7 @@ def _rows_of_most_columns(comp, rows):
     if thickness <= len(rows) + 1:
         return rows
     # Those columns run on in one piece along most of the component (not
-    # particles beside the bar, along it), or a third of it from one of its
-    # ends (the bar's free end; a particle over its other end, as thick as
-    # the bar is long, can hold more columns).
+    # particles beside the bar, along it), or a third of it from its end.
     starts, stops = _true_runs(heights == thickness)
     k = int(np.argmax(stops - starts))
     filled = np.nonzero(heights)[0]
@@ -1963,9 +1961,8 @@ def _unit_plausibility(unit, group):
             # Five stems under letters as wide as each other (an "mm" in a
             # font not monospaced, whose letters came apart too far to
             # tell the font by, :func:`_proportional`) may lack one too.
-            lost = _stem_maybe_lost(group) or (
-                _unit_by_widths(group) == "mm" and not _monospaced(group))
-            if unit == "nm" or not lost:
+            if unit == "nm" or not (_stem_maybe_lost(group) or (
+                    _unit_by_widths(group) == "mm" and not _monospaced(group))):
                 return read, 0.9
             return "mm", 0.45  # an "mm" that may have lost a stem, doubted
     if unit != "mm":
