@@ -1285,7 +1285,9 @@ def _grow_line(seed, comps, used, blobs=frozenset()):
             # as its own height; a piece reaching past the line both above and
             # below it (a particle beside a label's box) only as far as the line's.
             both = ct < t and cb > b + max(1.0, 0.15 * h)
-            if gap > 1.3 * (h if both else max(h, ch)):
+            # (A digit is at most 1.6 times as tall as lower-case letters; a
+            # taller piece is a particle beside the label's box.)
+            if gap > 1.3 * (h if both or ch > 1.6 * h else max(h, ch)):
                 continue
             group.append(c)
             if ch >= 0.5 * h:  # a dot or a hyphen does not widen the line
@@ -1295,13 +1297,18 @@ def _grow_line(seed, comps, used, blobs=frozenset()):
     return group, (t, l, b, r)
 
 
-def _drop_end_specks(members, box):
+def _drop_end_specks(members, box, grain=frozenset()):
     """A line without the specks at its ends (noise, a grain of a particle).
 
     A speck beyond the first or last glyph, less than a third of the line's
     height, reads as punctuation (":1 nm" becomes unreadable); a decimal
     point lies between digits and a ring over an "Å" over its letter, so
-    neither is an end.
+    neither is an end. Nor is a last piece, set apart from the glyph before
+    it, that reaches below the other glyphs by half their height, or by a
+    third for a piece of ``grain`` (cut out of a particle at the text's
+    grey): a label ends in a letter on its line, not in a descender, which a
+    piece of a particle past the label's box passes for (a "µ" reaches less
+    than a third below the digits).
     """
     height, n = box[2] - box[0], len(members)
     while len(members) > 1:
@@ -1309,7 +1316,10 @@ def _drop_end_specks(members, box):
         right = max(members, key=lambda c: c[4])
         for end, beyond in ((left, lambda c, m: m[4] <= c[2]), (right, lambda c, m: m[2] >= c[4])):
             others = [c for c in members if c is not end]
-            if end[3] - end[1] < 0.33 * height and all(beyond(c, end) for c in others):
+            top, foot = min(c[1] for c in others), max(c[3] for c in others)
+            hangs = (end is right and end[2] - max(c[4] for c in others) > 0.25 * (foot - top)
+                     and end[3] - foot > (0.33 if end[0] in grain else 0.5) * (foot - top))
+            if (end[3] - end[1] < 0.33 * height or hangs) and all(beyond(c, end) for c in others):
                 members = others
                 break
         else:
@@ -1409,7 +1419,8 @@ def _label_groups(p, bar, free_glyphs=False):
     # Text drawn over a particle lighter than the midpoint joins it into one
     # blob. The text has the bar's grey, the particle less: such blobs are
     # cut again close to the bar's grey, which frees the glyphs.
-    cut = {c[0]: _core_grey(bar) for c in comps if c[0] in blobs or c[3] - c[1] > reach_v}
+    tall = {c[0] for c in comps if c[3] - c[1] > reach_v}
+    cut = {c[0]: _core_grey(bar) for c in comps if c[0] in blobs or c[0] in tall}
     # With ``free_glyphs``, so are glyphs joined to a particle beside them (a
     # "5" over a particle's edge), at their own grey (a label can be fainter
     # than its bar).
@@ -1417,7 +1428,7 @@ def _label_groups(p, bar, free_glyphs=False):
         own = min(bar.ground + 0.8 * (peak[c[0] - 1] - bar.ground), _core_grey(bar))
         if c[0] not in cut and _holds_particle(win, labels, c, own):
             cut[c[0]] = own
-    grain = set()
+    grain = ground = set()
     if cut:
         # (In the window's own precision: a grey rounds as a scalar compared
         # with it would.)
@@ -1430,6 +1441,9 @@ def _label_groups(p, bar, free_glyphs=False):
         # at the text's grey) is no broken cap of a glyph.
         was = ndi.maximum(before, labels, index=np.arange(1, len(comps) + 1)) if comps else []
         grain = {c[0] for c in comps if int(was[c[0] - 1]) in cut}
+        # Of which the grain of the ground itself (taller than the window
+        # reaches), not of a particle: no glyph's, unless the line is all of it.
+        ground = {c[0] for c in comps if int(was[c[0] - 1]) in tall}
     cy = (ct_ + cb_) / 2
     bar_ids = set()
     for i, t_, l_, b_, r_ in comps:
@@ -1495,8 +1509,10 @@ def _label_groups(p, bar, free_glyphs=False):
                 continue
             if lines == 3:
                 break
-            members, (gt, gl, gb, gr) = _grow_line(best, [c for c in keep if beyond(c)], used, blobs)
-            members, (gt, gl, gb, gr) = _drop_end_specks(members, (gt, gl, gb, gr))
+            members, (gt, gl, gb, gr) = _grow_line(
+                best, [c for c in keep if beyond(c) and (best[0] in ground or c[0] not in ground)],
+                used, blobs)
+            members, (gt, gl, gb, gr) = _drop_end_specks(members, (gt, gl, gb, gr), grain)
             gh, gw = gb - gt, gr - gl
             if gw < 1.2 * gh or gh < 4:
                 continue
@@ -2272,6 +2288,7 @@ def _read_groups(p, bar, groups, engine):
             text, score = _recognise(engine, crop)
             parsed = _parse_with_glyphs(text, group)
         doubt = 1.0  # the doubts about the unit alone
+        again = None  # the reading at the smaller size, of a line read as a length
         if parsed is None:
             # The reading with the particle's pieces left in is tried too,
             # when the one without them lost the unit's letters as well.
@@ -2341,6 +2358,12 @@ def _read_groups(p, bar, groups, engine):
             # count: the recogniser's odds, far ahead (:func:`_unit_verdict`),
             # outweigh the widths.
             unit, factor = "mm", 1.0
+        elif parsed[1] == "mm" and unit == "nm" and again is not None and again[1] == "mm" \
+                and _line_odds(engine, crop, text) == "mm":
+            # Five stems where the OCR reads "mm" at both sizes, its odds far
+            # ahead: two stems of an "m" can join (a monospaced "500mm"
+            # downscaled) as well as an "n" can read "m". Doubted.
+            factor = min(factor, 0.45)
         doubt *= factor
         if line is not group and {unit, _unit_by_stems(line)} == {"nm", "mm"}:
             # The line's core, read for want of a reading of the line, can
@@ -2628,6 +2651,7 @@ def _detected_reading(p, bar, engine, reach, reach_h):
             parsed = parse_scale_label(text)
             if parsed is None:
                 continue
+            read = parsed[1]
             # A glyph outside the region leaves the line a gap's width from
             # its side (the "2" of a "250 nm" beside the bar), not at it.
             gap = max(1, 0.25 * (b - t))
@@ -2647,6 +2671,11 @@ def _detected_reading(p, bar, engine, reach, reach_h):
                 # and the label is not its own. (A clean bar's label can be
                 # of the other colour: white text in a black box by a black bar.)
                 continue
+            if not _ink(bar) and np.mean(crop[max(t, 0):b, max(l, 0):r] >= thr) < 0.05:
+                # Text of the other colour (no glyph reaches the bar's side
+                # of the midpoint) by a "bar" of a particle's grey: the strip
+                # of a particle between a label and its bar, faint over it.
+                continue
             # Text of the bar's colour: its glyphs can be checked. In the
             # first candidate the OCR sees such text dark; what it reads in
             # the second, with clutter of the other colour around it, only
@@ -2663,6 +2692,9 @@ def _detected_reading(p, bar, engine, reach, reach_h):
             elif unit == "mm" and factor < 1 and _line_odds(
                     engine, _detected_line(candidate, (t, l, b, r)), text) == unit:
                 factor = 1.0  # a doubted "mm" far ahead in the odds (:func:`_unit_verdict`)
+            elif unit == "nm" and read == "mm" and _line_odds(
+                    engine, _detected_line(candidate, (t, l, b, r)), text) == read:
+                factor = min(factor, 0.45)  # glyphs against the odds (:func:`_read_groups`)
             score *= 0.8 * factor
             key = score - 0.2 * distance
             if best is None or key > best[-1]:
