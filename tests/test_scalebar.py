@@ -1239,6 +1239,43 @@ def test_a_ragged_bar_gives_the_label_it_read_to_the_clean_bar_beside_it():
     assert scalebar._to_clean_bar(reading, dark)[0] is edge
 
 
+def test_a_ragged_strip_of_a_particle_grey_gives_its_label_to_the_bar_of_ink_over_it():
+    # Seed 74's figure 182: "100mm" under a 52 px black bar with end ticks,
+    # in a white box, a dark particle at the box's corner. The bar's line
+    # below started from the particle (nearer to the bar than the label)
+    # and reached up into the bar's rows: no line of the bar held the label.
+    # The edge of the particle under the label (24 px, ragged, of its grey)
+    # read it, and went out as the scale at 0.78.
+    bar = measured_bar((452, 29, 470, 81), (457, 465), 52.0, "dark", level=0.96, ground=0.03)
+    edge = measured_bar((494, 77, 507, 101), (497, 504), 24.3, "dark", level=0.76,
+                        ground=0.35, quality=0.46)
+    found = [(bar, "p", []), (edge, "p", [])]
+    reading = (edge, "p", (478, 19, 493, 92), "100mm", 100.0, "mm", 0.99)
+    assert scalebar._to_clean_bar(reading, found)[0] is bar
+    # Not a label far below the bar, nor one read by a ragged strip of ink
+    # (a scale bar touched by particles), nor to a bar of a particle's grey.
+    far = (edge, "p", (528, 19, 543, 92), *reading[3:])
+    assert scalebar._to_clean_bar(far, found)[0] is edge
+    ink = replace(edge, level=0.96)
+    assert scalebar._to_clean_bar((ink, *reading[1:]), [(bar, "p", [])])[0] is ink
+    grey = [(replace(bar, level=0.7), "p", []), (edge, "p", [])]
+    assert scalebar._to_clean_bar(reading, grey)[0] is edge
+
+
+def test_a_clean_strip_of_a_particle_grey_does_not_own_the_label_of_a_bar_of_ink():
+    # Seed 75's figure 99: "100nm" beside a black 45 px bar in a white box;
+    # the dark ground between the box's top edge and light particles above
+    # it, a clean 73 px strip of the ground's grey, read the same label
+    # (its line, below it): the longer was taken, and went out as the scale.
+    bar = measured_bar((228, 13, 243, 58), (233, 238), 45.0, "dark", level=0.98, ground=0.02)
+    strip = measured_bar((217, 59, 230, 131), (217, 230), 73.4, "dark", level=0.7, ground=0.32)
+    assert scalebar._owns_label(bar, strip) and not scalebar._owns_label(strip, bar)
+    # Of two bars of ink, or of two of a particle's grey, the longer.
+    longer_ink = replace(strip, level=0.96)
+    assert scalebar._owns_label(longer_ink, bar)
+    assert scalebar._owns_label(strip, replace(bar, level=0.7))
+
+
 def test_a_bar_shorter_than_the_label_it_read_gives_it_to_the_clean_bar_holding_it():
     # Synthetic seed 26 figure 30: "25 µm" over a 75 px bar in a box. The
     # bar's own line lost the "25"; a 12 px sliver above the label read it,
@@ -3307,14 +3344,15 @@ def test_the_ground_round_a_box_at_the_text_grey_is_not_part_of_its_line(seed):
 @pytest.mark.parametrize("seed", range(2))
 @pytest.mark.parametrize("grey", [0.2, 0.3])
 def test_a_particle_hanging_below_the_end_of_a_label_is_not_its_last_glyph(grey, seed):
-    # A dark particle just past the white box, beside the "m" of a "1nm":
-    # from the label's middle to half its height below its foot. Taken for
-    # a last glyph, it made the line reach below the label (and gave "nm"
-    # a fifth stem: read "mm"); a label ends on its line, not in a descender.
+    # Seed 71's figure 50: a dark particle under the edge of the white box,
+    # beside the "m" of a "1nm", a sliver of it showing past the box down to
+    # half the label's height below its foot. Taken for a last glyph, it
+    # made the line reach below the label and gave "nm" a fifth stem: read
+    # "mm", used at 0.89. A label ends on its line, not in a descender.
     def particle(image, truth):
         top, left, bottom, right = truth.label_box
         below = int(bottom + 0.55 * (bottom - top))
-        grainy_disk(image, (below - 16, truth.box[3] + 12), 16, grey, seed, 0.1)
+        grainy_disk(image, (below - 12, truth.box[3] + 5), 12, grey, seed, 0.1)
 
     options = dict(length_px=200, value=1, font="DejaVuSerif.ttf", font_size=31,
                    polarity="dark", boxed=True, label_side="right", corner=("bottom", "left"))

@@ -1297,18 +1297,18 @@ def _grow_line(seed, comps, used, blobs=frozenset()):
     return group, (t, l, b, r)
 
 
-def _drop_end_specks(members, box, grain=frozenset()):
+def _drop_end_specks(members, box):
     """A line without the specks at its ends (noise, a grain of a particle).
 
     A speck beyond the first or last glyph, less than a third of the line's
     height, reads as punctuation (":1 nm" becomes unreadable); a decimal
     point lies between digits and a ring over an "Å" over its letter, so
     neither is an end. Nor is a last piece, set apart from the glyph before
-    it, that reaches below the other glyphs by half their height, or by a
-    third for a piece of ``grain`` (cut out of a particle at the text's
-    grey): a label ends in a letter on its line, not in a descender, which a
-    piece of a particle past the label's box passes for (a "µ" reaches less
-    than a third below the digits).
+    it, narrower than the other glyphs are tall, that reaches below them by
+    half their height: a label ends in a letter on its line, not in a
+    descender, which a sliver of a particle past the label's box passes for
+    (the tail of a "µ" reaches about a third of a digit's height below the
+    digits, and one that joins its "m", or the bar, makes a wide piece).
     """
     height, n = box[2] - box[0], len(members)
     while len(members) > 1:
@@ -1318,7 +1318,7 @@ def _drop_end_specks(members, box, grain=frozenset()):
             others = [c for c in members if c is not end]
             top, foot = min(c[1] for c in others), max(c[3] for c in others)
             hangs = (end is right and end[2] - max(c[4] for c in others) > 0.25 * (foot - top)
-                     and end[3] - foot > (0.33 if end[0] in grain else 0.5) * (foot - top))
+                     and end[4] - end[2] < foot - top and end[3] - foot > 0.5 * (foot - top))
             if (end[3] - end[1] < 0.33 * height or hangs) and all(beyond(c, end) for c in others):
                 members = others
                 break
@@ -1512,7 +1512,7 @@ def _label_groups(p, bar, free_glyphs=False):
             members, (gt, gl, gb, gr) = _grow_line(
                 best, [c for c in keep if beyond(c) and (best[0] in ground or c[0] not in ground)],
                 used, blobs)
-            members, (gt, gl, gb, gr) = _drop_end_specks(members, (gt, gl, gb, gr), grain)
+            members, (gt, gl, gb, gr) = _drop_end_specks(members, (gt, gl, gb, gr))
             gh, gw = gb - gt, gr - gl
             if gw < 1.2 * gh or gh < 4:
                 continue
@@ -3119,12 +3119,13 @@ def _owns_label(a, b):
     """Whether bar ``a`` rather than ``b`` is the bar of a label both read.
 
     The longer one, as a shorter one is a piece of something near the label
-    (a glyph's stroke, a tick); but not a longer one of a particle's grey
-    and ragged, over one of black or white ink and clean: a strip of the
-    ground between particles, with the label a long way off.
+    (a glyph's stroke, a tick); but not a longer one of a particle's grey,
+    ragged or no cleaner, over one of black or white ink and clean: a strip
+    of the ground between particles, with the label a long way off, or
+    between particles and the label's box.
     """
     def clean_ink_over(x, y):
-        return _ink(x) and not _ink(y) and x.quality >= 0.8 and y.quality < x.quality
+        return _ink(x) and not _ink(y) and x.quality >= 0.8 and y.quality <= x.quality
 
     if clean_ink_over(a, b) or clean_ink_over(b, a):
         return clean_ink_over(a, b)
@@ -3180,9 +3181,28 @@ def _to_clean_bar(reading, found):
         # (A short bar's label goes to no bar that is short of it as well.)
         if (other.polarity == bar.polarity and other.length > bar.length and other.quality >= 0.8
                 and (bar.quality < 0.5 or other.length >= width)
-                and any(_overlap(group.box, label_box) for group in groups)):
+                and (any(_overlap(group.box, label_box) for group in groups)
+                     or _strip_by_a_bar_of_ink(bar, other, label_box))):
             return (other, p, *reading[2:])
     return reading
+
+
+def _strip_by_a_bar_of_ink(strip, bar, label_box):
+    """Whether ``label_box``, read by a ragged ``strip`` of a particle's grey, is ``bar``'s.
+
+    ``bar`` is of black or white ink, and the label lies over or under it
+    as a label does (:func:`_label_groups`), though no line of its own
+    reached the label (a particle beside the label, nearer to the bar, took
+    its line); such a strip (the edge of a particle next to the label) is
+    no scale bar.
+    """
+    if strip.quality >= 0.5 or _ink(strip) or not _ink(bar):
+        return False
+    top, left, bottom, right = label_box
+    gap = max(top - bar.bottom, bar.top - bottom)
+    span = 0.5 * (bar.right - bar.left)
+    return (0 <= gap <= max(1.5 * (bottom - top), 3 * bar.thickness, 6)
+            and right > bar.left - span and left < bar.right + span)
 
 
 def _bar_box(bar):
