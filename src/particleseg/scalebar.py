@@ -2360,9 +2360,9 @@ def _read_groups(p, bar, groups, engine):
             unit, factor = "mm", 1.0
         elif parsed[1] == "mm" and unit == "nm" and again is not None and again[1] == "mm" \
                 and _line_odds(engine, crop, text) == "mm":
-            # Five stems where the OCR reads "mm" at both sizes, its odds far
-            # ahead: two stems of an "m" can join (a monospaced "500mm"
-            # downscaled) as well as an "n" can read "m". Doubted.
+            # Five or six stems where the OCR reads "mm" at both sizes, its
+            # odds far ahead: two stems of an "m" can join (a monospaced
+            # "500mm" downscaled) as well as an "n" can read "m". Doubted.
             factor = min(factor, 0.45)
         doubt *= factor
         if line is not group and {unit, _unit_by_stems(line)} == {"nm", "mm"}:
@@ -2651,7 +2651,7 @@ def _detected_reading(p, bar, engine, reach, reach_h):
             parsed = parse_scale_label(text)
             if parsed is None:
                 continue
-            read = parsed[1]
+            ocr_unit = parsed[1]  # (before the glyphs' checks)
             # A glyph outside the region leaves the line a gap's width from
             # its side (the "2" of a "250 nm" beside the bar), not at it.
             gap = max(1, 0.25 * (b - t))
@@ -2692,8 +2692,8 @@ def _detected_reading(p, bar, engine, reach, reach_h):
             elif unit == "mm" and factor < 1 and _line_odds(
                     engine, _detected_line(candidate, (t, l, b, r)), text) == unit:
                 factor = 1.0  # a doubted "mm" far ahead in the odds (:func:`_unit_verdict`)
-            elif unit == "nm" and read == "mm" and _line_odds(
-                    engine, _detected_line(candidate, (t, l, b, r)), text) == read:
+            elif unit == "nm" and ocr_unit == "mm" and _line_odds(
+                    engine, _detected_line(candidate, (t, l, b, r)), text) == ocr_unit:
                 factor = min(factor, 0.45)  # glyphs against the odds (:func:`_read_groups`)
             score *= 0.8 * factor
             key = score - 0.2 * distance
