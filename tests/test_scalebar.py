@@ -3216,6 +3216,24 @@ def test_a_label_beside_the_bar_cut_by_the_text_search_region_is_searched_again_
     assert (bar.value, bar.unit) == (250, "mm")
 
 
+def detect_one_line(monkeypatch, text, height, contrast, last=False):
+    """Stand in for text detection: one line, read ``text``, wherever the crop round a bar lies.
+
+    The line's box holds the pixels more than ``contrast`` (of 255) from the
+    crop's median grey, in the ``height`` rows from the first such row (from
+    the last, with ``last``). The recogniser's odds are out of reach.
+    """
+    def detect(engine, crop):
+        rows, cols = np.nonzero(np.abs(crop.astype(int) - int(np.median(crop))) > contrast)
+        inside = rows > rows.max() - height - 2 if last else rows < rows.min() + height + 2
+        rows, cols = rows[inside], cols[inside]
+        return [((int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1),
+                 text, 0.99)]
+
+    monkeypatch.setattr(scalebar, "_detect_text", detect)
+    monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
+
+
 @pytest.mark.parametrize("label, quality, read", [
     ("other", 0.33, False), ("other", 0.9, True), ("own", 0.33, True)])
 def test_text_of_the_other_colour_is_no_label_of_a_ragged_strip(
@@ -3240,15 +3258,8 @@ def test_text_of_the_other_colour_is_no_label_of_a_ragged_strip(
                           level=0.49, ground=0.02, quality=quality, polarity="dark",
                           core_top=80, core_bottom=87, sides=0.45, shape=quality)
 
-    def detect(engine, crop):  # finds the label, wherever the crop lies
-        rows, cols = np.nonzero(np.abs(crop.astype(int) - int(np.median(crop))) > 110)
-        inside = rows < rows.min() + text.shape[0] + 2  # (not what lies below it)
-        rows, cols = rows[inside], cols[inside]
-        return [((int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1),
-                 "25 nm", 0.99)]
-
-    monkeypatch.setattr(scalebar, "_detect_text", detect)
-    monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
+    # (The label, not what lies below it.)
+    detect_one_line(monkeypatch, "25 nm", text.shape[0], contrast=110)
     found = scalebar._read_detected(p, strip, object())
     assert (found is not None) == read
     if read:
@@ -3384,15 +3395,8 @@ def test_text_of_the_other_colour_is_no_label_of_a_strip_of_a_particle_grey(
                           level=level, ground=0.07, quality=0.69, polarity="dark",
                           core_top=26, core_bottom=33, sides=0.3, shape=0.69)
 
-    def detect(engine, crop):  # finds the label, wherever the crop lies
-        rows, cols = np.nonzero(np.abs(crop.astype(int) - int(np.median(crop))) > 30)
-        inside = rows > rows.max() - text.shape[0] - 2  # (not the particle above it)
-        rows, cols = rows[inside], cols[inside]
-        return [((int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1),
-                 "100nm", 0.99)]
-
-    monkeypatch.setattr(scalebar, "_detect_text", detect)
-    monkeypatch.setattr(scalebar, "_recogniser_odds", lambda engine, crop: None)
+    # (The label, under the particle.)
+    detect_one_line(monkeypatch, "100nm", text.shape[0], contrast=30, last=True)
     found = scalebar._read_detected(p, strip, object())
     assert (found is not None) == read
     if read:

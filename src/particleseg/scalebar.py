@@ -30,7 +30,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -1480,7 +1480,7 @@ def _label_groups(p, bar, free_glyphs=False):
                 continue
             if side in ("above", "below"):
                 gap = bt - cb if side == "above" else ct - bb
-                if gap < 0 or gap > max(1.5 * ch, 3 * t, 6):
+                if not _label_gap(gap, ch, t):
                     continue
                 if cr < span_l or cl > span_r:
                     continue
@@ -2351,19 +2351,23 @@ def _read_groups(p, bar, groups, engine):
                     wide is None and plain_u):
                 doubt *= 0.4
         unit, factor = _unit_in_core(p, group, bar, parsed[1], parsed[0])
-        if parsed[1] == "mm" and unit == "nm" and _unit_stems(group) not in (5, 6) \
-                and _line_odds(engine, crop, text) == "mm":
-            # An "mm" whose first letter is narrower than its second (a
-            # downscaled "m" can lose a stem's width), with no stems to
-            # count: the recogniser's odds, far ahead (:func:`_unit_verdict`),
-            # outweigh the widths.
-            unit, factor = "mm", 1.0
-        elif parsed[1] == "mm" and unit == "nm" and again is not None and again[1] == "mm" \
-                and _line_odds(engine, crop, text) == "mm":
-            # Five or six stems where the OCR reads "mm" at both sizes, its
-            # odds far ahead: two stems of an "m" can join (a monospaced
-            # "500mm" downscaled) as well as an "n" can read "m". Doubted.
-            factor = min(factor, 0.45)
+        # The recogniser's unit for the line (:func:`_line_odds`): one run of
+        # the recogniser, asked for at most once.
+        line_unit = lru_cache(maxsize=1)(partial(_line_odds, engine, crop, text))
+        if parsed[1] == "mm" and unit == "nm":
+            counted = _unit_stems(group) in (5, 6)
+            if (not counted or again is not None and again[1] == "mm") and line_unit() == "mm":
+                # Without stems to count, an "mm" whose first letter is
+                # narrower than its second (a downscaled "m" can lose a
+                # stem's width): the odds, far ahead (:func:`_unit_verdict`),
+                # outweigh the widths. With five or six stems and the OCR
+                # reading "mm" at both sizes, they doubt the stems: two
+                # stems of an "m" can join (a monospaced "500mm" downscaled)
+                # as well as an "n" can read "m".
+                if counted:
+                    factor = min(factor, 0.45)
+                else:
+                    unit, factor = "mm", 1.0
         doubt *= factor
         if line is not group and {unit, _unit_by_stems(line)} == {"nm", "mm"}:
             # The line's core, read for want of a reading of the line, can
@@ -2373,7 +2377,7 @@ def _read_groups(p, bar, groups, engine):
         # The recogniser's odds are asked only when there is a doubt to lift;
         # picometre bars stay as rare as they were, and a millimetre needs
         # odds far ahead (:func:`_unit_verdict`).
-        if doubt < 1 and unit != "pm" and _line_odds(engine, crop, text) == unit:
+        if doubt < 1 and unit != "pm" and line_unit() == unit:
             doubt = 1.0
         score *= doubt
         if best is None or score > best[4]:
@@ -3199,10 +3203,17 @@ def _strip_by_a_bar_of_ink(strip, bar, label_box):
     if strip.quality >= 0.5 or _ink(strip) or not _ink(bar):
         return False
     top, left, bottom, right = label_box
-    gap = max(top - bar.bottom, bar.top - bottom)
     span = 0.5 * (bar.right - bar.left)
-    return (0 <= gap <= max(1.5 * (bottom - top), 3 * bar.thickness, 6)
+    return (_label_gap(max(top - bar.bottom, bar.top - bottom), bottom - top, bar.thickness)
             and right > bar.left - span and left < bar.right + span)
+
+
+def _label_gap(gap, height, thickness):
+    """Whether text ``height`` px tall, ``gap`` px over or under a bar, may be its label.
+
+    ``thickness`` is the bar's: a thick bar's label can lie further off.
+    """
+    return 0 <= gap <= max(1.5 * height, 3 * thickness, 6)
 
 
 def _bar_box(bar):
