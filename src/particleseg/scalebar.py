@@ -961,6 +961,21 @@ def _measure_bar(p, box, factor, polarity):
     below = p[bottom:min(bottom + 3, H), left:right]
     grounds = np.concatenate([above.ravel(), below.ravel()])
     ground = float(np.median(grounds)) if grounds.size else 0.0
+    if level - ground < _FAINTEST and on[peak]:
+        # A faint bar in JPEG's noise can be found as a row or two of itself,
+        # its ground then its own rows: they run on past the box, and are
+        # followed (while they are a bar's, within a fifth of its length).
+        t1 = max(top - (right - left) // 5, 0)
+        levels = np.median(p[t1:min(bottom + (right - left) // 5, H), left:right], axis=1)
+        block, _ = ndi.label(levels >= (level + levels.min()) / 2)
+        k = block[peak + t0 - t1]
+        block = np.nonzero(block == k)[0]
+        if k and block[0] > 0 and block[-1] < len(levels) - 1:
+            top, bottom = t1 + int(block[0]), t1 + int(block[-1]) + 1
+            above = p[max(top - 3, 0):top, left:right]
+            below = p[bottom:min(bottom + 3, H), left:right]
+            grounds = np.concatenate([above.ravel(), below.ravel()])
+            ground = float(np.median(grounds))
     # The ground's pixel noise, from differences between neighbours along
     # the rows (robust; an outline or a particle beside the bar adds none).
     steps = np.concatenate([np.diff(above, axis=1).ravel(), np.diff(below, axis=1).ravel()])
@@ -988,11 +1003,12 @@ def _measure_bar(p, box, factor, polarity):
     # The wider window must find a crisp bar, with straight ends: not a
     # shaded band (the bar's contrast is no part of that check).
     found, widen = _widening_component(p, (top, left, bottom, right), thr, factor)
-    if isinstance(found, str):
+    if isinstance(found, str) or (found is None and widen > 0.5):
         # Particles darker than the ground (in the bar's polarity) along most
         # of both sides pull the median ground down to a threshold that the
-        # ground itself passes: the bar runs on into it. The ground is the
-        # lighter part of the pixels beside the bar, then.
+        # ground itself passes: the bar runs on into it (and, in a wider
+        # window, into rows of that ground as long as itself). The ground is
+        # the lighter part of the pixels beside the bar, then.
         lighter = float(np.percentile(grounds, 75))
         if lighter - ground > 0.25 * (level - ground) and level - lighter >= _FAINTEST:
             ground, thr = lighter, (level + lighter) / 2
@@ -1016,6 +1032,17 @@ def _measure_bar(p, box, factor, polarity):
     inside = thickness // 20
     middle = comp[core[inside:len(core) - inside]]
     whole = middle.all(axis=0)
+    # Over a particle darker than the ground (in the bar's polarity) on both
+    # sides, JPEG's ringing at the particle's edge can take rows of a faint
+    # bar (a quarter of the range above its ground, or less) below the
+    # midpoint: there, the bar's rows need only stand halfway up from the
+    # particle's grey two rows beside them.
+    edges = np.clip([bar_rows[0] - 2, bar_rows[-1] + 2], 0, win.shape[0] - 1)
+    over = win[edges].max(axis=0)
+    dark = over < ground - 0.5 * (level - ground)
+    if dark.any() and level - ground < 0.25:
+        halfway = win[core[inside:len(core) - inside]] >= (level + over) / 2
+        whole |= dark & middle.any(axis=0) & halfway.all(axis=0)
     # A single column short of the midpoint in one of three rows or more,
     # between whole ones, is the ground's noise on a faint bar, not its end.
     if len(middle) >= 3:
@@ -1073,8 +1100,27 @@ def _measure_bar(p, box, factor, polarity):
     long_runs = stops - starts >= min(reach, int(np.max(stops - starts, initial=0)))
     cut = (False, False)
     if long_runs.any():
-        i = a + int(starts[long_runs][0])
-        j = a + int(stops[long_runs][-1]) - 1
+        # The bar is the longest run and those that follow on from it across
+        # gaps no wider than the bar's reach or the run beyond, or at the
+        # bar's own grey: a stroke's run set apart from the bar by more, over
+        # a grey short of the bar's, is a glyph's (the last stem of an "m" on
+        # a particle that the bar's end lies over).
+        runs = list(zip(starts[long_runs], stops[long_runs]))
+        k = int(np.argmax([e - s for s, e in runs]))
+        own = np.median(profile[a + runs[k][0]:a + runs[k][1]]) - 0.1 * span
+
+        def joins(near, far):  # the run ``far`` goes on from the run ``near`` across the gap
+            gap = (min(near[1], far[1]), max(near[0], far[0]))
+            return (gap[1] - gap[0] <= max(reach, far[1] - far[0])
+                    or profile[a + gap[0]:a + gap[1]].min() >= own)
+
+        lo, hi = k, k
+        while lo > 0 and joins(runs[lo], runs[lo - 1]):
+            lo -= 1
+        while hi < len(runs) - 1 and joins(runs[hi], runs[hi + 1]):
+            hi += 1
+        i = a + int(runs[lo][0])
+        j = a + int(runs[hi][1]) - 1
         cut = (i - a > reach, b - j > reach)
         a, b = (i if cut[0] else a), (j if cut[1] else b)
         # Within reach, the columns past the clean run are the bar's (end ticks,
@@ -1096,6 +1142,29 @@ def _measure_bar(p, box, factor, polarity):
         a += 1
     while b > a and foreign[b]:
         b -= 1
+    # Nor a column at an end short of the bar's grey with something above the
+    # ground past it in the bar's rows (the blurred edge of a particle that
+    # touches the end): the length counts such a column's share of the bar
+    # from its grey (:func:`_run_length`).
+    # (Of a bar of ink only: a stroke of a particle's grey keeps its ragged
+    # ends. A blurred edge is a few columns wide: more, short of the bar's
+    # grey, are a shaded band's ends, which stay to fail its checks.)
+    grey = float(np.median(profile[a:b + 1]))
+    full_grey = grey - 0.25 * span
+
+    def blurred(c, step):
+        past = [profile[k] for k in (c + step, c + 2 * step) if 0 <= k < len(profile)]
+        return (grey >= _INK and profile[c] < full_grey and len(past) == 2
+                and min(past) > ground + 0.25 * span)
+
+    end = b
+    while end - a > 2 and blurred(end, 1):
+        end -= 1
+    b = end if b - end <= reach else b
+    end = a
+    while b - end > 2 and blurred(end, -1):
+        end += 1
+    a = end if end - a <= reach else a
     cut = (cut[0] or a > kept[0], cut[1] or b < kept[1])
     if b - a + 1 < max(8, 2.5 * thickness) or b - a + 1 > 0.85 * W:
         return None  # too short, or a strip across the image
@@ -1376,19 +1445,21 @@ def _holds_particle(win, labels, piece, grey):
 _SEEDS = 10
 
 
-def _label_groups(p, bar, free_glyphs=False):
+def _label_groups(p, bar, free_glyphs=False, wider=1):
     """Candidate label lines next to ``bar``, the nearest first.
 
     With ``free_glyphs``, glyphs joined to a particle beside them are cut
     out of it at their own grey (:func:`_holds_particle`): a last resort
     for labels no line reads, as the cut also thins the letters that the
-    unit checks measure.
+    unit checks measure. A line that runs on past the side of the window
+    searched (a label much wider than its bar) is looked for again in a
+    window ``wider`` times as wide.
     """
     H, W = p.shape
     L, t = bar.right - bar.left, max(bar.thickness, 1)
     # Text can be as tall as a short bar is long: the reach also grows with the image.
     reach_v = int(max(0.8 * L, 8 * t, 24, 0.1 * min(H, W)))
-    reach_h = int(max(1.3 * L, 10 * t, 40, 0.25 * min(H, W)))
+    reach_h = wider * int(max(1.3 * L, 10 * t, 40, 0.25 * min(H, W)))
     r0, r1 = max(bar.top - reach_v, 0), min(bar.bottom + reach_v, H)
     c0, c1 = max(bar.left - reach_h, 0), min(bar.right + reach_h, W)
     win = p[r0:r1, c0:c1]
@@ -1468,6 +1539,9 @@ def _label_groups(p, bar, free_glyphs=False):
         if (ct == 0 and r0 > 0) or (cl == 0 and c0 > 0) or (cb == wh and r1 < H) or (cr == ww and c1 < W):
             continue
         keep.append(c)
+    # Pieces cut by the window's sides (glyphs of a line that runs on past them).
+    edge = [c for c in comps if (c[2] == 0 and c0 > 0) or (c[4] == ww and c1 < W)]
+    runs_on = False
     groups = []
     used = set(bar_ids)
     span_l, span_r = bl - 0.5 * L, br + 0.5 * L
@@ -1525,6 +1599,12 @@ def _label_groups(p, bar, free_glyphs=False):
             if side in ("left", "right") and not gt + 0.15 * gh <= cy <= gb - 0.15 * gh:
                 break
             formed.update(m[0] for m in members)
+            # (A line within a glyph's height of a side of the window that is
+            # not the image's, or of a piece the side cuts, can run on past
+            # it: its first glyphs cut off.)
+            runs_on |= (gl <= gh and c0 > 0) or (ww - gr <= gh and c1 < W) or any(
+                min(c[3], gb) - max(c[1], gt) >= 0.5 * gh
+                and min(abs(c[4] - gl), abs(c[2] - gr)) <= gh for c in edge)
             # Pieces too small to be glyphs (a broken glyph's foot), within
             # the line and next to its glyphs, are theirs; in small text only
             # (beside large glyphs, such specks are the ground's grain).
@@ -1538,6 +1618,8 @@ def _label_groups(p, bar, free_glyphs=False):
             mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members + slivers])
             groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask,
                                  float(best_gap), grey=_text_grey(win[gt:gb, gl:gr], bar)))
+    if runs_on and wider == 1:
+        return _label_groups(p, bar, free_glyphs, wider=2)
     # Groups found from two sides can be the same line.
     unique, seen = [], set()
     for g in sorted(groups, key=lambda g: g.distance):
@@ -2151,6 +2233,8 @@ _LEADING_DIGITS = r"^\s*([0-9]+(?:[.,][0-9]+)?)"
 _LOOSE_DIGITS = r"^\s*([0-9][0-9OoIl|]*(?:[.,][0-9Oo]+)?)"
 #: A number whose first digit, a "1", OCR read as a letter ("i0", "I0"), then a digit.
 _LOOSE_ONE = r"^\s*([Il|i][0-9][0-9OoIl|]*(?:[.,][0-9Oo]+)?)"
+#: A number whose first digit, a "5", OCR read as an "S", then a digit or an "O" ("SOA").
+_LOOSE_FIVE = r"^\s*(S[0-9Oo][0-9OoIl|]*(?:[.,][0-9Oo]+)?)"
 
 
 def _line_number(text):
@@ -2177,13 +2261,16 @@ def _other_number(wide_text, text):
     # Letters that look like digits count as those digits ("2o" where the
     # line reads "2 pm": the "5" of "25 µm" lost to a particle in the line).
     # The wide reading's first digit may be read as a letter too: a "1" as
-    # an "i" ("i0 nm" where the line reads "110 nm", a speck before it).
-    wide = re.match(_LOOSE_DIGITS, wide_text or "") or re.match(_LOOSE_ONE, wide_text or "")
+    # an "i" ("i0 nm" where the line reads "110 nm", a speck before it), a
+    # "5" as an "S" ("SOA" where the line reads "60 A", the "5" over a
+    # particle of the text's grey).
+    wide = (re.match(_LOOSE_DIGITS, wide_text or "") or re.match(_LOOSE_ONE, wide_text or "")
+            or re.match(_LOOSE_FIVE, wide_text or ""))
     line = re.match(_LOOSE_DIGITS, text or "")
     if wide is None or line is None:
         return wide is not None and _line_number(wide_text) != _line_number(text)
     wide_digits, line_digits = (m.group(1).translate(_LOOKALIKES).replace("i", "1")
-                                for m in (wide, line))
+                                .replace("S", "5") for m in (wide, line))
     if wide_digits == line_digits:
         return False
     # Zeros alone ending the line's number ("0" where it reads "10 µm") are
@@ -2940,9 +3027,14 @@ def _better(a, b, held=()):
     return _clean_length(a) > _clean_length(b)
 
 
+#: The least grey (in a bar's polarity, the image's range being 0 to 1) of
+#: a bar of black or white ink, rather than of a particle's grey.
+_INK = 0.85
+
+
 def _ink(bar):
     """Whether a bar is of a black or white ink, not the grey of a particle."""
-    return bar.level >= 0.85
+    return bar.level >= _INK
 
 
 def _candidates(img):
