@@ -957,10 +957,14 @@ def _measure_bar(p, box, factor, polarity):
     if on[peak]:
         rows = np.nonzero(on == on[peak])[0] + t0
         top, bottom = max(top, int(rows[0])), min(bottom, int(rows[-1]) + 1)  # only ever narrower
-    above = p[max(top - 3, 0):top, left:right]
-    below = p[bottom:min(bottom + 3, H), left:right]
-    grounds = np.concatenate([above.ravel(), below.ravel()])
-    ground = float(np.median(grounds)) if grounds.size else 0.0
+
+    def beside(top, bottom):  # the three rows above and below the bar's, and their median
+        above = p[max(top - 3, 0):top, left:right]
+        below = p[bottom:min(bottom + 3, H), left:right]
+        grounds = np.concatenate([above.ravel(), below.ravel()])
+        return above, below, grounds, float(np.median(grounds)) if grounds.size else 0.0
+
+    above, below, grounds, ground = beside(top, bottom)
     if level - ground < _FAINTEST and on[peak]:
         # A faint bar in JPEG's noise can be found as a row or two of itself,
         # its ground then its own rows: they run on past the box, and are
@@ -972,10 +976,7 @@ def _measure_bar(p, box, factor, polarity):
         block = np.nonzero(block == k)[0]
         if k and block[0] > 0 and block[-1] < len(levels) - 1:
             top, bottom = t1 + int(block[0]), t1 + int(block[-1]) + 1
-            above = p[max(top - 3, 0):top, left:right]
-            below = p[bottom:min(bottom + 3, H), left:right]
-            grounds = np.concatenate([above.ravel(), below.ravel()])
-            ground = float(np.median(grounds))
+            above, below, grounds, ground = beside(top, bottom)
     # The ground's pixel noise, from differences between neighbours along
     # the rows (robust; an outline or a particle beside the bar adds none).
     steps = np.concatenate([np.diff(above, axis=1).ravel(), np.diff(below, axis=1).ravel()])
@@ -1030,7 +1031,8 @@ def _measure_bar(p, box, factor, polarity):
     # tick): a column is whole when the rows a twentieth of the thickness
     # inside the edges are.
     inside = thickness // 20
-    middle = comp[core[inside:len(core) - inside]]
+    middle_rows = core[inside:len(core) - inside]
+    middle = comp[middle_rows]
     whole = middle.all(axis=0)
     # Over a particle darker than the ground (in the bar's polarity) on both
     # sides, JPEG's ringing at the particle's edge can take rows of a faint
@@ -1041,7 +1043,7 @@ def _measure_bar(p, box, factor, polarity):
     over = win[edges].max(axis=0)
     dark = over < ground - 0.5 * (level - ground)
     if dark.any() and level - ground < 0.25:
-        halfway = win[core[inside:len(core) - inside]] >= (level + over) / 2
+        halfway = win[middle_rows] >= (level + over) / 2
         whole |= dark & middle.any(axis=0) & halfway.all(axis=0)
     # A single column short of the midpoint in one of three rows or more,
     # between whole ones, is the ground's noise on a faint bar, not its end.
@@ -1157,14 +1159,14 @@ def _measure_bar(p, box, factor, polarity):
         return (grey >= _INK and profile[c] < full_grey and len(past) == 2
                 and min(past) > ground + 0.25 * span)
 
-    end = b
-    while end - a > 2 and blurred(end, 1):
-        end -= 1
-    b = end if b - end <= reach else b
-    end = a
-    while b - end > 2 and blurred(end, -1):
-        end += 1
-    a = end if end - a <= reach else a
+    def inward(end, step, other):  # ``end`` moved in over such columns, when a few
+        c = end
+        while abs(other - c) > 2 and blurred(c, step):
+            c -= step
+        return c if abs(end - c) <= reach else end
+
+    b = inward(b, 1, a)
+    a = inward(a, -1, b)
     cut = (cut[0] or a > kept[0], cut[1] or b < kept[1])
     if b - a + 1 < max(8, 2.5 * thickness) or b - a + 1 > 0.85 * W:
         return None  # too short, or a strip across the image
@@ -1445,21 +1447,35 @@ def _holds_particle(win, labels, piece, grey):
 _SEEDS = 10
 
 
-def _label_groups(p, bar, free_glyphs=False, wider=1):
+def _label_groups(p, bar, free_glyphs=False):
     """Candidate label lines next to ``bar``, the nearest first.
 
     With ``free_glyphs``, glyphs joined to a particle beside them are cut
     out of it at their own grey (:func:`_holds_particle`): a last resort
     for labels no line reads, as the cut also thins the letters that the
-    unit checks measure. A line that runs on past the side of the window
+    unit checks measure. A line that may run on past a side of the window
     searched (a label much wider than its bar) is looked for again in a
-    window ``wider`` times as wide.
+    window twice as wide, once (as :func:`_read_detected` does).
+    """
+    H, W = p.shape
+    L, t = bar.right - bar.left, max(bar.thickness, 1)
+    reach_h = int(max(1.3 * L, 10 * t, 40, 0.25 * min(H, W)))
+    groups, cut = _label_lines(p, bar, free_glyphs, reach_h)
+    if cut:
+        groups, _ = _label_lines(p, bar, free_glyphs, 2 * reach_h)
+    return groups
+
+
+def _label_lines(p, bar, free_glyphs, reach_h):
+    """:func:`_label_groups` in the window ``reach_h`` columns either side of the bar.
+
+    Returns the lines, and whether one may run on past a side of the
+    window that is not the image's.
     """
     H, W = p.shape
     L, t = bar.right - bar.left, max(bar.thickness, 1)
     # Text can be as tall as a short bar is long: the reach also grows with the image.
     reach_v = int(max(0.8 * L, 8 * t, 24, 0.1 * min(H, W)))
-    reach_h = wider * int(max(1.3 * L, 10 * t, 40, 0.25 * min(H, W)))
     r0, r1 = max(bar.top - reach_v, 0), min(bar.bottom + reach_v, H)
     c0, c1 = max(bar.left - reach_h, 0), min(bar.right + reach_h, W)
     win = p[r0:r1, c0:c1]
@@ -1618,15 +1634,13 @@ def _label_groups(p, bar, free_glyphs=False, wider=1):
             mask = np.isin(labels[gt:gb, gl:gr], [m[0] for m in members + slivers])
             groups.append(_Group(side, (gt + r0, gl + c0, gb + r0, gr + c0), mask,
                                  float(best_gap), grey=_text_grey(win[gt:gb, gl:gr], bar)))
-    if runs_on and wider == 1:
-        return _label_groups(p, bar, free_glyphs, wider=2)
     # Groups found from two sides can be the same line.
     unique, seen = [], set()
     for g in sorted(groups, key=lambda g: g.distance):
         if g.box not in seen:
             seen.add(g.box)
             unique.append(g)
-    return unique
+    return unique, runs_on
 
 
 #: Below this fraction of grey edge pixels, a label's glyphs are aliased (:func:`_aliased`).
