@@ -777,8 +777,15 @@ def _bar_component(p, box, thr, pad_v, pad_h):
             block.append(r)
             r += step
     bar_rows = np.array(sorted(block))
-    if len(np.setdiff1d(np.nonzero(row_counts >= 0.8 * longest)[0], bar_rows)):
-        return None  # two bands of long rows: the frame of a box, not a bar
+    long_rows = np.nonzero(row_counts >= 0.8 * longest)[0]
+    if len(np.setdiff1d(long_rows, bar_rows)):
+        # Two bands of long rows: the frame of a box, not a bar; unless the
+        # rows between are long too (a thick bar with particles touching its
+        # ends, one in its upper rows and one in its lower ones).
+        between = np.arange(long_rows[0], long_rows[-1] + 1)
+        if row_counts[between].min() < 0.5 * longest:
+            return None
+        bar_rows = between
     bar_rows = _rows_of_most_columns(comp, bar_rows)
     lefts = np.array([np.nonzero(comp[r])[0][0] for r in bar_rows])
     rights = np.array([np.nonzero(comp[r])[0][-1] for r in bar_rows])
@@ -2363,7 +2370,10 @@ def _read_groups(p, bar, groups, engine):
     give the unit, or the score is halved. It is read once more unmasked,
     with a margin on both sides: a glyph left out of the line (a "2"
     touching a particle) then shows as another reading, and the score drops
-    below the threshold ("25 nm" is never silently "5 nm").
+    below the threshold ("25 nm" is never silently "5 nm"). So do the
+    readings of two lines over the same text (one taking in a particle
+    beside it, where the letters' stems cannot be counted) that read
+    different lengths at the threshold: each score is halved.
 
     Doubts about the unit alone (not the number) are lifted when the
     recogniser's own odds clearly favour the unit read (:func:`_unit_by_odds`);
@@ -2371,7 +2381,7 @@ def _read_groups(p, bar, groups, engine):
     those odds favour (:func:`_unit_from_odds`); a line read as no length at
     all, the label they clearly favour (:func:`_label_from_odds`).
     """
-    best = None
+    read = []
     for group in groups:
         crop = _ocr_crop(p, group, 40)
         text, score = _recognise(engine, crop)
@@ -2481,11 +2491,15 @@ def _read_groups(p, bar, groups, engine):
         if doubt < 1 and unit != "pm" and line_unit() == unit:
             doubt = 1.0
         score *= doubt
-        if best is None or score > best[4]:
-            best = (group, text, parsed[0], unit, score)
+        read.append((group, text, parsed[0], unit, score))
         if score > 0.9:
             break
-    return best
+    # Two lines over the same text (one taking in a particle beside it) that
+    # read it as different lengths, both at the threshold: neither is sure.
+    sure = [r if not any(q[4] >= MIN_CONFIDENCE and q[2:4] != r[2:4]
+                         and _overlap(q[0].box, r[0].box) for q in read)
+            else (*r[:4], 0.5 * r[4]) for r in read]
+    return max(sure, key=lambda r: r[4], default=None)
 
 
 #: The signs OCR reads for a "µ": the micro sign and the Greek mu.
@@ -2983,10 +2997,14 @@ def _along(inner, outer):
     bar's end ticks, on the side where they stand out, is not: it runs on
     round the ticks, past both ends of the bar.
     """
-    first, last = inner.reach
     return (_inside(inner, outer) and not _inside(outer, inner)
-            and inner.length >= _STRIP_RATIO[0] * outer.length
-            and not (first < outer.left and last > outer.right))
+            and inner.length >= _STRIP_RATIO[0] * outer.length and not _runs_past(inner, outer))
+
+
+def _runs_past(a, b):
+    """Whether the component of bar ``a`` runs on past both ends of bar ``b``."""
+    first, last = a.reach
+    return first < b.left and last > b.right
 
 
 def _held(a, bars):
@@ -3008,7 +3026,10 @@ def _held(a, bars):
 def _better(a, b, held=()):
     """Whether bar ``a`` is more likely the scale bar than ``b``, which touches it.
 
-    Of two of the other polarity, one running along the other between its
+    Of two of the other polarity over the same columns, a clean bar of ink
+    wins over one whose rows run on past both its ends (the strip of a box
+    between the bar and its label). Of two of the other polarity, one
+    running along the other between its
     ends, clean, of a black or white ink (not the grey of a particle), with
     grounds as alike, and shorter (but not much shorter) is the bar, and the
     other a strip of the box it is drawn in: the rows between the bar and
@@ -3021,6 +3042,11 @@ def _better(a, b, held=()):
     ground above and below is the bar, the other a strip of the box it is
     drawn in; else the longer and cleaner one wins.
     """
+    for inner, outer in ((a, b), (b, a)):
+        # (The strip is measured to the bar's ends by the glyphs beside it.)
+        if (_inside(inner, outer) and _inside(outer, inner) and _runs_past(outer, inner)
+                and not _runs_past(inner, outer) and inner.quality >= 0.8 and _ink(inner)):
+            return inner is a
     for inner, outer in ((a, b), (b, a)):
         upper = _HELD_RATIO if any(inner is h for h in held) else _STRIP_RATIO[1]
         if (_along(inner, outer) and inner.quality >= 0.8 and _ink(inner)
@@ -3139,8 +3165,11 @@ def find_scale_bar(image, *, read=True):
             if hit is not None:
                 group, text, value, unit, score = hit
                 readings.append((bar, p, group.box, text, value, unit, score))
-            # (A ragged bar's label can be a clean bar's further off: read on.)
-            if readings and readings[-1][-1] > 0.9 and readings[-1][0].quality >= 0.8:
+            # (A ragged bar's label can be a clean bar's further off, and so
+            # can the label of a band of a particle's grey, between particles
+            # and the box of a bar of ink: read on.)
+            if (readings and readings[-1][-1] > 0.9 and readings[-1][0].quality >= 0.8
+                    and _ink(readings[-1][0])):
                 break
         # Labels that line grouping missed (other colour, box) or joined to
         # texture beside them: find the text lines around the bar.
@@ -3258,16 +3287,17 @@ def _holds_bar(label_box, reading):
 def _to_clean_bars(readings, found):
     """The readings, each given to its clean bar (:func:`_to_clean_bar`).
 
-    A bar's own reading of a label is kept over one handed to it that read
-    the same label otherwise (the foot of the "2" of a "25 µm", a "bar" whose
-    line lost the "2" and read "5 µm"): that one is left out. So is a
+    A bar's own reading of a label is kept over one handed to it (the foot
+    of the "2" of a "25 µm", a "bar" whose line lost the "2" and read "5 µm",
+    where the bar's own reading read the same or was doubted by the "25 µm"
+    of its wider crop): that one is left out. So is a
     reading whose bar is shorter than its label is tall: a scale bar is at
     least as long as that, a stroke of the text itself may not be.
     """
     handed = [_to_clean_bar(r, found) for r in readings]
     # A reading is (bar, p, label_box, text, value, unit, score).
     kept = [h for h, r in zip(handed, readings) if h is r or not any(
-        q[0] is h[0] and _overlap(q[2], h[2]) and q[4:6] != h[4:6] for q in readings)]
+        q[0] is h[0] and _overlap(q[2], h[2]) for q in readings)]
     # (A stroke of a large "µ" read the line it is part of.)
     return [r for r in kept if r[0].length >= r[2][2] - r[2][0]]
 
@@ -3281,7 +3311,8 @@ def _to_clean_bar(reading, found):
     can a "bar" shorter than the label it read (a sliver of a box's edge or
     of a particle next to the label) when the bar's own line lost part of
     the label (the "25" of a "25 µm"): its label goes to a clean bar at
-    least as long as the label.
+    least as long as the label. A clean bar of black or white ink keeps its
+    label from a bar of a particle's grey (:func:`_owns_label`).
     """
     bar, _, label_box = reading[:3]
     width = label_box[3] - label_box[1]
@@ -3291,6 +3322,7 @@ def _to_clean_bar(reading, found):
         # (A short bar's label goes to no bar that is short of it as well.)
         if (other.polarity == bar.polarity and other.length > bar.length and other.quality >= 0.8
                 and (bar.quality < 0.5 or other.length >= width)
+                and (bar.quality < 0.8 or _ink(other) or not _ink(bar))
                 and (any(_overlap(group.box, label_box) for group in groups)
                      or _strip_by_a_bar_of_ink(bar, other, label_box))):
             return (other, p, *reading[2:])
