@@ -577,9 +577,9 @@ def test_a_band_of_ground_between_particles_and_a_boxed_bar_does_not_take_its_la
 def test_a_thick_bar_touched_at_its_ends_by_particles_in_other_rows_is_found(seed):
     # Synthetic seed 90 figure 53: a 1067 px bar 84 px thick on a 6144 px
     # image, a particle touching the upper rows of its right end and another
-    # the lower rows of its left end. The bar's rows with a particle were
-    # longer than a fifth over those without, in two bands, as the frame of
-    # a box: no bar was found.
+    # the lower rows of its left end. The bar's rows without a particle fell
+    # short of four fifths of the longest, leaving two bands of long rows,
+    # as the frame of a box does: no bar was found.
     def particles(ground, truth):
         top, left, bottom, right = truth.bar_box
         third = (bottom - top) // 3

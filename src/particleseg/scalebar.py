@@ -978,9 +978,9 @@ def _measure_bar(p, box, factor, polarity):
         # followed (while they are a bar's, within a fifth of its length).
         t1 = max(top - (right - left) // 5, 0)
         levels = np.median(p[t1:min(bottom + (right - left) // 5, H), left:right], axis=1)
-        block, _ = ndi.label(levels >= (level + levels.min()) / 2)
-        k = block[peak + t0 - t1]
-        block = np.nonzero(block == k)[0]
+        blocks, _ = ndi.label(levels >= (level + levels.min()) / 2)
+        k = blocks[peak + t0 - t1]
+        block = np.nonzero(blocks == k)[0]
         if k and block[0] > 0 and block[-1] < len(levels) - 1:
             top, bottom = t1 + int(block[0]), t1 + int(block[-1]) + 1
             above, below, grounds, ground = beside(top, bottom)
@@ -1046,10 +1046,10 @@ def _measure_bar(p, box, factor, polarity):
     # bar (a quarter of the range above its ground, or less) below the
     # midpoint: there, the bar's rows need only stand halfway up from the
     # particle's grey two rows beside them.
-    edges = np.clip([bar_rows[0] - 2, bar_rows[-1] + 2], 0, win.shape[0] - 1)
-    over = win[edges].max(axis=0)
-    dark = over < ground - 0.5 * (level - ground)
-    if dark.any() and level - ground < 0.25:
+    if level - ground < 0.25:
+        edges = np.clip([bar_rows[0] - 2, bar_rows[-1] + 2], 0, win.shape[0] - 1)
+        over = win[edges].max(axis=0)
+        dark = over < ground - 0.5 * (level - ground)
         halfway = win[middle_rows] >= (level + over) / 2
         whole |= dark & middle.any(axis=0) & halfway.all(axis=0)
     # A single column short of the midpoint in one of three rows or more,
@@ -3029,8 +3029,8 @@ def _better(a, b, held=()):
     Of two of the other polarity over the same columns, a clean bar of ink
     wins over one whose rows run on past both its ends (the strip of a box
     between the bar and its label). Of two of the other polarity, one
-    running along the other between its
-    ends, clean, of a black or white ink (not the grey of a particle), with
+    running along the other between its ends, clean, of a black or white
+    ink (not the grey of a particle), with
     grounds as alike, and shorter (but not much shorter) is the bar, and the
     other a strip of the box it is drawn in: the rows between the bar and
     the box's edge, with the bar's grey beyond them, or the box's whole line
@@ -3042,11 +3042,12 @@ def _better(a, b, held=()):
     ground above and below is the bar, the other a strip of the box it is
     drawn in; else the longer and cleaner one wins.
     """
-    for inner, outer in ((a, b), (b, a)):
-        # (The strip is measured to the bar's ends by the glyphs beside it.)
-        if (_inside(inner, outer) and _inside(outer, inner) and _runs_past(outer, inner)
-                and not _runs_past(inner, outer) and inner.quality >= 0.8 and _ink(inner)):
-            return inner is a
+    if _inside(a, b) and _inside(b, a):
+        for inner, outer in ((a, b), (b, a)):
+            # (The strip is measured to the bar's ends by the glyphs beside it.)
+            if (_runs_past(outer, inner) and not _runs_past(inner, outer)
+                    and inner.quality >= 0.8 and _ink(inner)):
+                return inner is a
     for inner, outer in ((a, b), (b, a)):
         upper = _HELD_RATIO if any(inner is h for h in held) else _STRIP_RATIO[1]
         if (_along(inner, outer) and inner.quality >= 0.8 and _ink(inner)
@@ -3075,6 +3076,11 @@ _INK = 0.85
 def _ink(bar):
     """Whether a bar is of a black or white ink, not the grey of a particle."""
     return bar.level >= _INK
+
+
+def _clean_ink_over_grey(a, b):
+    """Whether bar ``a`` is clean and of black or white ink, and ``b`` of a particle's grey."""
+    return _ink(a) and not _ink(b) and a.quality >= 0.8
 
 
 def _candidates(img):
@@ -3264,7 +3270,7 @@ def _owns_label(a, b):
     between particles and the label's box.
     """
     def clean_ink_over(x, y):
-        return _ink(x) and not _ink(y) and x.quality >= 0.8 and y.quality <= x.quality
+        return _clean_ink_over_grey(x, y) and y.quality <= x.quality
 
     if clean_ink_over(a, b) or clean_ink_over(b, a):
         return clean_ink_over(a, b)
@@ -3322,7 +3328,7 @@ def _to_clean_bar(reading, found):
         # (A short bar's label goes to no bar that is short of it as well.)
         if (other.polarity == bar.polarity and other.length > bar.length and other.quality >= 0.8
                 and (bar.quality < 0.5 or other.length >= width)
-                and (bar.quality < 0.8 or _ink(other) or not _ink(bar))
+                and not _clean_ink_over_grey(bar, other)
                 and (any(_overlap(group.box, label_box) for group in groups)
                      or _strip_by_a_bar_of_ink(bar, other, label_box))):
             return (other, p, *reading[2:])
